@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// udocker for Swift: package layout. Modules depend downwards only: udocker -> Runtime -> Registry -> CAS.
+import PackageDescription
+
+let package = Package(
+    name: "udocker",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "udocker", targets: ["udocker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, each found through pkg-config where Debian ships a .pc file.
+        .systemLibrary(name: "CLMDB", path: "Sources/CLMDB",
+                       providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Small C helpers for calls Swift cannot make directly (variadic ioctl/fcntl/curl_easy_setopt)
+        // and for the SHA-256 inner loop over OpenSSL's libcrypto.
+        .target(name: "CShim", path: "Sources/CShim",
+                linkerSettings: [.linkedLibrary("crypto")]),
+
+        .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
+        .target(name: "Registry", dependencies: ["CAS", "CCurl", "CShim"]),
+        .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim"]),
+        .executableTarget(name: "udocker", dependencies: [
+            "CAS", "Registry", "Runtime",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "CASTests", dependencies: ["CAS", "CShim"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "CAS"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "CAS"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["CAS", "CShim"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

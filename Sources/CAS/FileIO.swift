@@ -1,0 +1,141 @@
+// Thin, error-checked POSIX file helpers shared by the store: open, write-all, fsync, atomic file writes.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+public enum FileIO {
+    public static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) throws -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        if fd < 0 { throw CASError.io("open", path, errno) }
+        return fd
+    }
+
+    public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+        var off = 0
+        while off < buffer.count {
+            let n = write(fd, buffer.baseAddress! + off, buffer.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CASError.io("write", path, errno)
+            }
+            off += n
+        }
+    }
+
+    public static func fsync(_ fd: Int32, path: String) throws {
+        if Glibc.fsync(fd) != 0 && errno != EINVAL { throw CASError.io("fsync", path, errno) }
+    }
+
+    /// fsync of a directory so a rename inside it is durable.
+    public static func fsyncDirectory(_ path: String) throws {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw CASError.io("open", path, errno) }
+        defer { _ = close(fd) }
+        try fsync(fd, path: path)
+    }
+
+    public static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for comp in path.split(separator: "/") {
+            current += "/" + comp
+            if mkdir(current, mode) != 0 && errno != EEXIST {
+                throw CASError.io("mkdir", current, errno)
+            }
+        }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { _ = close(fd) }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CASError.io("read", path, errno)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return out
+    }
+
+    /// Writes a small file atomically and durably: temp file beside it, fsync, rename, fsync dir.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        let dir = parent(of: path)
+        let tmp = "\(dir)/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(basename(of: path))"
+        let fd = try open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode)
+        do {
+            try bytes.withUnsafeBytes { b in try writeAll(fd, b, path: tmp) }
+            try fsync(fd, path: tmp)
+            _ = close(fd)
+        } catch {
+            _ = close(fd)
+            _ = unlink(tmp)
+            throw error
+        }
+        if rename(tmp, path) != 0 {
+            let e = errno
+            _ = unlink(tmp)
+            throw CASError.io("rename", path, e)
+        }
+        try fsyncDirectory(dir)
+    }
+
+    public static func parent(of path: String) -> String {
+        guard let i = path.lastIndex(of: "/") else { return "." }
+        return i == path.startIndex ? "/" : String(path[..<i])
+    }
+
+    public static func basename(of path: String) -> String {
+        guard let i = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: i)...])
+    }
+
+    /// Directory entries except "." and "..". Missing directory gives an empty list.
+    public static func listDirectory(_ path: String) throws -> [String] {
+        guard let d = opendir(path) else {
+            if errno == ENOENT { return [] }
+            throw CASError.io("opendir", path, errno)
+        }
+        defer { closedir(d) }
+        var out = [String]()
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
+    }
+
+    /// Removes a tree, making directories writable first (store trees are kept read-only).
+    public static func removeTree(_ path: String) throws {
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            if errno == ENOENT { return }
+            throw CASError.io("lstat", path, errno)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            if (st.st_mode & 0o700) != 0o700 { _ = chmod(path, (st.st_mode & 0o7777) | 0o700) }
+            for name in try listDirectory(path) {
+                try removeTree(path + "/" + name)
+            }
+            if rmdir(path) != 0 && errno != ENOENT { throw CASError.io("rmdir", path, errno) }
+        } else if unlink(path) != 0 && errno != ENOENT {
+            throw CASError.io("unlink", path, errno)
+        }
+    }
+}

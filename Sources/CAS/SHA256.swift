@@ -1,0 +1,52 @@
+// Streaming SHA-256 over OpenSSL's libcrypto (through CShim), which uses the CPU's SHA instructions.
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An incremental SHA-256 hasher. Not thread-safe; one per stream.
+public final class SHA256Hasher {
+    private let ctx: OpaquePointer
+    public private(set) var byteCount: UInt64 = 0
+
+    public init() throws {
+        guard let c = ud_sha256_new() else { throw CASError.internalFailure("cannot create a SHA-256 context (libcrypto)") }
+        ctx = c
+    }
+
+    deinit { ud_sha256_free(ctx) }
+
+    public func update(_ buffer: UnsafeRawBufferPointer) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        _ = ud_sha256_update(ctx, base, buffer.count)
+        byteCount += UInt64(buffer.count)
+    }
+
+    public func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    /// Returns the digest and resets the hasher for reuse.
+    public func finish() -> Digest {
+        var out = [UInt8](repeating: 0, count: 32)
+        _ = out.withUnsafeMutableBufferPointer { ud_sha256_final(ctx, $0.baseAddress) }
+        byteCount = 0
+        return Digest(bytes: out)
+    }
+
+    /// Hashes a whole file from its start. Returns the digest and its size.
+    public static func hash(fileAt path: String) throws -> (Digest, UInt64) {
+        let fd = try FileIO.open(path, O_RDONLY)
+        defer { _ = close(fd) }
+        return try hash(fd: fd, path: path)
+    }
+
+    /// Hashes an open descriptor from its current offset to the end.
+    public static func hash(fd: Int32, path: String) throws -> (Digest, UInt64) {
+        var out = [UInt8](repeating: 0, count: 32)
+        var n: UInt64 = 0
+        let rc = out.withUnsafeMutableBufferPointer { ud_sha256_fd(fd, $0.baseAddress, &n) }
+        if rc != 0 { throw CASError.io("read", path, errno) }
+        return (Digest(bytes: out), n)
+    }
+}

@@ -1,0 +1,129 @@
+/* Implementation of the C helpers declared in include/cshim.h. */
+#define _GNU_SOURCE
+#include "cshim.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <openssl/evp.h>
+
+struct ud_sha256 { EVP_MD_CTX *ctx; };
+
+ud_sha256 *ud_sha256_new(void) {
+    ud_sha256 *h = malloc(sizeof *h);
+    if (!h) return NULL;
+    h->ctx = EVP_MD_CTX_new();
+    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        if (h->ctx) EVP_MD_CTX_free(h->ctx);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int ud_sha256_update(ud_sha256 *h, const void *data, size_t len) {
+    return EVP_DigestUpdate(h->ctx, data, len) == 1 ? 0 : -1;
+}
+
+int ud_sha256_final(ud_sha256 *h, unsigned char out[32]) {
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(h->ctx, out, &n) != 1 || n != 32) return -1;
+    return EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) == 1 ? 0 : -1;
+}
+
+void ud_sha256_free(ud_sha256 *h) {
+    if (!h) return;
+    EVP_MD_CTX_free(h->ctx);
+    free(h);
+}
+
+int ud_sha256_fd(int fd, unsigned char out[32], uint64_t *bytes) {
+    enum { BUF = 1 << 20 };
+    unsigned char *buf = malloc(BUF);
+    if (!buf) { errno = ENOMEM; return -1; }
+    ud_sha256 *h = ud_sha256_new();
+    if (!h) { free(buf); errno = ENOMEM; return -1; }
+    uint64_t total = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, BUF);
+        if (r < 0) { if (errno == EINTR) continue; rc = -1; break; }
+        if (r == 0) break;
+        ud_sha256_update(h, buf, (size_t)r);
+        total += (uint64_t)r;
+    }
+    if (rc == 0) rc = ud_sha256_final(h, out);
+    int saved = errno;
+    ud_sha256_free(h);
+    free(buf);
+    errno = saved;
+    if (bytes) *bytes = total;
+    return rc;
+}
+
+static int ofd_setlk(int fd, short type, int wait) {
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    int cmd = wait ? F_OFD_SETLKW : F_OFD_SETLK;
+    for (;;) {
+        int r = fcntl(fd, cmd, &fl);
+        if (r == 0) return 0;
+        if (errno == EINTR) continue;
+        /* Filesystems without OFD support fall back to classic POSIX record locks. */
+        if (errno == EINVAL) {
+            cmd = wait ? F_SETLKW : F_SETLK;
+            r = fcntl(fd, cmd, &fl);
+            if (r == 0) return 0;
+            if (errno == EINTR) continue;
+        }
+        return -1;
+    }
+}
+
+int ud_ofd_lock(int fd, int exclusive, int wait) {
+    return ofd_setlk(fd, exclusive ? F_WRLCK : F_RDLCK, wait);
+}
+
+int ud_ofd_unlock(int fd) { return ofd_setlk(fd, F_UNLCK, 0); }
+
+long ud_statfs_type(const char *path) {
+    struct statfs s;
+    if (statfs(path, &s) != 0) return -1;
+    return (long)s.f_type;
+}
+
+int ud_ficlone(int dst_fd, int src_fd) { return ioctl(dst_fd, FICLONE, src_fd); }
+
+int ud_openat_beneath(int dirfd, const char *path, int flags, mode_t mode, int nosymlinks) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)flags;
+    if (flags & (O_CREAT | O_TMPFILE)) how.mode = mode;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    if (nosymlinks) how.resolve |= RESOLVE_NO_SYMLINKS;
+    for (;;) {
+        long r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (r >= 0) return (int)r;
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return -1;
+    }
+}
+
+int ud_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+}
+
+int ud_pid_alive(int pid) {
+    if (pid <= 0) return 0;
+    if (kill(pid, 0) == 0) return 1;
+    return errno == EPERM ? 1 : 0;
+}

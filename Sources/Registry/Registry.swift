@@ -1,0 +1,2 @@
+// The Registry module: placeholder file until its issue lands.
+public enum RegistryModule { public static let name = "Registry" }

@@ -1,0 +1,2 @@
+// Entry point of the udocker command line.
+print("udocker")

@@ -1,0 +1,4 @@
+// Smoke test of the CASTests target.
+import Testing
+
+@Test func CASTestsBuilds() { #expect(Bool(true)) }

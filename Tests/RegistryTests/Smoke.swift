@@ -1,0 +1,4 @@
+// Smoke test of the RegistryTests target.
+import Testing
+
+@Test func RegistryTestsBuilds() { #expect(Bool(true)) }

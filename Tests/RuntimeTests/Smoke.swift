@@ -1,0 +1,4 @@
+// Smoke test of the RuntimeTests target.
+import Testing
+
+@Test func RuntimeTestsBuilds() { #expect(Bool(true)) }
