@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Store benchmark: blob ingest throughput against sha256sum and openssl, and layer unpack rate
+# against GNU tar, on the same files in one run. Prints a Markdown table (paste it into README.md).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${BENCH_WORK:-/var/tmp/udocker-bench-store}
+INGEST_MB=${INGEST_MB:-1024}
+SMALL_FILES=${SMALL_FILES:-20000}
+RUNS=${RUNS:-3}
+
+cd "$here"
+swift build -c release -q --product udocker
+UD="$here/.build/release/udocker"
+ROOTOPT=(); [ "$(id -u)" -eq 0 ] && ROOTOPT=(--allow-root)
+ud() { "$UD" "${ROOTOPT[@]}" --repo="$WORK/repo" "$@"; }
+
+mkdir -p "$WORK"
+now() { date +%s.%N; }
+# best_of CMD...: the fastest of $RUNS runs, in seconds; $PREP (a function name) runs untimed before each.
+best_of() {
+  local best="" t0 t1 d
+  for _ in $(seq "$RUNS"); do
+    [ -n "${PREP:-}" ] && "$PREP"
+    sync
+    t0=$(now); "$@" >/dev/null; t1=$(now)
+    d=$(echo "$t1 - $t0" | bc -l)
+    if [ -z "$best" ] || (( $(echo "$d < $best" | bc -l) )); then best=$d; fi
+  done
+  printf '%.3f' "$best"
+}
+ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+rate() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+
+fresh_repo() { rm -rf "$WORK/repo"; ud mkrepo "$WORK/repo" >/dev/null; }
+
+# --- inputs -------------------------------------------------------------------------------
+big="$WORK/ingest.bin"
+if [ ! -f "$big" ] || [ "$(stat -c %s "$big")" -ne $((INGEST_MB * 1048576)) ]; then
+  head -c $((INGEST_MB * 1048576)) /dev/urandom > "$big"
+fi
+small_tar="$WORK/small.tar"
+if [ ! -f "$small_tar" ]; then
+  rm -rf "$WORK/small"; mkdir -p "$WORK/small"
+  python3 - "$WORK/small" "$SMALL_FILES" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(42)
+for i in range(n):
+    d = os.path.join(root, "usr", "share", "d%03d" % (i % 200))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(random.randint(64, 8192)))
+PY
+  tar -C "$WORK/small" -cf "$small_tar" .
+  gzip -k -6 -f "$small_tar"
+fi
+mixed_tar="$WORK/mixed.tar"
+if [ ! -f "$mixed_tar" ]; then
+  rm -rf "$WORK/mixed"; mkdir -p "$WORK/mixed/opt/big" "$WORK/mixed/usr/lib"
+  for i in 1 2 3 4; do head -c $((25 * 1048576)) /dev/urandom > "$WORK/mixed/opt/big/blob$i"; done
+  for i in $(seq 1 2000); do head -c 4096 /dev/urandom > "$WORK/mixed/usr/lib/lib$i.so"; done
+  tar -C "$WORK/mixed" -cf "$mixed_tar" .
+  gzip -k -6 -f "$mixed_tar"
+fi
+
+# --- ingest -------------------------------------------------------------------------------
+t_sha=$(best_of sha256sum "$big")
+t_ossl=$(best_of openssl dgst -sha256 "$big")
+PREP=fresh_repo
+t_ing=$(best_of ud store ingest "$big")
+PREP=
+gb=$(echo "$INGEST_MB / 1024" | bc -l)
+
+# --- unpack -------------------------------------------------------------------------------
+prep_tar_dir() { rm -rf "$WORK/x"; mkdir -p "$WORK/x"; }
+unpack_row() { # name tarfile tar-flag
+  local name=$1 file=$2 flag=$3 digest files bytes t_tar t_ud
+  files=$(tar -tf "$file" | grep -vc '/$' || true)
+  bytes=$(tar -tvf "$file" | awk '{s+=$3} END {print s}')
+  PREP=prep_tar_dir
+  t_tar=$(best_of tar -x"$flag"f "$file" -C "$WORK/x")
+  prep_ud() { fresh_repo; digest=$(ud store ingest "$file" | awk '{print $1}'); echo "$digest" > "$WORK/digest"; }
+  PREP=prep_ud
+  t_ud=$(best_of bash -c "'$UD' ${ROOTOPT[*]} --repo='$WORK/repo' store unpack \$(cat '$WORK/digest')")
+  PREP=
+  printf '| unpack %s (%s files, %s MB) | tar -x%sf %ss | udocker %ss | %s files/s, %s MB/s | %s |\n' \
+    "$name" "$files" "$((bytes / 1048576))" "$flag" "$t_tar" "$t_ud" \
+    "$(printf '%.0f' "$(echo "$files / $t_ud" | bc -l)")" "$(rate "$((bytes / 1048576))" "$t_ud")" \
+    "$(ratio "$t_ud" "$t_tar")"
+}
+
+echo "Store benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), best of $RUNS runs"
+echo
+echo "| what | yardstick | ours | rate | ours / yardstick |"
+echo "|---|---|---|---|---|"
+printf '| ingest %s MiB | sha256sum %ss | %ss | %s GB/s | %s |\n' "$INGEST_MB" "$t_sha" "$t_ing" "$(rate "$gb" "$t_ing")" "$(ratio "$t_ing" "$t_sha")"
+printf '| ingest %s MiB | openssl dgst -sha256 %ss | %ss | %s GB/s | %s |\n' "$INGEST_MB" "$t_ossl" "$t_ing" "$(rate "$gb" "$t_ing")" "$(ratio "$t_ing" "$t_ossl")"
+unpack_row "small files, plain" "$small_tar" ""
+unpack_row "small files, gzip" "$small_tar.gz" "z"
+unpack_row "mixed, plain" "$mixed_tar" ""
+unpack_row "mixed, gzip" "$mixed_tar.gz" "z"

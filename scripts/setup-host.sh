@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a fresh Debian machine, and creates the
+# unprivileged user the tests run as. Safe to run again; does nothing that is already done.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # build
+  liblmdb-dev libarchive-dev libcurl4-openssl-dev libssl-dev pkg-config
+  # tests and demo: images are built from busybox-static; compressors; a real registry
+  busybox-static zstd xz-utils gzip tar lmdb-utils docker-registry apache2-utils openssl
+  # execution engines used by the run tests
+  proot fakechroot runc crun patchelf
+  # yardsticks used by the benchmarks
+  skopeo hyperfine bc python3
+)
+TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host.sh: needs root to install packages and create the test user; run it as root" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian registry package starts a system service; the tests start their own on loopback.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+
+if ! id "$TEST_USER" >/dev/null 2>&1; then
+  echo "==> creating unprivileged test user $TEST_USER"
+  useradd --create-home --shell /bin/bash "$TEST_USER"
+fi
+home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+# The Swift package mirror under /opt is owned by root; let the test user's git read it.
+if ! runuser -u "$TEST_USER" -- git config --global --get-all safe.directory 2>/dev/null | grep -qx '\*'; then
+  runuser -u "$TEST_USER" -- env HOME="$home" git config --global --add safe.directory '*'
+fi

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine and runs every test as an unprivileged user (the README's test command).
+# Sources are copied to a build tree owned by that user, so the checkout itself is left as it is.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
+BUILD_TREE=${UDOCKER_TEST_TREE:-/var/tmp/udocker-swift-tests}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: run it as root (it installs packages and runs the tests as the unprivileged user $TEST_USER)" >&2
+  exit 1
+fi
+bash "$here/scripts/setup-host.sh"
+
+echo "==> copying sources to $BUILD_TREE/src"
+mkdir -p "$BUILD_TREE/src"
+find "$BUILD_TREE/src" -mindepth 1 -maxdepth 1 ! -name .build -exec rm -rf {} +
+(cd "$here" && tar --exclude=./.build --exclude='./.build-*' --exclude=./.git -cf - .) | tar -C "$BUILD_TREE/src" -xf -
+chown -R "$TEST_USER": "$BUILD_TREE"
+
+home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+as_user() {
+  runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LANG=C.UTF-8 \
+    PATH="/opt/swift/usr/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" CI="${CI:-}" \
+    bash -c "cd '$BUILD_TREE/src' && $1"
+}
+echo "==> building (as $TEST_USER)"
+as_user "set -o pipefail; swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]'"
+echo "==> running tests (as $TEST_USER)"
+as_user "swift test --skip-build 2>&1" | tee "$BUILD_TREE/test.log"
+status=${PIPESTATUS[0]}
+exit "$status"
