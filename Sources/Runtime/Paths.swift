@@ -1,0 +1,42 @@
+// Path text helpers shared by configuration and repositories: absolute paths and a normal form
+// for comparing them (no filesystem access, so symlinks are not resolved).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum Paths {
+    /// The current working directory, or "/" if it cannot be read (e.g. it was removed).
+    public static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `path` made absolute against `base` (default: the current directory) and normalised.
+    public static func absolute(_ path: String, base: String? = nil) -> String {
+        if path.hasPrefix("/") { return normalize(path) }
+        let b = base ?? currentDirectory()
+        return normalize(b + "/" + path)
+    }
+
+    /// Removes repeated slashes, "." components and a trailing slash. ".." is kept, because
+    /// resolving it without the filesystem would be wrong across symlinks.
+    public static func normalize(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        let parts = path.split(separator: "/").filter { $0 != "." }
+        let joined = parts.joined(separator: "/")
+        if absolute { return "/" + joined }
+        return joined.isEmpty ? "." : joined
+    }
+
+    /// The user's home directory: $HOME as Python's expanduser uses it, else the password database.
+    public static func home(environment: [String: String]) -> String {
+        if let h = environment["HOME"], !h.isEmpty { return h }
+        if let pw = getpwuid(geteuid()), let dir = pw.pointee.pw_dir {
+            let s = String(cString: dir)
+            if !s.isEmpty { return s }
+        }
+        return "/"
+    }
+}

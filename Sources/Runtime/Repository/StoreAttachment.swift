@@ -1,0 +1,69 @@
+// Making a content store usable by a repository before the full Store class is involved:
+// its directory layout, store.json (only if absent) and the registration of repositories in it.
+import CAS
+
+/// The registrations of repositories in a store (STORE/repositories/<uuid> → repository path).
+public enum StoreRegistry {
+    public struct Registration: Sendable, Equatable {
+        public let id: String
+        public let path: String
+    }
+
+    /// Every repository registered in the store at `storeDir`, sorted by id.
+    public static func registrations(storeDir: String) throws -> [Registration] {
+        let dir = StoreLayout(root: storeDir).repositoriesDir
+        let names = try MetadataFiles.io { try FileIO.listDirectory(dir) }
+        return try names.filter { !$0.hasPrefix(".") }.sorted().compactMap { name in
+            guard let path = try MetadataFiles.readPathFile(dir + "/" + name) else { return nil }
+            return Registration(id: name, path: path)
+        }
+    }
+}
+
+enum StoreAttachment {
+    /// Entries a store directory may hold (StoreLayout), so a crashed earlier attempt can be resumed.
+    static let storeEntries: Set<String> = ["store.json", "blobs", "layers", "refs", "repositories",
+                                            "tmp", "locks", "index"]
+
+    /// Refuses a directory that is neither a store, nor new, nor empty; and a store of another format.
+    static func check(_ root: String) throws {
+        guard FileIO.exists(root) else { return }
+        guard FileIO.isDirectory(root) else { throw RuntimeError.notADirectory(root) }
+        let layout = StoreLayout(root: root)
+        if let identity = try MetadataFiles.readIdentity(layout.storeFile) {
+            if identity.format != StoreLayout.formatVersion {
+                throw RuntimeError.unsupportedStoreFormat(path: root, version: identity.format)
+            }
+            return
+        }
+        let names = try MetadataFiles.io { try FileIO.listDirectory(root) }
+        if names.contains(where: { !storeEntries.contains($0) && !$0.hasPrefix(".tmp.") }) {
+            throw RuntimeError.notEmptyForStore(root)
+        }
+    }
+
+    /// Creates the store's directories and its store.json if missing.
+    static func prepare(_ root: String) throws -> RepositoryAction {
+        let layout = StoreLayout(root: root)
+        for dir in [layout.root, layout.blobsDir, layout.layersDir, layout.refsDir,
+                    layout.repositoriesDir, layout.tmpDir, layout.locksDir] {
+            try MetadataFiles.mkdirs(dir)
+        }
+        let json = MetadataFiles.identityJSON(id: MetadataFiles.newID())
+        if try MetadataFiles.createOnly(layout.storeFile, json) {
+            return .createdStore(layout.root)
+        }
+        // Existing, or created by a concurrent mkrepo a moment ago: it must be one we can use.
+        try check(root)
+        return .usingStore(layout.root)
+    }
+
+    /// Records the repository in the store; the path is rewritten if the repository moved.
+    static func register(repository top: String, id: String, store root: String) throws -> RepositoryAction {
+        let file = StoreLayout(root: root).repositoriesDir + "/" + id
+        let current = try? MetadataFiles.readPathFile(file)
+        if current == top { return .alreadyRegistered(id: id, store: root) }
+        try MetadataFiles.writeAtomically(file, top + "\n")
+        return current == nil ? .registered(id: id, store: root) : .updatedRegistration(id: id, store: root)
+    }
+}

@@ -1,0 +1,72 @@
+// The one error type of the Runtime module (configuration, repositories, containers).
+// Every message says what went wrong and what the user can do about it.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// A line of a udocker.conf file that cannot be parsed.
+    case configSyntax(file: String, line: Int, message: String)
+    /// A configuration file named on the command line (--config) that does not exist.
+    case configFileMissing(String)
+    /// A configuration value that does not have the expected form.
+    case badConfigValue(key: String, value: String, expected: String, source: String)
+    /// A UDOCKER_* environment variable whose value cannot be used.
+    case badEnvironment(variable: String, value: String, expected: String)
+    /// A directory that should hold a udocker repository but does not.
+    case notARepository(String)
+    /// A path that must be a directory but is a file.
+    case notADirectory(String)
+    /// A directory that cannot become a repository because it already holds other files.
+    case notEmptyForRepository(String)
+    /// A directory that cannot become a content store because it already holds other files.
+    case notEmptyForStore(String)
+    /// A repository already recorded with one store, asked to use another.
+    case storeMismatch(repository: String, recorded: String, requested: String)
+    /// A repository or store bookkeeping file that is damaged.
+    case badMetadata(path: String, reason: String)
+    /// A store written by a newer udocker.
+    case unsupportedStoreFormat(path: String, version: Int)
+    /// A system call on a path failed.
+    case io(String, String, Int32)
+
+    public var description: String {
+        switch self {
+        case .configSyntax(let file, let line, let message):
+            return "\(file) line \(line): \(message); fix or remove that line (udocker.conf lines are 'key = value' under [DEFAULT])"
+        case .configFileMissing(let path):
+            return "configuration file \(path) does not exist: check the path given with --config"
+        case .badConfigValue(let key, let value, let expected, let source):
+            return "configuration key '\(key)' has the value '\(value)' (from \(source)), expected \(expected): fix it there"
+        case .badEnvironment(let variable, let value, let expected):
+            return "environment variable \(variable)='\(value)' is invalid, expected \(expected): fix or unset it"
+        case .notARepository(let path):
+            return "invalid udocker repository: \(path): create it with 'udocker mkrepo \(path)' or check --repo"
+        case .notADirectory(let path):
+            return "\(path) exists and is not a directory: give the path of a directory"
+        case .notEmptyForRepository(let path):
+            return "\(path) exists, is not empty and is not a udocker repository: give a new or empty directory"
+        case .notEmptyForStore(let path):
+            return "\(path) exists, is not empty and is not a udocker store (no store.json): give a new or empty directory, or an existing store"
+        case .storeMismatch(let repository, let recorded, let requested):
+            return "repository \(repository) already uses the store \(recorded), not \(requested): leave out --store, or make a new repository with 'udocker mkrepo --store=\(requested) DIR'"
+        case .badMetadata(let path, let reason):
+            return "\(path) is damaged (\(reason)): restore it from a backup, or remove it and run 'udocker mkrepo' on the repository again"
+        case .unsupportedStoreFormat(let path, let version):
+            return "store \(path) has format version \(version), which this udocker does not know: upgrade udocker"
+        case .io(let op, let path, let err):
+            return "\(op) \(path): \(String(cString: strerror(err))) (errno \(err))" + RuntimeError.hint(err)
+        }
+    }
+
+    private static func hint(_ err: Int32) -> String {
+        switch err {
+        case ENOSPC: return ": the disk is full, free some space"
+        case EACCES, EPERM: return ": check the permissions of that directory or use another one (--repo, UDOCKER_DIR)"
+        case EROFS: return ": the filesystem is read-only, use a repository on a writable filesystem"
+        case EDQUOT: return ": disk quota exceeded, free some space"
+        case ENOTDIR: return ": a part of that path is a file, not a directory"
+        default: return ""
+        }
+    }
+}

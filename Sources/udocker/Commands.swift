@@ -1,0 +1,17 @@
+// The list of udocker commands. To add one: write Sources/udocker/<Noun>/<Verb>.swift with a type
+// conforming to UdockerCommand (see Support/UdockerCommand.swift) and add it here.
+
+enum Commands {
+    static var all: [any UdockerCommand.Type] {
+        [
+            Help.self,
+            Version.self,
+            Showconf.self,
+            Mkrepo.self,
+        ]
+    }
+
+    static func find(_ name: String) -> (any UdockerCommand.Type)? {
+        all.first { $0.name == name }
+    }
+}

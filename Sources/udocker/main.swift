@@ -1,2 +1,0 @@
-// Entry point of the udocker command line.
-print("udocker")

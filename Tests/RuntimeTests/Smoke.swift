@@ -1,4 +1,0 @@
-// Smoke test of the RuntimeTests target.
-import Testing
-
-@Test func RuntimeTestsBuilds() { #expect(Bool(true)) }
