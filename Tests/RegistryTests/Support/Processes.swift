@@ -49,6 +49,7 @@ final class LockedBox<T>: @unchecked Sendable {
 /// Background processes of the tests; all are killed at exit.
 enum BackgroundProcesses {
     nonisolated(unsafe) private static var pids: [pid_t] = []
+    nonisolated(unsafe) private static var dirs: [String] = []
     private static let lock = NSLock()
     private static let installed: Bool = {
         atexit {
@@ -78,9 +79,16 @@ enum BackgroundProcesses {
         lock.lock(); pids.removeAll { $0 == p.processIdentifier }; lock.unlock()
     }
 
+    /// Removes `dir` at exit (for fixtures shared by all tests, which no test can remove).
+    static func removeAtExit(_ dir: String) {
+        _ = installed
+        lock.lock(); dirs.append(dir); lock.unlock()
+    }
+
     static func killAll() {
-        lock.lock(); let list = pids; pids = []; lock.unlock()
+        lock.lock(); let list = pids, trees = dirs; pids = []; dirs = []; lock.unlock()
         for pid in list { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
+        for d in trees { removeTree(d) }
     }
 }
 

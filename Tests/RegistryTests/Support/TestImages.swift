@@ -108,6 +108,7 @@ final class SharedRegistry: @unchecked Sendable {
 
     private init() throws {
         registry = try TestRegistry()
+        BackgroundProcesses.removeAtExit(registry.dir)
         let work = makeTempDir("images")
         defer { removeTree(work) }
         try FileManager.default.createDirectory(atPath: work + "/root/bin", withIntermediateDirectories: true)
