@@ -37,7 +37,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "CASTests", dependencies: ["CAS", "CShim"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "CAS", "CShim"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "CAS"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "CAS"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CAS", "CShim"]),
     ],
