@@ -24,8 +24,12 @@ let package = Package(
         .target(name: "CShim", path: "Sources/CShim",
                 linkerSettings: [.linkedLibrary("crypto")]),
 
+        // Non-variadic wrappers for curl_easy_setopt/getinfo; separate from CShim so only Registry links libcurl.
+        .target(name: "CCurlShim", path: "Sources/CCurlShim",
+                linkerSettings: [.linkedLibrary("curl")]),
+
         .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
-        .target(name: "Registry", dependencies: ["CAS", "CCurl", "CShim"]),
+        .target(name: "Registry", dependencies: ["CAS", "CCurl", "CCurlShim", "CShim"]),
         .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim"]),
         .executableTarget(name: "udocker", dependencies: [
             "CAS", "Registry", "Runtime",

@@ -1,4 +1,0 @@
-// Smoke test of the RegistryTests target.
-import Testing
-
-@Test func RegistryTestsBuilds() { #expect(Bool(true)) }
