@@ -36,7 +36,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "CASTests", dependencies: ["CAS", "CShim"]),
+        .testTarget(name: "CASTests", dependencies: ["CAS", "CShim", "CArchive"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "CAS"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "CAS"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CAS", "CShim"]),
