@@ -48,6 +48,21 @@ public final class BlobWriter {
         if first { Failpoint.hit("ingest-mid-write") }
     }
 
+    /// Hashes bytes without writing them; with `writeUnhashed` the pipelined ingest splits `write`
+    /// across two threads. The caller keeps the order of bytes the same for both.
+    func hashOnly(_ buffer: UnsafeRawBufferPointer) throws {
+        guard !finished else { throw CASError.internalFailure("write to a finished blob writer") }
+        if let es = expectedSize, bytesWritten + UInt64(buffer.count) > es {
+            let n = bytesWritten + UInt64(buffer.count)
+            throw CASError.sizeMismatch(expected: es, actual: n, digest: expected ?? Digest(bytes: [UInt8](repeating: 0, count: 32)))
+        }
+        hasher.update(buffer)
+        bytesWritten += UInt64(buffer.count)
+    }
+
+    /// The descriptor and path of the temp file, for the pipelined ingest's writer thread.
+    var rawTarget: (fd: Int32, path: String) { (fd, tempPath) }
+
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
     }

@@ -114,17 +114,17 @@ final class LMDBEnv: @unchecked Sendable {
     }
 
     /// Opens (creating if needed) the environment in the existing directory `directory`.
-    static func open(directory: String) throws -> LMDBEnv {
-        let (env, dbis) = try openRaw(directory: directory)
+    static func open(directory: String, mapSize: Int = initialMapSize) throws -> LMDBEnv {
+        let (env, dbis) = try openRaw(directory: directory, mapSize: mapSize)
         return LMDBEnv(directory: directory, env: env, dbis: dbis)
     }
 
-    private static func openRaw(directory: String) throws -> (OpaquePointer, [MDB_dbi]) {
+    private static func openRaw(directory: String, mapSize: Int = initialMapSize) throws -> (OpaquePointer, [MDB_dbi]) {
         var envp: OpaquePointer?
         var rc = mdb_env_create(&envp)
         guard rc == 0, let env = envp else { throw LMDBError(code: rc, op: "mdb_env_create") }
         mdb_env_set_maxdbs(env, MDB_dbi(IndexDB.allCases.count + 4))
-        mdb_env_set_mapsize(env, initialMapSize)
+        mdb_env_set_mapsize(env, mapSize)
         rc = mdb_env_open(env, directory, openFlags, 0o664)
         if rc != 0 {
             mdb_env_close(env)

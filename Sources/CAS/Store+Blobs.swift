@@ -29,6 +29,16 @@ extension Store {
                        mediaType: String? = nil) throws -> BlobRecord {
         if let e = expected, let r = try blobRecord(e) { return r }
         let w = try beginBlob(expected: expected, expectedSize: expectedSize, mediaType: mediaType)
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size >= 2 * Store.ingestBufferSize {
+            let target = w.rawTarget
+            let pipeline = IngestPipeline(fd: target.fd, path: target.path, bufferSize: Store.ingestBufferSize)
+            do { try pipeline.run(input: fd, writer: w, inputName: "input of blob \(expected?.description ?? "")") } catch {
+                w.abort()
+                throw error
+            }
+            return try w.commit()
+        }
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: Store.ingestBufferSize, alignment: 4096)
         defer { buf.deallocate() }
         while true {
