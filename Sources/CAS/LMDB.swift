@@ -133,33 +133,39 @@ final class LMDBEnv: @unchecked Sendable {
         // Free reader slots left by processes killed while reading.
         var dead: Int32 = 0
         _ = mdb_reader_check(env, &dead)
+        // Databases that exist are opened in a read-only transaction, so that opening an existing
+        // index (every `udocker run` does) does not queue on LMDB's single writer lock.
+        if let dbis = try? openDatabases(env, create: false, directory: directory) { return (env, dbis) }
+        do {
+            return (env, try openDatabases(env, create: true, directory: directory))
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    private static func openDatabases(_ env: OpaquePointer, create: Bool, directory: String) throws -> [MDB_dbi] {
         var txnp: OpaquePointer?
-        rc = mdb_txn_begin(env, nil, 0, &txnp)
+        let flags = create ? UInt32(0) : UInt32(MDB_RDONLY)
+        var rc = mdb_txn_begin(env, nil, flags, &txnp)
         if rc == MDB_MAP_RESIZED {
             mdb_env_set_mapsize(env, 0)
-            rc = mdb_txn_begin(env, nil, 0, &txnp)
+            rc = mdb_txn_begin(env, nil, flags, &txnp)
         }
-        guard rc == 0, let txn = txnp else {
-            mdb_env_close(env)
-            throw LMDBError(code: rc, op: "begin transaction in \(directory)")
-        }
+        guard rc == 0, let txn = txnp else { throw LMDBError(code: rc, op: "begin transaction in \(directory)") }
         var dbis = [MDB_dbi]()
         for db in IndexDB.allCases {
             var dbi: MDB_dbi = 0
-            rc = mdb_dbi_open(txn, db.name, UInt32(MDB_CREATE), &dbi)
+            rc = mdb_dbi_open(txn, db.name, create ? UInt32(MDB_CREATE) : 0, &dbi)
             if rc != 0 {
                 mdb_txn_abort(txn)
-                mdb_env_close(env)
                 throw LMDBError(code: rc, op: "open database \(db.name) in \(directory)")
             }
             dbis.append(dbi)
         }
         rc = mdb_txn_commit(txn)
-        if rc != 0 {
-            mdb_env_close(env)
-            throw LMDBError(code: rc, op: "create databases in \(directory)")
-        }
-        return (env, dbis)
+        if rc != 0 { throw LMDBError(code: rc, op: "create databases in \(directory)") }
+        return dbis
     }
 
     /// Runs `body` in a read-only transaction.

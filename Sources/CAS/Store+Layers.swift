@@ -76,16 +76,25 @@ extension Store {
 
     // MARK: internals
 
-    /// Finds the layer a blob unpacks to: through the index, else by scanning layer.json files.
+    /// Finds the layer a blob unpacks to: through the index, else by reading the layer.json files
+    /// the index does not know in their current version (new from another host, or after a crash).
     func unpackedLayer(forBlob blob: Digest) throws -> LayerManifest? {
         let viaIndex = try index.read { t in try t.get(.blobLayers, blob.rawBytes).flatMap { IndexCodec.digest($0, at: 0) } }
         if let d = viaIndex, let m = try? files.layerManifest(d), m.blobs.contains(blob) { return m }
+        var indexed = [Digest: LayerRecord]()
+        try index.read { t in
+            try t.forEach(.layers) { k, v in
+                if let d = IndexCodec.digest(k, at: 0), let r = IndexCodec.layerRecord(d, v) { indexed[d] = r }
+                return true
+            }
+        }
         let needle = Array(blob.hex.utf8)
         for d in try files.layerDiffIDs() {
+            guard let mtime = files.layerJSONMtime(d) else { continue }
+            if let r = indexed[d], r.lastUse == mtime, !r.blobs.contains(blob) { continue }
             guard let bytes = try files.layerManifestBytes(d), Store.contains(bytes, needle),
-                  let m = try? files.decodeManifest(bytes, path: layout.layerManifest(d)), m.blobs.contains(blob),
-                  let mtime = files.layerJSONMtime(d) else { continue }
-            try? index.write { t in try indexLayer(m, lastUse: mtime, withFiles: true, t) }
+                  let m = try? files.decodeManifest(bytes, path: layout.layerManifest(d)), m.blobs.contains(blob) else { continue }
+            try? index.write { t in try indexLayer(m, lastUse: mtime, withFiles: indexed[d] == nil, t) }
             return m
         }
         return nil

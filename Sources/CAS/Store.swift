@@ -32,6 +32,10 @@ public final class Store: Sendable {
     /// Creates the store layout and store.json at `path` (if not there yet) and opens it.
     /// Idempotent, also when several processes create the same store at once.
     public static func create(at path: String) throws -> Store {
+        try create(at: path, environment: ProcessInfo.processInfo.environment)
+    }
+
+    static func create(at path: String, environment: [String: String]) throws -> Store {
         let layout = StoreLayout(root: path)
         try FileIO.mkdirs(layout.root)
         try makeSubdirectories(layout)
@@ -40,13 +44,19 @@ public final class Store: Sendable {
             // No-replace rename: of two racing creators, the first store.json wins and both use it.
             try StoreFiles(layout: layout).writeAtomically(layout.storeFile, try StoreFiles.encode(sf), replace: false)
         }
-        return try open(at: path)
+        return try open(at: path, environment: environment)
     }
 
     /// Opens an existing store. Throws CASError.notAStore when `path` has no store.json and
     /// .unsupportedFormat for a format this code does not know. Sweeps stale temp files and
     /// rebuilds a missing or damaged index (see `notes`).
     public static func open(at path: String) throws -> Store {
+        try open(at: path, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// `open(at:)` with the environment variables given (UDOCKER_INDEX_CACHE, XDG_CACHE_HOME, HOME,
+    /// UDOCKER_ASSUME_NETWORK_FS), so tests can place the index without changing the process's.
+    static func open(at path: String, environment env: [String: String]) throws -> Store {
         let layout = StoreLayout(root: path)
         let sf = try readStoreFile(layout)
         // Creates directories a newer layout added; harmless when they exist or cannot be made.
@@ -56,7 +66,6 @@ public final class Store: Sendable {
         if swept > 0 { notes.append("removed \(swept) temporary file(s) left by interrupted udocker processes") }
 
         let magic = try FilesystemKind.magic(of: layout.root)
-        let env = ProcessInfo.processInfo.environment
         let network = FilesystemKind.isNetwork(magic: magic) || env["UDOCKER_ASSUME_NETWORK_FS"] == "1"
         let indexDir = indexLocation(layout: layout, storeID: sf.id, onNetworkFilesystem: network,
                                      environment: env, isNetworkPath: isOnNetworkFilesystem)

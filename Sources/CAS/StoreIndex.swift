@@ -21,6 +21,7 @@ struct IndexSnapshot {
 final class IndexRegistry: @unchecked Sendable {
     static let shared = IndexRegistry()
     private let lock = NSLock()
+    private let openLock = NSLock()
     private var entries: [ObjectIdentifier: (env: LMDBEnv, users: Int)] = [:]
 
     /// "device:inode" of the data file in `dir`, or nil when there is none.
@@ -28,6 +29,12 @@ final class IndexRegistry: @unchecked Sendable {
         var st = stat()
         guard stat(dir + "/data.mdb", &st) == 0 else { return nil }
         return "\(st.st_dev):\(st.st_ino)"
+    }
+
+    func serializingOpens<T>(_ body: () throws -> T) rethrows -> T {
+        openLock.lock()
+        defer { openLock.unlock() }
+        return try body()
     }
 
     func acquireExisting(directory: String) -> LMDBEnv? {
@@ -79,14 +86,49 @@ final class StoreIndex: Sendable {
     /// Returns notes for the user about anything that was rebuilt.
     static func open(directory: String, lockPath: String, storeID: String,
                      snapshot: () throws -> IndexSnapshot) throws -> (StoreIndex, [String]) {
-        try FileIO.mkdirs(FileIO.parent(of: directory))
-        let lock = try FileLock(path: lockPath)
-        defer { lock.unlock() }
-
-        if let env = IndexRegistry.shared.acquireExisting(directory: directory) {
-            return (StoreIndex(directory: directory, env: env), [])
+        // One opener at a time in this process, so no index file is opened twice (see IndexRegistry).
+        try IndexRegistry.shared.serializingOpens {
+            try FileIO.mkdirs(FileIO.parent(of: directory))
+            if let env = IndexRegistry.shared.acquireExisting(directory: directory) {
+                return (StoreIndex(directory: directory, env: env), [])
+            }
+            // Fast path under a shared lock (hundreds of `udocker run`s open the store at once):
+            // an existing, valid index is just opened.
+            do {
+                let shared = try FileLock(path: lockPath, exclusive: false)
+                defer { shared.unlock() }
+                if IndexRegistry.key(ofDataFileIn: directory) != nil, let env = try? LMDBEnv.open(directory: directory) {
+                    if (try? metaProblem(env, storeID: storeID)) == .some(nil) {
+                        IndexRegistry.shared.register(env)
+                        return (StoreIndex(directory: directory, env: env), [])
+                    }
+                    env.close()
+                }
+            }
+            let lock = try FileLock(path: lockPath)
+            defer { lock.unlock() }
+            return try openExclusively(directory: directory, storeID: storeID, snapshot: snapshot)
         }
+    }
 
+    /// Why an open index cannot be used as it is (nil when it can).
+    private static func metaProblem(_ env: LMDBEnv, storeID: String) throws -> String? {
+        let (format, id) = try wrap {
+            try env.read { t in
+                (try t.get(.meta, Array("format".utf8)), try t.get(.meta, Array("store-id".utf8)))
+            }
+        }
+        let f = format.map { String(decoding: $0, as: UTF8.self) }
+        let i = id.map { String(decoding: $0, as: UTF8.self) }
+        if f == nil { return "has no format record (an interrupted rebuild?)" }
+        if f != IndexCodec.format { return "has format \(f ?? "") instead of \(IndexCodec.format)" }
+        if i != storeID { return "belongs to another store (\(i ?? "none"))" }
+        return nil
+    }
+
+    /// Opens, creates or rebuilds the index; the caller holds the index lock exclusively.
+    private static func openExclusively(directory: String, storeID: String,
+                                        snapshot: () throws -> IndexSnapshot) throws -> (StoreIndex, [String]) {
         var notes = [String]()
         let existed = IndexRegistry.key(ofDataFileIn: directory) != nil
         try FileIO.mkdirs(directory)
@@ -102,24 +144,12 @@ final class StoreIndex: Sendable {
         } catch let e as LMDBError {
             throw CASError.index(e.description)
         }
-        if !rebuild {
-            let (format, id) = try wrap {
-                try env.read { t in
-                    (try t.get(.meta, Array("format".utf8)), try t.get(.meta, Array("store-id".utf8)))
-                }
-            }
-            let f = format.map { String(decoding: $0, as: UTF8.self) }
-            let i = id.map { String(decoding: $0, as: UTF8.self) }
-            if f != IndexCodec.format || i != storeID {
-                let what = f == nil ? "has no format record (an interrupted rebuild?)"
-                    : f != IndexCodec.format ? "has format \(f ?? "") instead of \(IndexCodec.format)"
-                    : "belongs to another store (\(i ?? "none"))"
-                notes.append("the store index \(directory) \(what); it was removed and rebuilt from the store's files")
-                env.close()
-                try discard(directory)
-                env = try wrap { try LMDBEnv.open(directory: directory) }
-            }
-            rebuild = f != IndexCodec.format || i != storeID
+        if !rebuild, let what = try metaProblem(env, storeID: storeID) {
+            notes.append("the store index \(directory) \(what); it was removed and rebuilt from the store's files")
+            env.close()
+            try discard(directory)
+            env = try wrap { try LMDBEnv.open(directory: directory) }
+            rebuild = true
         } else if !existed {
             notes.append("the store index \(directory) was missing; it was rebuilt from the store's files")
         }

@@ -116,3 +116,72 @@ struct StoreIndexTests {
         #expect(n == 5000)
     }
 }
+
+@Suite("Store on a network filesystem")
+struct StoreNetworkTests {
+    @Test func indexLivesInTheLocalCacheAndNeverInTheStore() throws {
+        let shared = try TempDir("shared")
+        let cache = try TempDir("cache")
+        let env = ["UDOCKER_ASSUME_NETWORK_FS": "1", "UDOCKER_INDEX_CACHE": cache.path, "HOME": "/nonexistent"]
+        let before: [String]
+        let id: String
+        do {
+            let store = try Store.create(at: shared.path, environment: env)
+            id = store.id
+            #expect(store.onNetworkFilesystem)
+            #expect(store.indexDirectory == cache.path + "/" + store.id)
+            let b = try store.ingest(bytes: randomBytes(1000), mediaType: "m/t")
+            try store.setRef(holder: "repo/r/image/a:1", digests: [b.digest])
+            #expect(try store.stats().indexDirectory == cache.path + "/" + store.id)
+            before = try store.dumpIndex()
+        }
+        #expect(!FileIO.exists(shared.path + "/index"))
+        #expect(FileIO.exists(cache.path + "/" + id + "/data.mdb"))
+
+        // Another host (a fresh cache) sees the same store through its files.
+        let otherHost = try TempDir("cache2")
+        var env2 = env
+        env2["UDOCKER_INDEX_CACHE"] = otherHost.path
+        let other = try Store.open(at: shared.path, environment: env2)
+        #expect(other.notes.contains { $0.contains("missing") })
+        #expect(try other.dumpIndex() == before)
+        // It adds a ref behind the first host's index; the first host notices through refs/generation.
+        let c = try other.ingest(bytes: randomBytes(10))
+        try other.setRef(holder: "repo/r/image/b:1", digests: [c.digest])
+        let first = try Store.open(at: shared.path, environment: env)
+        #expect(try first.refs().keys.sorted() == ["repo/r/image/a:1", "repo/r/image/b:1"])
+        #expect(try first.blobRecord(c.digest)?.size == 10)
+        #expect(!FileIO.exists(shared.path + "/index"))
+    }
+
+    @Test func eightThreadsChangingRefsLoseNothing() throws {
+        let dir = try TempDir()
+        let store = try Store.create(at: dir.path)
+        let shared = try sha([0])
+        let group = DispatchGroup()
+        for i in 0..<8 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                for j in 0..<10 {
+                    do {
+                        try store.setRef(holder: "repo/r/container/t\(i)-\(j)", digests: [shared, try sha([UInt8(i), UInt8(j)])])
+                    } catch {
+                        Issue.record(error)
+                    }
+                }
+                do { try store.removeRef(holder: "repo/r/container/t\(i)-0") } catch { Issue.record(error) }
+            }.start()
+        }
+        group.wait()
+        // 8 threads x 10 refs, one of each thread's removed again.
+        #expect(try store.refs().count == 72)
+        #expect(try store.refCount(of: shared) == 72)
+        #expect(store.files.refsGeneration() == 88)
+        #expect(try store.refCount(of: try sha([3, 5])) == 1)
+        #expect(try store.refCount(of: try sha([3, 0])) == 0)
+        let dump = try store.dumpIndex()
+        try store.rebuildIndex()
+        #expect(try store.dumpIndex() == dump)
+    }
+}
