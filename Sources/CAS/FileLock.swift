@@ -1,6 +1,5 @@
-// Open-file-description locks on files in STORE/locks: held only for short ref updates, index
-// (re)creation and GC, never during download or unpack. Each lock has its own descriptor, so two
-// threads of one process exclude each other just like two processes (or two hosts on NFS) do.
+// OFD locks on files in STORE/locks, held only for ref updates, index creation and GC. Each lock has
+// its own descriptor, so threads of one process exclude each other like processes and hosts do.
 #if canImport(Glibc)
 import Glibc
 #endif

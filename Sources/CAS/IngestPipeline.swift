@@ -1,6 +1,5 @@
-// Ingest of large inputs with hashing and writing on two threads: the caller reads and hashes one
-// buffer while a writer thread writes the previous one, so ingest runs at the speed of the slower
-// of the two instead of their sum.
+// Ingest of large inputs on two threads: the caller reads and hashes one buffer while a writer
+// thread writes the previous one, so ingest runs at the speed of the slower of the two.
 import Foundation
 #if canImport(Glibc)
 import Glibc

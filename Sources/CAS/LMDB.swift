@@ -1,6 +1,5 @@
 // A small LMDB binding for the store index: one environment per index file and process, short
-// transactions only (MDB_NOTLS), the map grown on MDB_MAP_FULL and a size grown by another process
-// adopted on MDB_MAP_RESIZED.
+// transactions (MDB_NOTLS), the map grown on MDB_MAP_FULL and another process's growth adopted.
 import CLMDB
 #if canImport(Glibc)
 import Glibc

@@ -34,7 +34,7 @@ public enum Holder {
     /// cannot delete a blob between its ingest and the real ref. `tag` tells apart several pulls of
     /// one process ("pending/<host>/<pid>/<tag>").
     public static func pending(tag: String? = nil) -> String {
-        let base = "pending/\(ProcessIdentity.hostname)/\(ProcessIdentity.pid)"
+        let base = "pending/\(ProcessIdentity.host)/\(ProcessIdentity.pid)"
         return tag.map { base + "/" + $0 } ?? base
     }
 

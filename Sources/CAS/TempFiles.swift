@@ -18,6 +18,15 @@ public enum ProcessIdentity {
         return clean.isEmpty ? "localhost" : clean
     }()
 
+    /// This host as recorded in temp names and pending refs: the hostname plus the pid namespace
+    /// ("node1+4026531836"), so that processes in another container on the same host (whose pids
+    /// mean something else) are treated like another host, never as dead.
+    public static let host: String = {
+        var st = stat()
+        guard stat("/proc/self/ns/pid", &st) == 0 else { return hostname }
+        return "\(hostname)+\(st.st_ino)"
+    }()
+
     public static var pid: Int32 { getpid() }
 
     static func isSafeNameScalar(_ c: Unicode.Scalar) -> Bool {
@@ -26,7 +35,7 @@ public enum ProcessIdentity {
 
     /// Whether a process recorded as (host, pid) is certainly gone: only decidable on the same host.
     static func isDead(host: String, pid: Int32) -> Bool {
-        host == hostname && ud_pid_alive(pid) == 0
+        host == self.host && ud_pid_alive(pid) == 0
     }
 }
 
@@ -41,7 +50,7 @@ struct TempName: Equatable {
 
     static func make(_ kind: String) -> String {
         let r = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        return "\(kind).\(ProcessIdentity.pid).\(r)@\(ProcessIdentity.hostname)"
+        return "\(kind).\(ProcessIdentity.pid).\(r)@\(ProcessIdentity.host)"
     }
 
     static func parse(_ name: String) -> TempName? {

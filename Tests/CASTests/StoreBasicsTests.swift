@@ -224,7 +224,7 @@ struct StoreBasicsTests {
         let dir = try TempDir()
         let store = try Store.create(at: dir.path)
         let dead = try spawn(["/bin/true"]).pid
-        let host = ProcessIdentity.hostname
+        let host = ProcessIdentity.host
         try writeFile(store.layout.tmpDir + "/blob.\(dead).abc@\(host)", [1, 2, 3])
         try FileIO.mkdirs(store.layout.tmpDir + "/layer.\(dead).def@\(host)/root/x")
         try writeFile(store.layout.tmpDir + "/blob.\(getpid()).ghi@\(host)", [1])  // ours: alive

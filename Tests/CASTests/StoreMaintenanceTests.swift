@@ -53,7 +53,7 @@ struct StoreMaintenanceTests {
         let reservedByDead = try store.ingest(bytes: randomBytes(100)).digest
         let reservedByUs = try store.ingest(bytes: randomBytes(100)).digest
         let dead = try spawn(["/bin/true"]).pid
-        let deadHolder = "pending/\(ProcessIdentity.hostname)/\(dead)"
+        let deadHolder = "pending/\(ProcessIdentity.host)/\(dead)"
         try store.setRef(holder: deadHolder, digests: [reservedByDead])
         try store.setRef(holder: Holder.pending(tag: "pull1"), digests: [reservedByUs, try sha([9])])
         #expect(Holder.isDeadPending(deadHolder))
