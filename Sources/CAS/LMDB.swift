@@ -120,15 +120,22 @@ final class LMDBEnv: @unchecked Sendable {
 
     private static func openRaw(directory: String, mapSize: Int = initialMapSize) throws -> (OpaquePointer, [MDB_dbi]) {
         var envp: OpaquePointer?
-        var rc = mdb_env_create(&envp)
-        guard rc == 0, let env = envp else { throw LMDBError(code: rc, op: "mdb_env_create") }
-        mdb_env_set_maxdbs(env, MDB_dbi(IndexDB.allCases.count + 4))
-        mdb_env_set_mapsize(env, mapSize)
-        rc = mdb_env_open(env, directory, openFlags, 0o664)
-        if rc != 0 {
+        var rc: Int32 = 0
+        // Batch jobs often run under a virtual memory limit (ulimit -v) that a 1 GiB map exceeds:
+        // retry smaller; the map still grows on demand (and LMDB never maps less than the data).
+        for size in [mapSize, 256 << 20, 32 << 20] where size <= mapSize {
+            envp = nil
+            rc = mdb_env_create(&envp)
+            guard rc == 0, let env = envp else { throw LMDBError(code: rc, op: "mdb_env_create") }
+            mdb_env_set_maxdbs(env, MDB_dbi(IndexDB.allCases.count + 4))
+            mdb_env_set_mapsize(env, size)
+            rc = mdb_env_open(env, directory, openFlags, 0o664)
+            if rc == 0 { break }
             mdb_env_close(env)
-            throw LMDBError(code: rc, op: "open index \(directory)")
+            envp = nil
+            if rc != ENOMEM { break }
         }
+        guard rc == 0, let env = envp else { throw LMDBError(code: rc, op: "open index \(directory)") }
         // Free reader slots left by processes killed while reading.
         var dead: Int32 = 0
         _ = mdb_reader_check(env, &dead)
