@@ -33,10 +33,12 @@ public final class BlobWriter {
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
         guard !finished else { throw CASError.internalFailure("write to a finished blob writer") }
         guard buffer.count > 0 else { return }
-        if let es = expectedSize, bytesWritten + UInt64(buffer.count) > es {
+        // An input longer than announced is cut short at once (no filling the disk from a broken
+        // server); without an expected digest the check waits for commit, which can name the digest.
+        if let es = expectedSize, let e = expected, bytesWritten + UInt64(buffer.count) > es {
             let n = bytesWritten + UInt64(buffer.count)
             abort()
-            throw CASError.sizeMismatch(expected: es, actual: n, digest: expected ?? Digest(bytes: [UInt8](repeating: 0, count: 32)))
+            throw CASError.sizeMismatch(expected: es, actual: n, digest: e)
         }
         hasher.update(buffer)
         do { try FileIO.writeAll(fd, buffer, path: tempPath) } catch {
@@ -52,9 +54,8 @@ public final class BlobWriter {
     /// across two threads. The caller keeps the order of bytes the same for both.
     func hashOnly(_ buffer: UnsafeRawBufferPointer) throws {
         guard !finished else { throw CASError.internalFailure("write to a finished blob writer") }
-        if let es = expectedSize, bytesWritten + UInt64(buffer.count) > es {
-            let n = bytesWritten + UInt64(buffer.count)
-            throw CASError.sizeMismatch(expected: es, actual: n, digest: expected ?? Digest(bytes: [UInt8](repeating: 0, count: 32)))
+        if let es = expectedSize, let e = expected, bytesWritten + UInt64(buffer.count) > es {
+            throw CASError.sizeMismatch(expected: es, actual: bytesWritten + UInt64(buffer.count), digest: e)
         }
         hasher.update(buffer)
         bytesWritten += UInt64(buffer.count)

@@ -111,6 +111,12 @@ struct StoreBasicsTests {
         #expect(throws: CASError.self) {
             try store.ingest(fd: fd, expected: try sha(content), expectedSize: 10)
         }
+        // Size announced without a digest: checked at commit, the message names the content's digest.
+        let w = try store.beginBlob(expectedSize: 99)
+        try w.write(content)
+        #expect(throws: CASError.sizeMismatch(expected: 99, actual: UInt64(content.count), digest: try sha(content))) {
+            try w.commit()
+        }
         #expect(blobFiles(store).isEmpty)
         #expect(list(store.layout.tmpDir).isEmpty)
         #expect(try store.blobs().isEmpty)
