@@ -1,0 +1,49 @@
+// OFD locks on files in STORE/locks, held only for ref updates, index creation and GC. Each lock has
+// its own descriptor, so threads of one process exclude each other like processes and hosts do.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+/// A held lock; released by `unlock()` or when the value is destroyed.
+public final class FileLock {
+    public let path: String
+    private var fd: Int32
+
+    /// Opens (creating it if needed) `path` and takes the lock, waiting unless `wait` is false.
+    /// Throws CASError.locked when `wait` is false and another process holds it.
+    public init(path: String, exclusive: Bool = true, wait: Bool = true) throws {
+        self.path = path
+        // 0666 before umask: in a group store every member must be able to take the lock.
+        var f = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
+        if f < 0 && (errno == EACCES || errno == EROFS) && !exclusive {
+            f = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        }
+        if f < 0 { throw CASError.io("open lock file", path, errno) }
+        if ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0) != 0 {
+            let e = errno
+            _ = close(f)
+            if e == EAGAIN || e == EACCES { throw CASError.locked(path) }
+            throw CASError.io("lock", path, e)
+        }
+        fd = f
+    }
+
+    /// Releases the lock (closing the descriptor drops it). Safe to call twice.
+    public func unlock() {
+        if fd >= 0 {
+            _ = ud_ofd_unlock(fd)
+            _ = close(fd)
+            fd = -1
+        }
+    }
+
+    deinit { unlock() }
+
+    /// Runs `body` while holding the lock on `path`.
+    public static func with<T>(_ path: String, exclusive: Bool = true, _ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: path, exclusive: exclusive)
+        defer { lock.unlock() }
+        return try body()
+    }
+}
