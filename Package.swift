@@ -36,10 +36,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Fixtures shared by the test targets: processes, a real registry, test images, running udocker.
+        .target(name: "TestSupport", dependencies: ["CAS", "CShim"], path: "Tests/TestSupport"),
         .testTarget(name: "CASTests", dependencies: ["CAS", "CShim", "CArchive"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "CAS"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "CAS"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["CAS", "CShim"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "CAS", "TestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "CAS", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["CAS", "CShim", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

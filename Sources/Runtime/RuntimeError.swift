@@ -28,6 +28,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A store written by a newer udocker.
     case unsupportedStoreFormat(path: String, version: Int)
     /// A system call on a path failed.
+    case storeMissing(repository: String, store: String)
     case io(String, String, Int32)
 
     public var description: String {
@@ -54,6 +55,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path) is damaged (\(reason)): restore it from a backup, or remove it and run 'udocker mkrepo' on the repository again"
         case .unsupportedStoreFormat(let path, let version):
             return "store \(path) has format version \(version), which this udocker does not know: upgrade udocker"
+        case .storeMissing(let repository, let store):
+            return "the content store \(store) of repository \(repository) is missing: mount the filesystem it lives on, or point \(repository)/store.path at the store's new place"
         case .io(let op, let path, let err):
             return "\(op) \(path): \(String(cString: strerror(err))) (errno \(err))" + RuntimeError.hint(err)
         }

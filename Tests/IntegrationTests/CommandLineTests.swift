@@ -1,5 +1,6 @@
 // The udocker binary's command line as a user sees it: help, version, errors, the root check.
 #if canImport(Glibc)
+import TestSupport
 import Glibc
 #endif
 import Foundation

@@ -1,4 +1,5 @@
 // mkrepo, showconf and the configuration as seen through the udocker binary.
+import TestSupport
 import Testing
 import CAS
 

@@ -1,5 +1,6 @@
 // Authentication against real registries: TLS with our CA plus htpasswd (Basic), and the Bearer token
 // flow with our token server. Wrong or missing credentials give messages saying what to do.
+import TestSupport
 import CAS
 import Foundation
 import Testing

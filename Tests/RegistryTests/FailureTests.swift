@@ -1,5 +1,6 @@
 // Failures a pull must survive or report: a tampered blob, a connection dropped mid-blob (resumed
 // with Range), a 500 answer (retried), an unreachable registry.
+import TestSupport
 import CAS
 import Foundation
 import Testing

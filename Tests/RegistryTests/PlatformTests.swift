@@ -1,4 +1,5 @@
 // Platform selection from an index: exact match, variant fallback, the error listing what exists.
+import TestSupport
 import CAS
 import Testing
 @testable import Registry

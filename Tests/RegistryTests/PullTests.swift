@@ -1,5 +1,6 @@
 // Against a real docker-registry (plain HTTP): manifests of each media type, platform choice,
 // verified blob download, tags pagination, catalog, search fallback.
+import TestSupport
 import CAS
 import Foundation
 import Testing

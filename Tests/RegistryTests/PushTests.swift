@@ -1,5 +1,6 @@
 // Push primitives against a real registry: HEAD, monolithic and chunked upload, cross-repository
 // mount, manifest upload; then the pushed image is fetched back with the same digests.
+import TestSupport
 import CAS
 import Foundation
 import Testing

@@ -1,4 +1,5 @@
 // Image reference parsing (Docker's rules), registry endpoints, WWW-Authenticate and Link parsing.
+import TestSupport
 import CAS
 import Testing
 @testable import Registry

@@ -189,3 +189,15 @@ public struct Repository: Sendable, Equatable {
         }
     }
 }
+
+extension Repository {
+    /// Opens this repository's content store. A repository made by udocker 1.3 (no store recorded)
+    /// gets one in its default place; a recorded store that is gone is an error rather than silently
+    /// replaced by an empty one (it may be a shared store on a filesystem that is not mounted).
+    public func openStore() throws -> Store {
+        if FileIO.exists(StoreLayout(root: storeDir).storeFile) || !storeRecorded {
+            return try Store.create(at: storeDir)
+        }
+        throw RuntimeError.storeMissing(repository: topdir, store: storeDir)
+    }
+}

@@ -1,5 +1,5 @@
-// Making a content store usable by a repository before the full Store class is involved:
-// its directory layout, store.json (only if absent) and the registration of repositories in it.
+// Attaching a repository to a content store: checking the directory, creating the store, and the
+// registration of repositories in it.
 import CAS
 
 /// The registrations of repositories in a store (STORE/repositories/<uuid> → repository path).
@@ -42,20 +42,11 @@ enum StoreAttachment {
         }
     }
 
-    /// Creates the store's directories and its store.json if missing.
+    /// Creates the store (layout, store.json, index) if missing; the CAS decides what a store is.
     static func prepare(_ root: String) throws -> RepositoryAction {
-        let layout = StoreLayout(root: root)
-        for dir in [layout.root, layout.blobsDir, layout.layersDir, layout.refsDir,
-                    layout.repositoriesDir, layout.tmpDir, layout.locksDir] {
-            try MetadataFiles.mkdirs(dir)
-        }
-        let json = MetadataFiles.identityJSON(id: MetadataFiles.newID())
-        if try MetadataFiles.createOnly(layout.storeFile, json) {
-            return .createdStore(layout.root)
-        }
-        // Existing, or created by a concurrent mkrepo a moment ago: it must be one we can use.
-        try check(root)
-        return .usingStore(layout.root)
+        let existed = FileIO.exists(StoreLayout(root: root).storeFile)
+        _ = try Store.create(at: root)
+        return existed ? .usingStore(root) : .createdStore(root)
     }
 
     /// Records the repository in the store; the path is rewritten if the repository moved.

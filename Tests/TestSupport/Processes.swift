@@ -5,13 +5,13 @@ import Foundation
 import Glibc
 #endif
 
-struct CommandError: Error, CustomStringConvertible {
-    let description: String
+public struct CommandError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// Runs `exe args…` and returns stdout; throws with stderr when the exit status is not 0.
 @discardableResult
-func runCommand(_ exe: String, _ args: [String], stdin: [UInt8]? = nil, environment: [String: String]? = nil) throws -> [UInt8] {
+public func runCommand(_ exe: String, _ args: [String], stdin: [UInt8]? = nil, environment: [String: String]? = nil) throws -> [UInt8] {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
@@ -36,18 +36,18 @@ func runCommand(_ exe: String, _ args: [String], stdin: [UInt8]? = nil, environm
     return [UInt8](stdout)
 }
 
-final class LockedBox<T>: @unchecked Sendable {
+public final class LockedBox<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: T
     private(set) var isSet = false
-    init(_ v: T) { value = v }
-    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
-    func set(_ v: T) { lock.lock(); value = v; isSet = true; lock.unlock() }
-    func update<R>(_ f: (inout T) -> R) -> R { lock.lock(); defer { lock.unlock() }; return f(&value) }
+    public init(_ v: T) { value = v }
+    public func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
+    public func set(_ v: T) { lock.lock(); value = v; isSet = true; lock.unlock() }
+    public func update<R>(_ f: (inout T) -> R) -> R { lock.lock(); defer { lock.unlock() }; return f(&value) }
 }
 
 /// Background processes of the tests; all are killed at exit.
-enum BackgroundProcesses {
+public enum BackgroundProcesses {
     nonisolated(unsafe) private static var pids: [pid_t] = []
     nonisolated(unsafe) private static var dirs: [String] = []
     private static let lock = NSLock()
@@ -58,7 +58,7 @@ enum BackgroundProcesses {
         return true
     }()
 
-    static func start(_ exe: String, _ args: [String], logPath: String) throws -> Process {
+    public static func start(_ exe: String, _ args: [String], logPath: String) throws -> Process {
         _ = installed
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
@@ -73,38 +73,38 @@ enum BackgroundProcesses {
         return p
     }
 
-    static func stop(_ p: Process) {
+    public static func stop(_ p: Process) {
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
         lock.lock(); pids.removeAll { $0 == p.processIdentifier }; lock.unlock()
     }
 
     /// Removes `dir` at exit (for fixtures shared by all tests, which no test can remove).
-    static func removeAtExit(_ dir: String) {
+    public static func removeAtExit(_ dir: String) {
         _ = installed
         lock.lock(); dirs.append(dir); lock.unlock()
     }
 
-    static func killAll() {
+    public static func killAll() {
         lock.lock(); let list = pids, trees = dirs; pids = []; dirs = []; lock.unlock()
         for pid in list { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
         for d in trees { removeTree(d) }
     }
 }
 
-func makeTempDir(_ label: String) -> String {
+public func makeTempDir(_ label: String) -> String {
     var template = Array("/tmp/udocker-regtest-\(label)-XXXXXX".utf8CString)
     let made = template.withUnsafeMutableBufferPointer { buf in buf.baseAddress.flatMap { mkdtemp($0) } }
     precondition(made != nil, "mkdtemp failed: errno \(errno)")
     return String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-func removeTree(_ path: String) {
+public func removeTree(_ path: String) {
     try? FileManager.default.removeItem(atPath: path)
 }
 
 /// A loopback port that was free a moment ago.
-func freePort() -> UInt16 {
+public func freePort() -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
@@ -118,7 +118,7 @@ func freePort() -> UInt16 {
 }
 
 /// Connects to 127.0.0.1:port; returns the fd or -1.
-func connectLoopback(_ port: UInt16) -> Int32 {
+public func connectLoopback(_ port: UInt16) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
@@ -129,7 +129,7 @@ func connectLoopback(_ port: UInt16) -> Int32 {
     return fd
 }
 
-func waitForPort(_ port: UInt16, process: Process, seconds: Double = 15) throws {
+public func waitForPort(_ port: UInt16, process: Process, seconds: Double = 15) throws {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
         let fd = connectLoopback(port)
@@ -140,6 +140,6 @@ func waitForPort(_ port: UInt16, process: Process, seconds: Double = 15) throws 
     throw CommandError(description: "nothing listens on \(port) after \(seconds)s")
 }
 
-func writeFile(_ path: String, _ text: String) throws {
+public func writeFile(_ path: String, _ text: String) throws {
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
 }

@@ -3,25 +3,25 @@
 import CAS
 import Foundation
 
-struct BuiltLayer {
-    let mediaType: String
-    let digest: Digest
-    let size: Int64
+public struct BuiltLayer {
+    public let mediaType: String
+    public let digest: Digest
+    public let size: Int64
 }
 
 /// An OCI image layout directory being filled.
-final class OCILayout {
-    let dir: String
+public final class OCILayout {
+    public let dir: String
     private var indexEntries: [[String: Any]] = []
 
-    init(dir: String) throws {
+    public init(dir: String) throws {
         self.dir = dir
         try FileManager.default.createDirectory(atPath: dir + "/blobs/sha256", withIntermediateDirectories: true)
         try writeFile(dir + "/oci-layout", #"{"imageLayoutVersion":"1.0.0"}"#)
     }
 
     @discardableResult
-    func addBlob(_ bytes: [UInt8]) throws -> (Digest, Int64) {
+    public func addBlob(_ bytes: [UInt8]) throws -> (Digest, Int64) {
         let h = try SHA256Hasher()
         h.update(bytes)
         let d = h.finish()
@@ -29,14 +29,14 @@ final class OCILayout {
         return (d, Int64(bytes.count))
     }
 
-    func addBlob(file: String) throws -> (Digest, Int64) {
+    public func addBlob(file: String) throws -> (Digest, Int64) {
         let (d, n) = try SHA256Hasher.hash(fileAt: file)
         try FileManager.default.copyItem(atPath: file, toPath: dir + "/blobs/sha256/" + d.hex)
         return (d, Int64(n))
     }
 
     /// Adds an image (one layer from the tar file at `tar`, compressed as asked) and returns its manifest descriptor JSON.
-    func addImage(tar: String, compression: String, arch: String, variant: String? = nil) throws -> [String: Any] {
+    public func addImage(tar: String, compression: String, arch: String, variant: String? = nil) throws -> [String: Any] {
         let (diffID, _) = try SHA256Hasher.hash(fileAt: tar)
         let layerFile: String
         let layerType: String
@@ -68,43 +68,43 @@ final class OCILayout {
         return ["mediaType": MediaTypeNames.ociManifest, "digest": md.description, "size": ms, "platform": platform]
     }
 
-    func tag(_ descriptor: [String: Any], as tag: String) {
+    public func tag(_ descriptor: [String: Any], as tag: String) {
         var d = descriptor
         d["annotations"] = ["org.opencontainers.image.ref.name": tag]
         indexEntries.append(d)
     }
 
     /// Adds an OCI index of `entries` and returns its descriptor.
-    func addIndex(_ entries: [[String: Any]]) throws -> [String: Any] {
+    public func addIndex(_ entries: [[String: Any]]) throws -> [String: Any] {
         let index: [String: Any] = ["schemaVersion": 2, "mediaType": MediaTypeNames.ociIndex, "manifests": entries]
         let (d, s) = try addBlob(Array(try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys])))
         return ["mediaType": MediaTypeNames.ociIndex, "digest": d.description, "size": s]
     }
 
-    func writeIndex() throws {
+    public func writeIndex() throws {
         let index: [String: Any] = ["schemaVersion": 2, "manifests": indexEntries]
         try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys]).write(to: URL(fileURLWithPath: dir + "/index.json"))
     }
 }
 
-enum MediaTypeNames {
-    static let ociManifest = "application/vnd.oci.image.manifest.v1+json"
-    static let ociIndex = "application/vnd.oci.image.index.v1+json"
-    static let ociGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
-    static let ociZstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+public enum MediaTypeNames {
+    public static let ociManifest = "application/vnd.oci.image.manifest.v1+json"
+    public static let ociIndex = "application/vnd.oci.image.index.v1+json"
+    public static let ociGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+    public static let ociZstd = "application/vnd.oci.image.layer.v1.tar+zstd"
 }
 
 /// The plain-HTTP registry shared by the read-only tests, with these images pushed:
 /// test/busybox:oci (OCI, gzip), test/busybox:docker (Docker v2 schema 2), test/busybox:zstd (OCI, zstd),
 /// test/multi:latest (OCI index: linux/amd64 busybox, linux/arm64 a small tar), test/busybox:v1 (schema 1),
 /// and tags t00…t11 of test/many.
-final class SharedRegistry: @unchecked Sendable {
-    let registry: TestRegistry
-    let layout: String
+public final class SharedRegistry: @unchecked Sendable {
+    public let registry: TestRegistry
+    public let layout: String
 
-    static let shared: Result<SharedRegistry, any Error> = Result { try SharedRegistry() }
+    public static let shared: Result<SharedRegistry, any Error> = Result { try SharedRegistry() }
 
-    static func get() throws -> SharedRegistry { try shared.get() }
+    public static func get() throws -> SharedRegistry { try shared.get() }
 
     private init() throws {
         registry = try TestRegistry()

@@ -8,7 +8,7 @@ import CShim
 
 /// The udocker executable under test: $UDOCKER_TEST_BINARY, else `udocker` in the products
 /// directory holding this test bundle (e.g. .build/debug), else .build/debug/udocker of the package.
-func udockerBinaryPath() -> String {
+public func udockerBinaryPath() -> String {
     if let p = getenv("UDOCKER_TEST_BINARY").map({ String(cString: $0) }), !p.isEmpty { return p }
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
@@ -21,14 +21,14 @@ func udockerBinaryPath() -> String {
             dir = FileIO.parent(of: dir)
         }
     }
-    // Tests/IntegrationTests/Support/RunUdocker.swift -> package root.
+    // Tests/TestSupport/RunUdocker.swift -> package root.
     var root = #filePath
-    for _ in 0..<4 { root = FileIO.parent(of: root) }
+    for _ in 0..<3 { root = FileIO.parent(of: root) }
     return root + "/.build/debug/udocker"
 }
 
 /// Makes a unique directory under /tmp; the caller removes it (FileIO.removeTree).
-func makeTempDirectory(_ label: String) -> String {
+public func makeTempDirectory(_ label: String) -> String {
     var template = Array("/tmp/udocker-\(label)-XXXXXX".utf8CString)
     let made = template.withUnsafeMutableBufferPointer { buf in buf.baseAddress.flatMap { mkdtemp($0) } }
     precondition(made != nil, "mkdtemp failed: errno \(errno)")
@@ -41,7 +41,7 @@ func makeTempDirectory(_ label: String) -> String {
 /// UDOCKER_NOSYSCONF=1 (so a host /etc/udocker.conf does not change results), overridden and
 /// extended by `env`. When the tests run as root, `--allow-root` is put first unless
 /// `allowRootWhenRoot` is false (to test the refusal itself).
-func runUdocker(_ args: [String], env: [String: String] = [:], stdin: [UInt8]? = nil,
+public func runUdocker(_ args: [String], env: [String: String] = [:], stdin: [UInt8]? = nil,
                 allowRootWhenRoot: Bool = true) -> (status: Int32, stdout: String, stderr: String) {
     var environment: [String: String] = [
         "PATH": getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin",
@@ -61,7 +61,7 @@ func runUdocker(_ args: [String], env: [String: String] = [:], stdin: [UInt8]? =
 
 /// posix_spawn `argv` with pipes on fds 0, 1, 2; feeds `stdin`, collects output until both pipes
 /// close, and waits for the process.
-func spawnAndCollect(_ argv: [String], environment: [String: String],
+public func spawnAndCollect(_ argv: [String], environment: [String: String],
                      stdin: [UInt8]?) -> (status: Int32, stdout: String, stderr: String) {
     var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
     // O_CLOEXEC: tests run in parallel, and another child must not inherit our pipe ends

@@ -5,27 +5,27 @@ import Foundation
 import Glibc
 #endif
 
-struct TinyRequest: Sendable {
-    let method: String
-    let target: String
-    let headers: [String: String]
-    let head: [UInt8]
-    let body: [UInt8]
+public struct TinyRequest: Sendable {
+    public let method: String
+    public let target: String
+    public let headers: [String: String]
+    public let head: [UInt8]
+    public let body: [UInt8]
 }
 
-enum TinyAction: Sendable {
+public enum TinyAction: Sendable {
     case respond(status: Int, headers: [(String, String)], body: [UInt8])
     /// Forward to 127.0.0.1:port; with `cutAfter`, close both sides after that many response bytes.
     case proxy(port: UInt16, cutAfter: Int?)
 }
 
-final class TinyServer: @unchecked Sendable {
-    let port: UInt16
+public final class TinyServer: @unchecked Sendable {
+    public let port: UInt16
     private let listenFD: Int32
     private let handler: @Sendable (TinyRequest) -> TinyAction
-    let requestLog = LockedBox<[String]>([])
+    public let requestLog = LockedBox<[String]>([])
 
-    init(handler: @escaping @Sendable (TinyRequest) -> TinyAction) throws {
+    public init(handler: @escaping @Sendable (TinyRequest) -> TinyAction) throws {
         self.handler = handler
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
@@ -44,7 +44,7 @@ final class TinyServer: @unchecked Sendable {
         t.start()
     }
 
-    func stop() {
+    public func stop() {
         shutdown(listenFD, Int32(SHUT_RDWR))
         close(listenFD)
     }

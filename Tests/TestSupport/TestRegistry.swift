@@ -5,21 +5,21 @@ import Foundation
 import Glibc
 #endif
 
-final class TestRegistry: @unchecked Sendable {
-    enum Auth { case none, htpasswd(user: String, password: String), token(TokenServer) }
+public final class TestRegistry: @unchecked Sendable {
+    public enum Auth { case none, htpasswd(user: String, password: String), token(TokenServer) }
 
-    let dir: String
-    let port: UInt16
-    let tls: Bool
-    let process: Process
+    public let dir: String
+    public let port: UInt16
+    public let tls: Bool
+    public let process: Process
     /// The CA that signed the TLS certificate (when `tls`).
-    let caFile: String?
+    public let caFile: String?
 
-    var url: String { (tls ? "https" : "http") + "://127.0.0.1:\(port)" }
-    var hostPort: String { "127.0.0.1:\(port)" }
-    var storage: String { dir + "/data" }
+    public var url: String { (tls ? "https" : "http") + "://127.0.0.1:\(port)" }
+    public var hostPort: String { "127.0.0.1:\(port)" }
+    public var storage: String { dir + "/data" }
 
-    init(tls: Bool = false, auth: Auth = .none) throws {
+    public init(tls: Bool = false, auth: Auth = .none) throws {
         dir = makeTempDir("registry")
         port = freePort()
         self.tls = tls
@@ -93,18 +93,18 @@ final class TestRegistry: @unchecked Sendable {
         }
     }
 
-    func stop() {
+    public func stop() {
         BackgroundProcesses.stop(process)
         removeTree(dir)
     }
 
     /// Path of a blob's data file in the registry's storage.
-    func blobDataPath(hex: String) -> String {
+    public func blobDataPath(hex: String) -> String {
         storage + "/docker/registry/v2/blobs/sha256/\(hex.prefix(2))/\(hex)/data"
     }
 
     /// Pushes an OCI layout `layoutDir:tag` to name:destTag with skopeo.
-    func push(layout: String, tag: String, to name: String, destTag: String, format: String? = nil, all: Bool = false,
+    public func push(layout: String, tag: String, to name: String, destTag: String, format: String? = nil, all: Bool = false,
               credentials: (String, String)? = nil) throws {
         var args = ["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]
         if let format { args += ["--format", format] }
@@ -119,16 +119,16 @@ final class TestRegistry: @unchecked Sendable {
 
 /// Our Bearer token server: checks Basic credentials and returns a JWT (RS256, signed with openssl,
 /// its certificate in x5c and in the registry's rootcertbundle) granting whatever scope was asked.
-final class TokenServer: @unchecked Sendable {
-    let service = "udocker-test-registry"
-    let issuer = "udocker-test-issuer"
-    let dir: String
-    let certFile: String
+public final class TokenServer: @unchecked Sendable {
+    public let service = "udocker-test-registry"
+    public let issuer = "udocker-test-issuer"
+    public let dir: String
+    public let certFile: String
     private var server: TinyServer? = nil
-    var port: UInt16 { server?.port ?? 0 }
-    let issued = LockedBox<Int>(0)
+    public var port: UInt16 { server?.port ?? 0 }
+    public let issued = LockedBox<Int>(0)
 
-    init(user: String, password: String) throws {
+    public init(user: String, password: String) throws {
         dir = makeTempDir("token")
         certFile = dir + "/token.crt"
         try runCommand("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/token.key",
@@ -156,12 +156,12 @@ final class TokenServer: @unchecked Sendable {
         }
     }
 
-    func stop() {
+    public func stop() {
         server?.stop()
         removeTree(dir)
     }
 
-    static func queryValues(_ target: String, _ name: String) -> [String] {
+    public static func queryValues(_ target: String, _ name: String) -> [String] {
         guard let q = target.split(separator: "?", maxSplits: 1).dropFirst().first else { return [] }
         return q.split(separator: "&").compactMap { kv in
             let p = kv.split(separator: "=", maxSplits: 1)
@@ -170,12 +170,12 @@ final class TokenServer: @unchecked Sendable {
         }
     }
 
-    static func b64url(_ d: Data) -> String {
+    public static func b64url(_ d: Data) -> String {
         d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func jwt(scopes: [String], x5c: String, keyFile: String, service: String, issuer: String) throws -> String {
+    public static func jwt(scopes: [String], x5c: String, keyFile: String, service: String, issuer: String) throws -> String {
         var access: [[String: Any]] = []
         for scope in scopes.flatMap({ $0.split(separator: " ").map(String.init) }) {
             // type:name:actions, where name may contain ':' (host:port) — split from both ends.
