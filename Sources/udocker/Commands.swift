@@ -8,6 +8,7 @@ enum Commands {
             Version.self,
             Showconf.self,
             Mkrepo.self,
+            StoreGroup.self,
         ]
     }
 

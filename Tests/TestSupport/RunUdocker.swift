@@ -126,3 +126,37 @@ public func spawnAndCollect(_ argv: [String], environment: [String: String],
     let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     return (code, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
 }
+
+/// Starts `udocker args…` in the background with output discarded and returns its pid (for tests
+/// that kill it); the environment is built as in `runUdocker`, except that HOME must be given.
+public func startUdocker(_ args: [String], env: [String: String]) -> pid_t {
+    var environment: [String: String] = [
+        "PATH": getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin",
+        "UDOCKER_NOSYSCONF": "1",
+    ]
+    for (k, v) in env { environment[k] = v }
+    let argv = [udockerBinaryPath()] + (geteuid() == 0 ? ["--allow-root"] : []) + args
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in [0, 1, 2] {
+        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
+    let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        cArgs.forEach { free($0) }
+        cEnv.forEach { free($0) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    precondition(rc == 0, "posix_spawn \(argv[0]) failed: \(rc)")
+    return pid
+}
+
+/// Waits for a child; returns its exit status, or 128+signal when a signal ended it.
+public func waitForExit(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}

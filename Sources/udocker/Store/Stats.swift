@@ -1,0 +1,24 @@
+// udocker store stats: what the store holds, how much deduplication saves, where its index lives.
+import ArgumentParser
+import Foundation
+import CAS
+import Runtime
+
+struct StoreStatsCommand: UdockerCommand {
+    static let configuration = CommandConfiguration(commandName: "stats")
+    static var helpText: String { StoreGroup.helpText }
+    static var helpGroup: HelpGroup { .repository }
+
+    mutating func execute(_ context: CommandContext) throws -> Int32 {
+        let store = try context.store()
+        let s = try store.stats()
+        let out = context.output
+        out.out("store: \(store.layout.root)")
+        out.out("blobs: \(s.blobCount) (\(humanBytes(s.blobBytes)))")
+        out.out("unpacked layers: \(s.layerCount) (\(s.unpackedFiles) files, \(humanBytes(s.unpackedBytes)))")
+        out.out("references: \(s.refCount) (\(humanBytes(s.referencedBytes)) referenced)")
+        out.out("dedup ratio: " + String(format: "%.2f", s.dedupRatio))
+        out.out("index: \(s.indexDirectory)" + (s.onNetworkFilesystem ? " (local cache: store is on \(s.filesystem))" : ""))
+        return 0
+    }
+}

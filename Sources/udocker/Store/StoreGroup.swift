@@ -1,0 +1,52 @@
+// udocker store VERB: direct access to the repository's content store (beyond udocker 1.3).
+// The verbs live in one file each beside this one.
+import ArgumentParser
+import Foundation
+import CAS
+import Runtime
+
+struct StoreGroup: UdockerCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        subcommands: [StoreIngest.self, StoreUnpack.self, StoreVerify.self, StoreGC.self, StoreStatsCommand.self])
+
+    static let helpText = """
+        store: work on the content store of the repository (blobs and unpacked layers)
+        store ingest [--digest=sha256:<hex>] [--media-type=<type>] <file>|-
+                                   :store a file (or stdin) as a blob, print its digest
+                                    and size; with --digest the content must match
+        store unpack <digest>      :unpack a stored layer blob into the store once
+        store verify [--repair]    :rehash every blob and unpacked file, check the index;
+                                    --repair rebuilds the index, removes corrupt objects
+        store gc [--dry-run]       :remove blobs and layers nothing references
+        store stats                :counts, sizes, dedup ratio, index location
+        """
+    static var helpLines: [HelpLine] {
+        [HelpLine(usage: "store ingest|unpack|verify|gc|stats", text: "Work on the content store")]
+    }
+    static var helpGroup: HelpGroup { .repository }
+    static var helpExamples: [String] { ["udocker store verify", "udocker store gc --dry-run"] }
+
+    mutating func execute(_ context: CommandContext) throws -> Int32 {
+        context.output.out(Self.helpText)
+        return 1
+    }
+}
+
+extension CommandContext {
+    /// The content store of the repository in use.
+    func store() throws -> Store {
+        let store = try repository().openStore()
+        for note in store.notes { output.info(note) }
+        return store
+    }
+}
+
+/// "12.3 MB" style sizes for people.
+func humanBytes(_ n: UInt64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var value = Double(n)
+    var unit = 0
+    while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
+    return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+}
