@@ -43,20 +43,30 @@ public func makeTempDirectory(_ label: String) -> String {
 /// `allowRootWhenRoot` is false (to test the refusal itself).
 public func runUdocker(_ args: [String], env: [String: String] = [:], stdin: [UInt8]? = nil,
                 allowRootWhenRoot: Bool = true) -> (status: Int32, stdout: String, stderr: String) {
+    var extended = env
+    var tempHome: String? = nil
+    if env["HOME"] == nil {
+        tempHome = makeTempDirectory("home")
+        extended["HOME"] = tempHome
+    }
+    defer { if let h = tempHome { try? FileIO.removeTree(h) } }
+    return spawnAndCollect(udockerArgv(args, allowRoot: allowRootWhenRoot),
+                           environment: udockerEnvironment(extended), stdin: stdin)
+}
+
+/// PATH and UDOCKER_NOSYSCONF=1, overridden and extended by `env`.
+private func udockerEnvironment(_ env: [String: String]) -> [String: String] {
     var environment: [String: String] = [
         "PATH": getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin",
         "UDOCKER_NOSYSCONF": "1",
     ]
-    var tempHome: String? = nil
-    if env["HOME"] == nil {
-        tempHome = makeTempDirectory("home")
-        environment["HOME"] = tempHome
-    }
-    defer { if let h = tempHome { try? FileIO.removeTree(h) } }
     for (k, v) in env { environment[k] = v }
+    return environment
+}
 
-    let argv = [udockerBinaryPath()] + (geteuid() == 0 && allowRootWhenRoot ? ["--allow-root"] : []) + args
-    return spawnAndCollect(argv, environment: environment, stdin: stdin)
+/// The binary, `--allow-root` first when the tests run as root (unless refused), then `args`.
+private func udockerArgv(_ args: [String], allowRoot: Bool) -> [String] {
+    [udockerBinaryPath()] + (geteuid() == 0 && allowRoot ? ["--allow-root"] : []) + args
 }
 
 /// posix_spawn `argv` with pipes on fds 0, 1, 2; feeds `stdin`, collects output until both pipes
@@ -76,14 +86,7 @@ public func spawnAndCollect(_ argv: [String], environment: [String: String],
     posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
     posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
 
-    let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        cArgs.forEach { free($0) }
-        cEnv.forEach { free($0) }
-    }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    let (pid, rc) = spawn(argv, environment: environment, actions: &actions)
     close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
     if rc != 0 {
         close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
@@ -127,21 +130,9 @@ public func spawnAndCollect(_ argv: [String], environment: [String: String],
     return (code, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
 }
 
-/// Starts `udocker args…` in the background with output discarded and returns its pid (for tests
-/// that kill it); the environment is built as in `runUdocker`, except that HOME must be given.
-public func startUdocker(_ args: [String], env: [String: String]) -> pid_t {
-    var environment: [String: String] = [
-        "PATH": getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin",
-        "UDOCKER_NOSYSCONF": "1",
-    ]
-    for (k, v) in env { environment[k] = v }
-    let argv = [udockerBinaryPath()] + (geteuid() == 0 ? ["--allow-root"] : []) + args
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd: Int32 in [0, 1, 2] {
-        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
-    }
+/// posix_spawn with C copies of argv and the environment; returns the pid and posix_spawn's result.
+private func spawn(_ argv: [String], environment: [String: String],
+                   actions: inout posix_spawn_file_actions_t) -> (pid: pid_t, rc: Int32) {
     let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
     let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
@@ -150,6 +141,21 @@ public func startUdocker(_ args: [String], env: [String: String]) -> pid_t {
     }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    return (pid, rc)
+}
+
+/// Starts `udocker args…` in the background with output discarded and returns its pid (for tests
+/// that kill it); the environment is built as in `runUdocker`, except that HOME must be given.
+public func startUdocker(_ args: [String], env: [String: String]) -> pid_t {
+    let argv = udockerArgv(args, allowRoot: true)
+    let environment = udockerEnvironment(env)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in [0, 1, 2] {
+        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
+    let (pid, rc) = spawn(argv, environment: environment, actions: &actions)
     precondition(rc == 0, "posix_spawn \(argv[0]) failed: \(rc)")
     return pid
 }
