@@ -12,9 +12,10 @@ public enum FileIO {
     }
 
     public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+        guard let base = buffer.baseAddress else { return }
         var off = 0
         while off < buffer.count {
-            let n = write(fd, buffer.baseAddress! + off, buffer.count - off)
+            let n = write(fd, base + off, buffer.count - off)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw CASError.io("write", path, errno)
@@ -113,8 +114,9 @@ public enum FileIO {
         defer { closedir(d) }
         var out = [String]()
         while let e = readdir(d) {
+            // d_name is a NUL-terminated fixed-size array; decode up to the NUL.
             let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             if name != "." && name != ".." { out.append(name) }
         }
