@@ -34,7 +34,12 @@ public enum ImagePull {
     public static func run(_ request: PullRequest, configuration: Configuration, environment: [String: String],
                            images: ImageStore) throws -> (image: LocalImage, pulled: PulledImage) {
         let name = try ImageName(parsing: request.image)
-        let ref = try ImageReference.parse(request.image, registryOverride: request.registry ?? configuration.registryOverride)
+        let override = request.registry ?? configuration.registryOverride
+        var ref = try ImageReference.parse(request.image, registryOverride: override)
+        // A name that spells the host of --registry/UDOCKER_REGISTRY uses that URL's scheme (http://).
+        if let o = override, let e = try? RegistryEndpoint(url: o), e.host == ref.registry.host, e.scheme != ref.registry.scheme {
+            ref = ImageReference(registry: e, repository: ref.repository, tag: ref.tag, digest: ref.digest)
+        }
         var options = HTTPOptions(httpProxy: request.httpProxy ?? configuration.httpProxy,
                                   insecure: try configuration.httpInsecure, environment: environment)
         options.debug = request.debug
