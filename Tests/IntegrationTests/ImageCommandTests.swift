@@ -171,4 +171,22 @@ final class ImageRepo {
         #expect(bad.stderr.contains("bin/busybox has changed"), "\(bad.stderr)")
         #expect(bad.stderr.contains("Error: image verification failure"))
     }
+
+    @Test(.enabled(if: FileIO.exists("/usr/bin/script"), "needs util-linux script for a terminal"))
+    func progressBarsOnATerminal() throws {
+        let r = try ImageRepo()
+        let home = makeTempDirectory("home")
+        defer { try? FileIO.removeTree(home) }
+        let root = geteuid() == 0 ? " --allow-root" : ""
+        var env = r.env
+        env["HOME"] = home
+        env["PATH"] = "/usr/bin:/bin"
+        env["UDOCKER_NOSYSCONF"] = "1"
+        let out = spawnAndCollect(["/usr/bin/script", "-qec", udockerBinaryPath() + root + " pull test/busybox:zstd", "/dev/null"],
+                                  environment: env, stdin: nil)
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("total"), "\(out.stdout)")
+        #expect(out.stdout.contains("[=============================="), "a full bar: \(out.stdout)")
+        #expect(out.stdout.contains("\u{1B}[K"), "lines are redrawn in place")
+    }
 }
