@@ -64,6 +64,19 @@ public final class BlobWriter {
     /// The descriptor and path of the temp file, for the pipelined ingest's writer thread.
     var rawTarget: (fd: Int32, path: String) { (fd, tempPath) }
 
+    /// Discards everything written so far; the next write is byte 0 (a server that ignored a
+    /// resume request sends the whole blob again).
+    public func restart() throws {
+        guard !finished else { throw CASError.internalFailure("restart of a finished blob writer") }
+        if ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) < 0 {
+            let e = errno
+            abort()
+            throw CASError.io("truncate", tempPath, e)
+        }
+        _ = hasher.finish()
+        bytesWritten = 0
+    }
+
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
     }

@@ -104,7 +104,7 @@ extension Store {
     }
 
     /// Applies one holder's change to the index when the index was current before it, else resyncs.
-    private func mirrorRefChange(_ holder: String, to new: [Digest]?, generation gen: UInt64) throws {
+    func mirrorRefChange(_ holder: String, to new: [Digest]?, generation gen: UInt64) throws {
         let genKey = Array("refs-generation".utf8)
         let applied = try index.write { t -> Bool in
             let indexGen = try t.get(.meta, genKey).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) }

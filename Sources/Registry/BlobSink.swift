@@ -18,6 +18,11 @@ public protocol BlobSink: AnyObject {
     func replay(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool
 }
 
+/// A sink that hashes everything written to it and refuses, when the caller commits it, content
+/// that does not match the digest (the store's BlobWriter does this). `fetchBlob` then does not hash
+/// the bytes a second time: the digest is checked once, by the code that makes the blob visible.
+public protocol VerifyingBlobSink: BlobSink {}
+
 extension BlobSink {
     public func replay(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool { false }
 }
@@ -27,12 +32,15 @@ final class HashingSink: BodySink {
     let inner: any BlobSink
     let hasher: SHA256Hasher
     let limit: UInt64?
+    /// False for a VerifyingBlobSink, which hashes by itself.
+    let hashes: Bool
 
     init(_ inner: any BlobSink, limit: UInt64?) throws {
         self.inner = inner
         self.limit = limit
+        hashes = !(inner is any VerifyingBlobSink)
         hasher = try SHA256Hasher()
-        if inner.offset > 0 {
+        if inner.offset > 0 && hashes {
             let h = hasher
             if try !inner.replay({ h.update($0) }) || h.byteCount != inner.offset {
                 _ = hasher.finish()
@@ -47,7 +55,7 @@ final class HashingSink: BodySink {
         if let limit, inner.offset + UInt64(chunk.count) > limit {
             throw RegistryError.sizeMismatch(what: "blob", expected: limit, actual: inner.offset + UInt64(chunk.count))
         }
-        hasher.update(chunk)
+        if hashes { hasher.update(chunk) }
         try inner.write(chunk)
     }
 

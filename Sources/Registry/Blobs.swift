@@ -5,6 +5,7 @@ extension RegistryClient {
     /// Downloads blob `digest` of `repository` into `sink`, resuming from `sink.offset` and after dropped
     /// connections. Returns the size once the bytes match `digest` (and `expectedSize` when given); on a
     /// mismatch it throws `RegistryError.digestMismatch` and the caller must not commit the sink.
+    /// A `VerifyingBlobSink` is not hashed here: its commit checks the digest.
     @discardableResult
     public func fetchBlob(_ repository: String, digest: Digest, expectedSize: UInt64? = nil, into sink: any BlobSink) throws -> UInt64 {
         let hashing = try HashingSink(sink, limit: expectedSize)
@@ -12,6 +13,12 @@ extension RegistryClient {
         let r = try send("GET", "/v2/\(repository)/blobs/\(digest)", scope: Self.pullScope(repository), sink: hashing)
         let complete416 = r.status == 416 && expectedSize != nil && sink.offset == expectedSize
         guard r.status == 200 || r.status == 206 || complete416 else { throw failure(r, what: what) }
+        if !hashing.hashes {
+            if let expectedSize, sink.offset != expectedSize {
+                throw RegistryError.sizeMismatch(what: what, expected: expectedSize, actual: sink.offset)
+            }
+            return sink.offset
+        }
         let size = hashing.hasher.byteCount
         let actual = hashing.hasher.finish()
         if let expectedSize, size != expectedSize {

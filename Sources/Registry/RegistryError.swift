@@ -21,6 +21,11 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
     case retriesExhausted(url: String, attempts: Int, last: String)
     case tooManyRedirects(String)
     case uploadFailed(String)
+    /// A layer whose unpacked content is not what the image config says (rootfs.diff_ids).
+    case diffIDMismatch(layer: Digest, expected: Digest, actual: Digest)
+    case badConfig(String)
+    /// The store refused or failed to keep something (its message says why).
+    case store(String)
 
     public var description: String {
         switch self {
@@ -64,6 +69,12 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
             return "too many redirects starting at \(url): the registry is misconfigured"
         case .uploadFailed(let s):
             return "upload failed: \(s)"
+        case .diffIDMismatch(let layer, let expected, let actual):
+            return "layer \(layer) unpacks to \(actual) but the image config says \(expected); the image was not recorded. The image is broken in the registry; report it to its maintainer"
+        case .badConfig(let s):
+            return "the image config cannot be read: \(s); the image was not recorded"
+        case .store(let s):
+            return s
         }
     }
 }

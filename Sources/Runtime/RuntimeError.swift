@@ -30,6 +30,14 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A system call on a path failed.
     case storeMissing(repository: String, store: String)
     case io(String, String, Int32)
+    /// An image name that cannot name a local image.
+    case invalidImageName(String, String)
+    case imageNotFound(String)
+    case imageExists(String)
+    case imageProtected(String)
+    case imageInUse(String, containers: [String])
+    /// An image whose record is unreadable.
+    case badImageRecord(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -59,6 +67,18 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "the content store \(store) of repository \(repository) is missing: mount the filesystem it lives on, or point \(repository)/store.path at the store's new place"
         case .io(let op, let path, let err):
             return "\(op) \(path): \(String(cString: strerror(err))) (errno \(err))" + RuntimeError.hint(err)
+        case .invalidImageName(let name, let why):
+            return "invalid image name '\(name)': \(why). Use [HOST[:PORT]/]NAME[:TAG], e.g. ubuntu:22.04"
+        case .imageNotFound(let name):
+            return "image not found: \(name): see 'udocker images', or pull it with 'udocker pull \(name)'"
+        case .imageExists(let name):
+            return "image \(name) already exists: remove it first with 'udocker rmi \(name)', or choose another name"
+        case .imageProtected(let name):
+            return "image \(name) is protected: run 'udocker unprotect \(name)' first"
+        case .imageInUse(let name, let containers):
+            return "image \(name) is used by container(s) \(containers.joined(separator: ", ")): remove them first, or use 'udocker rmi -f'"
+        case .badImageRecord(let path, let reason):
+            return "image record \(path) is damaged (\(reason)): remove the image with 'udocker rmi -f' and pull it again"
         }
     }
 

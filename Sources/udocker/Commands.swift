@@ -8,6 +8,15 @@ enum Commands {
             Version.self,
             Showconf.self,
             Mkrepo.self,
+            Pull.self,
+            Images.self,
+            Inspect.self,
+            Manifest.self,
+            Tag.self,
+            Rmi.self,
+            Verify.self,
+            Protect.self,
+            Unprotect.self,
             StoreGroup.self,
         ]
     }

@@ -143,6 +143,19 @@ public struct Configuration: Sendable {
     public var httpInsecure: Bool {
         get throws { try bool("http_insecure") ?? false }
     }
+    /// Layers a pull downloads (and unpacks) at once: `pull_parallel`, 1 to 16, default 3.
+    public var pullParallel: Int {
+        get throws {
+            let n = try int("pull_parallel") ?? 3
+            guard (1...16).contains(n) else { throw bad("pull_parallel", String(n), "a whole number from 1 to 16") }
+            return n
+        }
+    }
+    /// The registry for names without a host, when set (--registry is applied by the caller;
+    /// this is dockerio_registry_url from udocker.conf or UDOCKER_REGISTRY); nil means Docker Hub.
+    public var registryOverride: String? { isSet("dockerio_registry_url") ? string("dockerio_registry_url") : nil }
+    /// udocker.conf `http_proxy`: the proxy for registry traffic when --httpproxy is not given.
+    public var httpProxy: String? { string("http_proxy") }
     public var registryURL: String { string("dockerio_registry_url") ?? "https://registry-1.docker.io" }
     public var indexURL: String { string("dockerio_index_url") ?? "https://hub.docker.com" }
     /// Where `udocker install` gets the tools bundle: URLs or files separated by spaces.
