@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian machine: install what is needed, build udocker, and as an
-# unprivileged user make a repository, store an image layer built from Debian's busybox-static,
-# unpack it, verify the store and show its statistics.
+# unprivileged user start a local registry, push an image built from Debian's busybox-static to it,
+# and pull it with udocker (create and run follow as they land).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
@@ -19,22 +19,23 @@ chmod 755 "$work"
 chown "$TEST_USER": "$work"
 install -m 755 "$bin" "$work/udocker"
 
-runuser -u "$TEST_USER" -- env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 bash -euo pipefail -c '
+cp "$here/scripts/lib/registry.sh" "$work/registry.sh"
+runuser -u "$TEST_USER" -- env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 bash -euo pipefail -c '
   cd "$HOME"
+  source ./registry.sh
   say() { printf "\n\$ %s\n" "$*"; "$@"; }
-  # A one-layer image root from Debian busybox-static.
-  mkdir -p rootfs/bin rootfs/etc rootfs/tmp
-  cp /bin/busybox rootfs/bin/busybox
-  for a in sh ls cat echo; do ln -s busybox rootfs/bin/$a; done
-  echo "demo:x:1000:1000::/home/demo:/bin/sh" > rootfs/etc/passwd
-  tar -C rootfs -czf layer.tar.gz .
+  # A local registry on loopback, with an image built from Debian busybox-static.
+  start_registry "$HOME/registry"
+  trap stop_registry EXIT
+  busybox_rootfs rootfs
+  build_oci_image oci latest "[\"/bin/sh\",\"-c\",\"echo hello from busybox\"]" rootfs
+  push_oci oci latest demo/busybox:latest
+  export UDOCKER_DIR="$HOME/.udocker" UDOCKER_REGISTRY="http://127.0.0.1:$REGISTRY_PORT"
   say ./udocker --version
-  say ./udocker mkrepo "$HOME/repo"
-  say ./udocker --repo="$HOME/repo" store ingest layer.tar.gz
-  digest=$(./udocker -q --repo="$HOME/repo" store ingest layer.tar.gz | cut -d" " -f1)
-  say ./udocker --repo="$HOME/repo" store unpack "$digest"
-  say ./udocker --repo="$HOME/repo" store verify
-  say ./udocker --repo="$HOME/repo" store stats
+  say ./udocker pull demo/busybox:latest
+  say ./udocker images -l
+  say ./udocker verify demo/busybox:latest
+  say ./udocker store stats
 '
 echo
 echo "demo done; files are in $work"
