@@ -8,6 +8,9 @@ enum Commands {
             Version.self,
             Showconf.self,
             Mkrepo.self,
+            Search.self,
+            Login.self,
+            Logout.self,
         ]
     }
 
