@@ -64,10 +64,15 @@ YML
 }
 
 # udocker_venv DIR: makes DIR a Python venv holding udocker 1.3.17 (pip from PyPI), prints its udocker.
+# The venv uses the system Python ($BENCH_PYTHON, default /usr/bin/python3), which every user can run
+# (a pyenv Python under /root would not be usable by $BENCH_USER).
 udocker_venv() {
-  local venv=$1
-  if [ ! -x "$venv/bin/udocker" ] || ! "$venv/bin/pip" show udocker 2>/dev/null | grep -q '^Version: 1.3.17$'; then
-    python3 -m venv "$venv" >&2
+  local venv=$1 py=${BENCH_PYTHON:-}
+  [ -z "$py" ] && { [ -x /usr/bin/python3 ] && py=/usr/bin/python3 || py=$(command -v python3); }
+  local home; home=$(dirname "$(readlink -f "$py")")
+  if [ ! -x "$venv/bin/udocker" ] || ! grep -qx "home = $home" "$venv/pyvenv.cfg" 2>/dev/null \
+     || ! "$venv/bin/pip" show udocker 2>/dev/null | grep -q '^Version: 1.3.17$'; then
+    "$py" -m venv --clear "$venv" >&2
     "$venv/bin/pip" install -q 'udocker==1.3.17' >&2
   fi
   echo "$venv/bin/udocker"

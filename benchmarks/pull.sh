@@ -29,7 +29,8 @@ ROOT_OPT=$(root_option)
 # A private HOME; UDOCKER_TARBALL empty so udocker 1.3.17 does not try to download its tools on
 # every command (`autoinstall = False` in a config file is read as a true string and does not help).
 BENCH_ENV=("HOME=$WORK/home" "PATH=/usr/local/bin:/usr/bin:/bin" "UDOCKER_TARBALL=" "UDOCKER_NOSYSCONF=1")
-as_user mkdir -p "$WORK/home"
+mkdir -p "$WORK/home"
+[ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown -R "$BENCH_USER" "$WORK/home"
 
 has_command() { as_user "$UD" $ROOT_OPT "$1" --help >/dev/null 2>&1; }
 
