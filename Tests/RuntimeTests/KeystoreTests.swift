@@ -139,5 +139,11 @@ import Testing
         #expect(quay.registry.host == "quay.io" && quay.expression == "centos")
         let local = try RegistryAccess.searchTarget(expression: "test/busy", registryOption: "http://127.0.0.1:5000", indexOption: nil, configuration: c)
         #expect(local.registry.baseURL == "http://127.0.0.1:5000" && local.index == nil && local.expression == "test/busy")
+        for hubIndex in ["https://index.docker.io/v1", "https://hub.docker.com"] {
+            let t = try RegistryAccess.searchTarget(expression: "x", registryOption: nil, indexOption: hubIndex, configuration: c)
+            #expect(t.registry == .dockerHub && t.index == nil)
+        }
+        let other = try RegistryAccess.searchTarget(expression: "x", registryOption: nil, indexOption: "http://127.0.0.1:5001", configuration: c)
+        #expect(other.registry.baseURL == "http://127.0.0.1:5001" && other.index?.baseURL == "http://127.0.0.1:5001")
     }
 }

@@ -86,9 +86,12 @@ public enum RegistryAccess {
         let registryGiven = registryOption.map { !$0.isEmpty } ?? false
         let indexGiven = indexOption.map { !$0.isEmpty } ?? false
         if registryGiven || indexGiven {
-            let index = try indexOption.flatMap { $0.isEmpty ? nil : try RegistryEndpoint(url: $0) }
-            let registry = try registryOption.flatMap { $0.isEmpty ? nil : try RegistryEndpoint(url: $0) } ?? index
-            guard let registry else { throw RegistryError.invalidURL(registryOption ?? indexOption ?? "") }
+            var index = try indexOption.flatMap { $0.isEmpty ? nil : try RegistryEndpoint(url: $0) }
+            // Docker Hub's index under any of its names (udocker's default is https://hub.docker.com):
+            // the Registry module knows where Docker Hub's search API is.
+            if let i = index, i.isDockerHub || i.host == "hub.docker.com" { index = nil }
+            let registry = try registryOption.flatMap { $0.isEmpty ? nil : try RegistryEndpoint(url: $0) }
+                ?? index ?? .dockerHub
             return (registry, index, term)
         }
         if let host {
