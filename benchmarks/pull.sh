@@ -143,6 +143,7 @@ for run in $(seq "$RUNS"); do
   [ $have_create = yes ] && times[our_pull_create]+=" $(time_it our_pull_create our_pull_create)"
 done
 fresh
+bench_cleanup; BENCH_PIDS=(); rm -rf "$WORK/registry"   # the built layout stays, for the next run
 
 best() { min_of ${times[$1]}; }
 op=$(best old_pull); opc=$(best old_pull_create); sk=$(best skopeo_copy); np=$(best our_pull); npc=$(best our_pull_create)
