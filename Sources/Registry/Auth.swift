@@ -14,6 +14,14 @@ public struct Credentials: Sendable, Equatable {
     var basicHeader: String { "Basic " + Data("\(username):\(password)".utf8).base64EncodedString() }
 }
 
+// String(describing:), debug printing and dump() show the username only, so a stray print or a log of
+// an error holding credentials never shows the password.
+extension Credentials: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "Credentials(username: \(username), password: <redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["username": username, "password": "<redacted>"]) }
+}
+
 /// One challenge of a WWW-Authenticate header.
 public enum AuthChallenge: Equatable, Sendable {
     case bearer(realm: String, service: String?, scope: String?)

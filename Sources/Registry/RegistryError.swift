@@ -36,7 +36,7 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
         case .transport(let url, let code, let message):
             return "cannot reach \(url): \(message) (curl error \(code)). Check the network, the registry name, and --httpproxy/http_proxy/https_proxy"
         case .tls(let url, let message):
-            return "TLS verification failed for \(url): \(message). If you trust this registry, give its CA certificate, or use --insecure"
+            return "TLS verification failed for \(url): \(message). If you trust this registry, give its CA certificate (CURL_CA_BUNDLE=FILE or SSL_CERT_FILE=FILE), or use --insecure"
         case .httpStatus(let url, let status, let message):
             return "registry answered \(status) for \(url)" + (message.isEmpty ? "" : ": \(message)")
         case .unauthorized(let registry, let had, let detail):

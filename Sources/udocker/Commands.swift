@@ -18,6 +18,9 @@ enum Commands {
             Protect.self,
             Unprotect.self,
             StoreGroup.self,
+            Search.self,
+            Login.self,
+            Logout.self,
         ]
     }
 

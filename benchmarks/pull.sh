@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Pull benchmark: a multi-layer image of at least 100 MB, built here and pushed to a local
+# docker-registry (plain HTTP on 127.0.0.1), pulled in one run by udocker 1.3.17 (pip, in
+# benchmarks/.venv), by `skopeo copy` to a dir, and by this udocker (release build); plus pull followed
+# by create. Prints a Markdown table of the best of $RUNS runs with ratios. Commands this udocker does
+# not have yet are reported as n/a.
+#
+# Environment: BENCH_WORK (work dir, default /var/tmp/udocker-bench-pull), RUNS (default 3),
+# LAYERS (default 5), BENCH_USER (run the udockers as this user when started as root, e.g. udocker-test
+# from scripts/setup-host.sh; otherwise root runs them with --allow-root), SKIP_BUILD=1 (use the
+# existing release build).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/benchmarks/lib.sh"
+
+WORK=${BENCH_WORK:-/var/tmp/udocker-bench-pull}
+RUNS=${RUNS:-3}
+LAYERS=${LAYERS:-5}
+IMAGE=bench/big:latest
+
+mkdir -p "$WORK"
+[ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown "$BENCH_USER" "$WORK"
+
+# --- tools ---------------------------------------------------------------------------------
+OLD=$(udocker_venv "$here/benchmarks/.venv")
+if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --product udocker); fi
+UD="$here/.build/release/udocker"
+ROOT_OPT=$(root_option)
+# A private HOME; UDOCKER_TARBALL empty so udocker 1.3.17 does not try to download its tools on
+# every command (`autoinstall = False` in a config file is read as a true string and does not help).
+BENCH_ENV=("HOME=$WORK/home" "PATH=/usr/local/bin:/usr/bin:/bin" "UDOCKER_TARBALL=" "UDOCKER_NOSYSCONF=1")
+mkdir -p "$WORK/home"
+[ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown -R "$BENCH_USER" "$WORK/home"
+
+has_command() { as_user "$UD" $ROOT_OPT "$1" --help >/dev/null 2>&1; }
+
+# --- the image -----------------------------------------------------------------------------
+layout="$WORK/layout"
+if [ ! -f "$layout/index.json" ] || [ "$(cat "$WORK/layers" 2>/dev/null)" != "$LAYERS" ]; then
+  rm -rf "$layout" "$WORK/trees"
+  echo "building the image ($LAYERS data layers + busybox) ..." >&2
+  python3 - "$WORK/trees" "$LAYERS" <<'PY'
+import os, random, sys
+root, layers = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(1234)
+words = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n"
+for n in range(1, layers + 1):
+    top = os.path.join(root, "l%d" % n)
+    # Large files: random bytes (compressed binaries, data), 8 + 6 + 4 MB.
+    big = os.path.join(top, "opt", "data%d" % n)
+    os.makedirs(big)
+    for i, mb in enumerate((8, 6, 4)):
+        with open(os.path.join(big, "blob%d.bin" % i), "wb") as f:
+            f.write(rnd.randbytes(mb << 20))
+    # Small files: half random, half text, 512 B .. 8 KB, in 40 directories (~5 MB).
+    for i in range(1200):
+        d = os.path.join(top, "usr", "lib", "pkg%d" % n, "d%02d" % (i % 40))
+        os.makedirs(d, exist_ok=True)
+        size = rnd.randint(512, 8192)
+        data = rnd.randbytes(size) if i % 2 else (words * (size // len(words) + 1))[:size]
+        with open(os.path.join(d, "f%04d" % i), "wb") as f:
+            f.write(data)
+PY
+  mkdir -p "$WORK/trees/l0/bin"
+  cp /usr/bin/busybox "$WORK/trees/l0/bin/busybox"
+  ln -sf busybox "$WORK/trees/l0/bin/sh"
+  python3 - "$WORK/trees" "$layout" "$LAYERS" <<'PY'
+import gzip, hashlib, json, os, subprocess, sys
+trees, layout, layers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(layout + "/blobs/sha256")
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    with open("%s/blobs/sha256/%s" % (layout, d), "wb") as f:
+        f.write(data)
+    return "sha256:" + d, len(data)
+diff_ids, descs = [], []
+for n in range(layers + 1):
+    tar = subprocess.run(["tar", "-C", "%s/l%d" % (trees, n), "--sort=name", "--owner=0", "--group=0",
+                          "--numeric-owner", "--mtime=@0", "-cf", "-", "."], check=True, stdout=subprocess.PIPE).stdout
+    diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+    d, s = blob(gzip.compress(tar, compresslevel=6, mtime=0))
+    descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s})
+config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+          "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+cd, cs = blob(json.dumps(config, sort_keys=True).encode())
+manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+            "layers": descs}
+md, ms = blob(json.dumps(manifest, sort_keys=True).encode())
+with open(layout + "/index.json", "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"], "digest": md, "size": ms,
+               "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
+with open(layout + "/oci-layout", "w") as f:
+    f.write('{"imageLayoutVersion":"1.0.0"}')
+PY
+  echo "$LAYERS" > "$WORK/layers"
+  rm -rf "$WORK/trees"
+fi
+image_bytes=$(python3 -c 'import json,sys; l=sys.argv[1]; i=json.load(open(l+"/index.json")); d=i["manifests"][0]["digest"].split(":")[1]; m=json.load(open(l+"/blobs/sha256/"+d)); print(sum(x["size"] for x in m["layers"]))' "$layout")
+layer_count=$((LAYERS + 1))
+
+# --- the registry --------------------------------------------------------------------------
+PORT=$(free_port)
+rm -rf "$WORK/registry"
+start_registry "$WORK/registry" "$PORT"
+REG="127.0.0.1:$PORT"
+# Docker v2 schema 2, which udocker 1.3.17 reads.
+HOME="$WORK/home" skopeo --insecure-policy copy -q --format v2s2 --dest-tls-verify=false \
+  "oci:$layout:latest" "docker://$REG/$IMAGE"
+
+# --- the timed commands (each starts from an empty repository or directory) ----------------
+old() { as_user "$OLD" $ROOT_OPT "$@"; }
+ours() { as_user "$UD" $ROOT_OPT "$@"; }
+fresh() { rm -rf "$WORK/old-repo" "$WORK/our-repo" "$WORK/skopeo-dir"; sync; }
+
+old_pull() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/old-repo"); old pull --registry="http://$REG" "$IMAGE"; }
+old_pull_create() { old_pull && { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/old-repo"); old create --name=bench "$IMAGE"; }; }
+our_pull() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/our-repo"); ours pull --registry="http://$REG" "$IMAGE"; }
+our_pull_create() { our_pull && { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/our-repo"); ours create --name=bench "$IMAGE"; }; }
+skopeo_copy() { HOME="$WORK/home" skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$REG/$IMAGE" "dir:$WORK/skopeo-dir"; }
+
+# time_it NAME FUNCTION: one timed run; prints seconds, or fails with the command's output.
+time_it() {
+  local t0 t1 log="$WORK/$1.log"
+  fresh
+  t0=$(now)
+  if ! "$2" > "$log" 2>&1; then echo "$1 failed; output:" >&2; cat "$log" >&2; return 1; fi
+  t1=$(now)
+  secs "$t0" "$t1"
+}
+
+have_pull=no; has_command pull && have_pull=yes
+have_create=no; [ $have_pull = yes ] && has_command create && have_create=yes
+
+declare -A times
+for name in old_pull old_pull_create skopeo_copy our_pull our_pull_create; do times[$name]=""; done
+for run in $(seq "$RUNS"); do
+  echo "run $run of $RUNS ..." >&2
+  times[old_pull]+=" $(time_it old_pull old_pull)"
+  times[old_pull_create]+=" $(time_it old_pull_create old_pull_create)"
+  times[skopeo_copy]+=" $(time_it skopeo_copy skopeo_copy)"
+  [ $have_pull = yes ] && times[our_pull]+=" $(time_it our_pull our_pull)"
+  [ $have_create = yes ] && times[our_pull_create]+=" $(time_it our_pull_create our_pull_create)"
+done
+fresh
+bench_cleanup; BENCH_PIDS=(); rm -rf "$WORK/registry"   # the built layout stays, for the next run
+
+best() { min_of ${times[$1]}; }
+op=$(best old_pull); opc=$(best old_pull_create); sk=$(best skopeo_copy); np=$(best our_pull); npc=$(best our_pull_create)
+
+echo
+echo "Image: $layer_count layers, $((image_bytes / 1048576)) MB compressed, Docker v2 schema 2, local docker-registry over HTTP."
+echo "Best of $RUNS runs, seconds; $(nproc) CPUs, $(uname -r), page cache warm. Ratios above 1 mean this udocker is faster."
+echo
+echo "| Operation | udocker 1.3.17 | skopeo copy (dir) | udocker (Swift) | udocker 1.3.17 / ours | skopeo / ours |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| pull | $op | $sk | $np | $(ratio "$op" "$np") | $(ratio "$sk" "$np") |"
+echo "| pull + create | $opc | – | $npc | $(ratio "$opc" "$npc") | – |"
+echo
+echo "Targets: pull + create at least 3x faster than udocker 1.3.17 (ratio >= 3); pull alone within 3x of udocker 1.3.17's pull (ratio >= 0.33)."
