@@ -71,6 +71,10 @@ import Testing
         let listed = runUdocker(["search", "--list-tags", "--registry=\(r.url)", "priv/img"], env: env)
         #expect(listed.status == 0, "\(listed.stderr)")
         #expect(listed.stdout == "v1\n")
+        // ... and by pull, over TLS with the CA from CURL_CA_BUNDLE.
+        let pulled = runUdocker(["pull", "--registry=\(r.url)", "priv/img:v1"], env: env)
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(runUdocker(["images"], env: env).stdout.contains("priv/img:v1"))
 
         let out = runUdocker(["logout", "--registry=\(r.url)"], env: env)
         #expect(out.status == 0, "\(out.stderr)")
@@ -78,6 +82,9 @@ import Testing
         let anonymous = runUdocker(["search", "--list-tags", "--registry=\(r.url)", "priv/img"], env: env)
         #expect(anonymous.status == 1)
         #expect(anonymous.stderr.contains("requires a username and password: run 'udocker login --registry=\(r.hostPort)'"), "\(anonymous.stderr)")
+        let anonymousPull = runUdocker(["pull", "--registry=\(r.url)", "priv/img:v1"], env: env)
+        #expect(anonymousPull.status == 1)
+        #expect(anonymousPull.stderr.contains("udocker login"), "\(anonymousPull.stderr)")
         let again = runUdocker(["logout", "--registry=\(r.url)"], env: env)
         #expect(again.status == 1)
         #expect(again.stderr == "Error: no credentials stored for \(r.hostPort) in \(keystore)\n")

@@ -12,20 +12,17 @@ public struct PullRequest: Sendable {
     public var registry: String?
     /// --httpproxy=URL.
     public var httpProxy: String?
-    /// Looks up the login for a registry (the keystore, once it exists); nil means anonymous.
-    public var credentials: @Sendable (RegistryEndpoint) -> Credentials?
+    /// Where `login` stored credentials; nil means anonymous.
+    public var keystore: Keystore?
     public var progress: (@Sendable (PullEvent) -> Void)?
     /// Receives the HTTP client's debug lines (secrets redacted).
     public var debug: (@Sendable (String) -> Void)?
-    /// A PEM file of CAs to trust for TLS registries.
-    public var caFile: String?
 
     public init(image: String, platform: Platform? = nil, registry: String? = nil, httpProxy: String? = nil,
-                credentials: @escaping @Sendable (RegistryEndpoint) -> Credentials? = { _ in nil },
-                progress: (@Sendable (PullEvent) -> Void)? = nil, debug: (@Sendable (String) -> Void)? = nil,
-                caFile: String? = nil) {
+                keystore: Keystore? = nil,
+                progress: (@Sendable (PullEvent) -> Void)? = nil, debug: (@Sendable (String) -> Void)? = nil) {
         self.image = image; self.platform = platform; self.registry = registry; self.httpProxy = httpProxy
-        self.credentials = credentials; self.progress = progress; self.debug = debug; self.caFile = caFile
+        self.keystore = keystore; self.progress = progress; self.debug = debug
     }
 }
 
@@ -40,13 +37,9 @@ public enum ImagePull {
         if let o = override, let e = try? RegistryEndpoint(url: o), e.host == ref.registry.host, e.scheme != ref.registry.scheme {
             ref = ImageReference(registry: e, repository: ref.repository, tag: ref.tag, digest: ref.digest)
         }
-        var options = HTTPOptions(httpProxy: request.httpProxy ?? configuration.httpProxy,
-                                  insecure: try configuration.httpInsecure, environment: environment)
-        options.debug = request.debug
-        options.caFile = request.caFile
-        let creds = request.credentials(ref.registry)
-        let client = RegistryClient(endpoint: ref.registry, http: HTTPClient(options: options),
-                                    auth: Authenticator(credentials: creds.map { [ref.registry.host: $0] } ?? [:]))
+        let options = try RegistryAccess.httpOptions(configuration: configuration, environment: environment,
+                                                     httpProxy: request.httpProxy, debug: request.debug)
+        let client = try RegistryAccess.client(endpoint: ref.registry, options: options, keystore: request.keystore)
         let puller = ImagePuller(client: client, store: images.store)
         let pullOptions = PullOptions(platform: request.platform ?? .host, parallel: try configuration.pullParallel,
                                       progress: request.progress)

@@ -24,7 +24,7 @@ public enum RegistryAccess {
     public static func httpOptions(configuration: Configuration, environment: [String: String],
                                    httpProxy: String? = nil,
                                    debug: (@Sendable (String) -> Void)? = nil) throws -> HTTPOptions {
-        let proxy = httpProxy ?? configuration.string("http_proxy")
+        let proxy = httpProxy ?? configuration.httpProxy
         var options = HTTPOptions(httpProxy: proxy, insecure: try configuration.httpInsecure, environment: environment)
         for variable in caBundleVariables {
             guard let file = environment[variable], !file.isEmpty else { continue }

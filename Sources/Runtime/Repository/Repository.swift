@@ -124,7 +124,7 @@ public struct Repository: Sendable, Equatable {
         if !existed && FileIO.isDirectory(top) {
             let names = try MetadataFiles.io { try FileIO.listDirectory(top) }
             let known: Set<String> = Set(subdirectories + [defaultStoreName, "store.path", "repo.json",
-                                                            ConfigDefaults.configFileName, "keystore"])
+                                                            ConfigDefaults.configFileName, "keystore", "keystore.lock"])
             if names.contains(where: { !known.contains($0) && !$0.hasPrefix(".tmp.") }) {
                 throw RuntimeError.notEmptyForRepository(top)
             }

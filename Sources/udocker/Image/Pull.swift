@@ -46,11 +46,9 @@ struct Pull: UdockerCommand {
         let report: @Sendable (PullEvent) -> Void = { event in progress.handle(event) }
         let request = PullRequest(
             image: image, platform: platform, registry: registry, httpProxy: httpProxy,
-            // Credentials come from the keystore once `login` exists; until then pulls are anonymous.
-            credentials: { _ in nil },
+            keystore: Keystore(configuration: context.configuration),
             progress: report,
-            debug: debug,
-            caFile: context.environment["UDOCKER_CA_FILE"])
+            debug: debug)
         let (local, pulled) = try ImagePull.run(request, configuration: context.configuration,
                                                 environment: context.environment, images: images)
         context.output.info("pulled \(local.name) (\(pulled.manifestDigest)): \(pulled.layersDownloaded) of \(pulled.layers.count) layer(s) downloaded")
