@@ -18,6 +18,8 @@ ratio() {
   if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; return; fi
   printf '%.2f' "$(echo "$1 / $2" | bc -l)"
 }
+# rate AMOUNT SECONDS: AMOUNT / SECONDS with two decimals.
+rate() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 # min_of V...: the smallest of the numbers given (n/a when none).
 min_of() {
   local best="" v
@@ -28,40 +30,8 @@ min_of() {
   echo "${best:-n/a}"
 }
 
-# free_port: an unused TCP port on 127.0.0.1.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# start_registry DIR PORT: Debian's docker-registry on 127.0.0.1:PORT, plain HTTP, storage in DIR.
-start_registry() {
-  local dir=$1 port=$2
-  mkdir -p "$dir/data"
-  cat > "$dir/config.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-YML
-  /usr/bin/docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
-  BENCH_PIDS+=($!)
-  local i
-  for i in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "docker-registry did not start; log:" >&2
-  cat "$dir/registry.log" >&2
-  return 1
-}
+# start_registry DIR (sets REGISTRY_PORT, REGISTRY_PID), build_oci_image, push_oci: shared with the demo.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/registry.sh"
 
 # udocker_venv DIR: makes DIR a Python venv holding udocker 1.3.17 (pip from PyPI), prints its udocker.
 # The venv uses the system Python ($BENCH_PYTHON, default /usr/bin/python3), which every user can run

@@ -100,10 +100,10 @@ image_bytes=$(python3 -c 'import json,sys; l=sys.argv[1]; i=json.load(open(l+"/i
 layer_count=$((LAYERS + 1))
 
 # --- the registry --------------------------------------------------------------------------
-PORT=$(free_port)
 rm -rf "$WORK/registry"
-start_registry "$WORK/registry" "$PORT"
-REG="127.0.0.1:$PORT"
+start_registry "$WORK/registry"
+BENCH_PIDS+=("$REGISTRY_PID")
+REG="127.0.0.1:$REGISTRY_PORT"
 # Docker v2 schema 2, which udocker 1.3.17 reads.
 HOME="$WORK/home" skopeo --insecure-policy copy -q --format v2s2 --dest-tls-verify=false \
   "oci:$layout:latest" "docker://$REG/$IMAGE"

@@ -8,6 +8,7 @@ INGEST_MB=${INGEST_MB:-1024}
 SMALL_FILES=${SMALL_FILES:-20000}
 RUNS=${RUNS:-3}
 
+source "$here/benchmarks/lib.sh"
 cd "$here"
 swift build -c release -q --product udocker
 UD="$here/.build/release/udocker"
@@ -15,21 +16,17 @@ ROOTOPT=(); [ "$(id -u)" -eq 0 ] && ROOTOPT=(--allow-root)
 ud() { "$UD" "${ROOTOPT[@]}" --repo="$WORK/repo" "$@"; }
 
 mkdir -p "$WORK"
-now() { date +%s.%N; }
 # best_of CMD...: the fastest of $RUNS runs, in seconds; $PREP (a function name) runs untimed before each.
 best_of() {
-  local best="" t0 t1 d
+  local all="" t0 t1
   for _ in $(seq "$RUNS"); do
     [ -n "${PREP:-}" ] && "$PREP"
     sync
     t0=$(now); "$@" >/dev/null; t1=$(now)
-    d=$(echo "$t1 - $t0" | bc -l)
-    if [ -z "$best" ] || (( $(echo "$d < $best" | bc -l) )); then best=$d; fi
+    all="$all $(secs "$t0" "$t1")"
   done
-  printf '%.3f' "$best"
+  min_of $all
 }
-ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
-rate() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 
 fresh_repo() { rm -rf "$WORK/repo"; ud mkrepo "$WORK/repo" >/dev/null; }
 
