@@ -129,7 +129,7 @@ public final class ImagePuller: @unchecked Sendable {
     /// Fetches (or finds) and unpacks every layer, `options.parallel` at a time. The first failure
     /// cancels the downloads still running and is thrown.
     func fetchLayers(_ repository: String, _ jobs: [LayerJob], options: PullOptions) throws -> [LayerResult] {
-        let state = ParallelState(count: jobs.count)
+        let state = ParallelState<LayerResult>(count: jobs.count)
         let workers = min(max(1, options.parallel), max(1, jobs.count))
         let group = DispatchGroup()
         for _ in 0..<workers {
@@ -152,7 +152,7 @@ public final class ImagePuller: @unchecked Sendable {
     }
 
     private func fetchLayer(_ repository: String, _ job: LayerJob, options: PullOptions,
-                            state: ParallelState) throws -> LayerResult {
+                            state: ParallelState<LayerResult>) throws -> LayerResult {
         var downloaded = false
         var size: UInt64
         if let r = try store.blobRecord(job.digest) {
@@ -211,12 +211,13 @@ public final class ImagePuller: @unchecked Sendable {
     }
 }
 
-/// The work list of a parallel layer fetch: hands out indexes, keeps results and the first error.
-final class ParallelState: @unchecked Sendable {
+/// The work list of a parallel layer fetch or blob upload: hands out indexes, keeps results and the
+/// first error.
+final class ParallelState<R: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var nextIndex = 0
     private let count: Int
-    private var done: [ImagePuller.LayerResult?]
+    private var done: [R?]
     private var error: (any Error)? = nil
 
     init(count: Int) {
@@ -234,7 +235,7 @@ final class ParallelState: @unchecked Sendable {
         }
     }
 
-    func finish(_ i: Int, _ r: ImagePuller.LayerResult) { lock.withLock { done[i] = r } }
+    func finish(_ i: Int, _ r: R) { lock.withLock { done[i] = r } }
 
     func fail(_ e: any Error) {
         lock.withLock {
@@ -243,11 +244,11 @@ final class ParallelState: @unchecked Sendable {
         }
     }
 
-    func results() throws -> [ImagePuller.LayerResult] {
+    func results() throws -> [R] {
         try lock.withLock {
             if let error { throw error }
             return try done.map { r in
-                guard let r else { throw RegistryError.store("internal error: a layer was not fetched; please report it") }
+                guard let r else { throw RegistryError.store("internal error: a blob was not transferred; please report it") }
                 return r
             }
         }

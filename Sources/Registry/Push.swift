@@ -33,9 +33,10 @@ extension RegistryClient {
     }
 
     /// Uploads a blob: in one PUT when `chunkSize` is nil, else PATCH chunks then a closing PUT.
-    /// `location` continues a session from `mountBlob`; otherwise a new one is opened.
+    /// `location` continues a session from `mountBlob`; otherwise a new one is opened. `progress`
+    /// gets the bytes sent after each chunk. The registry's Docker-Content-Digest must be `digest`.
     public func uploadBlob(_ repository: String, digest: Digest, body: HTTPBody, chunkSize: UInt64? = nil,
-                           location: String? = nil) throws {
+                           location: String? = nil, progress: ((UInt64) -> Void)? = nil) throws {
         let scope = Self.pushScope(repository)
         var url = try location ?? startUpload(repository)
         let octet = HTTPHeaders([("Content-Type", "application/octet-stream")])
@@ -58,6 +59,7 @@ extension RegistryClient {
                 }
                 url = next
                 start += n
+                progress?(start)
             }
             finalBody = .none
         }
@@ -67,6 +69,10 @@ extension RegistryClient {
             if r.status == 400 { throw RegistryError.uploadFailed("the registry rejected blob \(digest): \(errorSummary(r))") }
             throw failure(r, what: "upload session of \(repository)")
         }
+        if let header = r.headers["Docker-Content-Digest"], let claimed = try? Digest(parsing: header), claimed != digest {
+            throw RegistryError.uploadDigestMismatch(what: "blob \(digest)", sent: digest, registry: claimed)
+        }
+        if let total = body.length { progress?(total) }
     }
 
     /// Uploads a manifest under `reference` (tag or digest); returns the digest the registry reports.
@@ -82,7 +88,7 @@ extension RegistryClient {
         hasher.update(raw)
         let actual = hasher.finish()
         if let header = r.headers["Docker-Content-Digest"], let claimed = try? Digest(parsing: header), claimed != actual {
-            throw RegistryError.digestMismatch(what: "uploaded manifest", expected: actual, actual: claimed)
+            throw RegistryError.uploadDigestMismatch(what: "the manifest", sent: actual, registry: claimed)
         }
         return actual
     }

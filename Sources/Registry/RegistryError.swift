@@ -21,6 +21,10 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
     case retriesExhausted(url: String, attempts: Int, last: String)
     case tooManyRedirects(String)
     case uploadFailed(String)
+    /// After an upload, the registry names the data by another digest than the one sent.
+    case uploadDigestMismatch(what: String, sent: Digest, registry: Digest)
+    /// `push` of an image it cannot upload as stored (schema 1, a missing blob).
+    case cannotPush(String)
     /// A layer whose unpacked content is not what the image config says (rootfs.diff_ids).
     case diffIDMismatch(layer: Digest, expected: Digest, actual: Digest)
     case badConfig(String)
@@ -69,6 +73,10 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
             return "too many redirects starting at \(url): the registry is misconfigured"
         case .uploadFailed(let s):
             return "upload failed: \(s)"
+        case .uploadDigestMismatch(let what, let sent, let registry):
+            return "the registry stored \(what) as \(registry), but udocker sent \(sent): the registry or a proxy changed the data; the image was not tagged there. Check the registry, then push again"
+        case .cannotPush(let s):
+            return "cannot push: \(s)"
         case .diffIDMismatch(let layer, let expected, let actual):
             return "layer \(layer) unpacks to \(actual) but the image config says \(expected); the image was not recorded. The image is broken in the registry; report it to its maintainer"
         case .badConfig(let s):

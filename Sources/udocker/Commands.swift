@@ -9,6 +9,7 @@ enum Commands {
             Showconf.self,
             Mkrepo.self,
             Pull.self,
+            Push.self,
             Images.self,
             Inspect.self,
             Manifest.self,

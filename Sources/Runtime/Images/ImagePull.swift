@@ -31,12 +31,7 @@ public enum ImagePull {
     public static func run(_ request: PullRequest, configuration: Configuration, environment: [String: String],
                            images: ImageStore) throws -> (image: LocalImage, pulled: PulledImage) {
         let name = try ImageName(parsing: request.image)
-        let override = request.registry ?? configuration.registryOverride
-        var ref = try ImageReference.parse(request.image, registryOverride: override)
-        // A name that spells the host of --registry/UDOCKER_REGISTRY uses that URL's scheme (http://).
-        if let o = override, let e = try? RegistryEndpoint(url: o), e.host == ref.registry.host, e.scheme != ref.registry.scheme {
-            ref = ImageReference(registry: e, repository: ref.repository, tag: ref.tag, digest: ref.digest)
-        }
+        let ref = try RegistryAccess.reference(request.image, registryOption: request.registry, configuration: configuration)
         let options = try RegistryAccess.httpOptions(configuration: configuration, environment: environment,
                                                      httpProxy: request.httpProxy, debug: request.debug)
         let client = try RegistryAccess.client(endpoint: ref.registry, options: options, keystore: request.keystore)

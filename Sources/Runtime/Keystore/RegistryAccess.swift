@@ -19,6 +19,18 @@ public enum RegistryAccess {
         return try RegistryEndpoint(url: configuration.registryURL)
     }
 
+    /// The registry reference of an image name as typed: its host, else `registryOption` (--registry),
+    /// else the configured registry (UDOCKER_REGISTRY), else Docker Hub. A name that spells the host of
+    /// that option or configured URL uses its scheme (so http:// registries work by name too).
+    public static func reference(_ text: String, registryOption: String?, configuration: Configuration) throws -> ImageReference {
+        let override = registryOption ?? configuration.registryOverride
+        let ref = try ImageReference.parse(text, registryOverride: override)
+        if let o = override, let e = try? RegistryEndpoint(url: o), e.host == ref.registry.host, e.scheme != ref.registry.scheme {
+            return ImageReference(registry: e, repository: ref.repository, tag: ref.tag, digest: ref.digest)
+        }
+        return ref
+    }
+
     /// HTTP options from the configuration (`http_insecure`/--insecure, `http_proxy`), --httpproxy, the
     /// proxy and CA bundle environment variables, with `debug` receiving redacted request lines.
     public static func httpOptions(configuration: Configuration, environment: [String: String],
