@@ -17,6 +17,10 @@ enum Commands {
             Verify.self,
             Protect.self,
             Unprotect.self,
+            Import.self,
+            Export.self,
+            Load.self,
+            Save.self,
             StoreGroup.self,
         ]
     }

@@ -2,6 +2,7 @@
 // the way so the caller can check it against the layer's diff_id.
 import CArchive
 import CAS
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,6 +59,12 @@ enum BlobContent {
             try sink(chunk)
         }
         return (hasher.finish(), hasher.byteCount)
+    }
+
+    /// The unpacker's message without its advice to pull again (the tar came from a file here).
+    static func withoutPullHint(_ why: String) -> String {
+        why.replacingOccurrences(of: "; pull the image again", with: "")
+            .replacingOccurrences(of: ", pull the image again", with: "")
     }
 
     /// gzip, zstd, xz or bzip2 magic numbers.

@@ -44,13 +44,15 @@ public enum ContainerImport {
         do {
             let manifest: LayerManifest
             do { manifest = try LayerUnpacker().unpack(fd: fd, sourceName: sourceName, into: temp) } catch let e as CASError {
-                if case .badLayer(let why) = e { throw RuntimeError.archiveRead(sourceName, why) }
+                if case .badLayer(let why) = e { throw RuntimeError.archiveRead(sourceName, BlobContent.withoutPullHint(why)) }
                 throw e
             }
             guard FileIO.isDirectory(temp + "/ROOT") else {
                 throw RuntimeError.badArchive(sourceName, "not a container clone: it has no ROOT directory; to make a container from a rootfs tar use 'udocker import --tocontainer'")
             }
             restoreModes(root: temp, manifest)
+            // Made 0700 so nobody sees it half-made; now a container directory like any other.
+            _ = chmod(temp, 0o755)
             if ud_rename_noreplace(AT_FDCWD, temp, AT_FDCWD, containers + "/" + id) != 0 {
                 throw RuntimeError.io("rename", containers + "/" + id, errno)
             }

@@ -46,7 +46,7 @@ public enum ImageImport {
         let layer: ImageRecord.Layer
         do { layer = try assembly.layer(blob: blob.digest, docker: false) } catch let e as CASError {
             if case .badLayer(let why) = e {
-                throw RuntimeError.archiveRead(request.source == "-" ? "standard input" : request.source, why)
+                throw RuntimeError.archiveRead(request.source == "-" ? "standard input" : request.source, BlobContent.withoutPullHint(why))
             }
             throw e
         }

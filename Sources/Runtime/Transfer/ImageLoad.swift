@@ -300,7 +300,7 @@ final class Loader {
 
     private func unpack(_ blob: Digest, _ path: String, docker: Bool) throws -> ImageRecord.Layer {
         do { return try assembly.layer(blob: blob, docker: docker) } catch let e as CASError {
-            if case .badLayer(let why) = e { throw bad("layer \(path): \(why)") }
+            if case .badLayer(let why) = e { throw bad("layer \(path): \(BlobContent.withoutPullHint(why))") }
             throw e
         }
     }
