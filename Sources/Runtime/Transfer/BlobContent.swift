@@ -13,6 +13,7 @@ enum BlobContent {
     @discardableResult
     static func uncompressed(path: String, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> (digest: Digest, size: UInt64) {
         let hasher = try cas { try SHA256Hasher() }
+        var total: UInt64 = 0
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", path, errno) }
         defer { _ = close(fd) }
@@ -32,9 +33,10 @@ enum BlobContent {
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buf[0..<n])
                 hasher.update(chunk)
+                total += UInt64(n)
                 try sink(chunk)
             }
-            return (hasher.finish(), hasher.byteCount)
+            return (hasher.finish(), total)
         }
         guard let a = archive_read_new() else { throw RuntimeError.internalFailure("cannot allocate a libarchive reader") }
         defer { archive_read_free(a) }
@@ -56,9 +58,10 @@ enum BlobContent {
             if n == 0 { break }
             let chunk = UnsafeRawBufferPointer(rebasing: buf[0..<n])
             hasher.update(chunk)
+            total += UInt64(n)
             try sink(chunk)
         }
-        return (hasher.finish(), hasher.byteCount)
+        return (hasher.finish(), total)
     }
 
     /// The unpacker's message without its advice to pull again (the tar came from a file here).

@@ -163,6 +163,16 @@ struct OCIArchiveWriter {
     let store: Store
     let writer: ArchiveWriter
 
+    /// The OCI media type of a layer (Docker's name the same formats differently).
+    static func ociLayerType(_ t: String) -> String {
+        switch t {
+        case MediaType.dockerLayerGzip: return MediaType.ociLayerGzip
+        case TransferMediaType.dockerLayerTar: return MediaType.ociLayer
+        case TransferMediaType.dockerLayerZstd: return MediaType.ociLayerZstd
+        default: return t
+        }
+    }
+
     func write(_ images: [LocalImage]) throws {
         let e = ImageSave.epoch
         try writer.file("oci-layout", bytes: Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), mtime: e)
@@ -174,18 +184,19 @@ struct OCIArchiveWriter {
             var manifestDigest = rec.manifestDigest
             var manifestType = rec.manifestMediaType
             var manifestSize: Int64
-            if manifestType == MediaType.ociManifest || manifestType == MediaType.dockerManifest {
+            if manifestType == MediaType.ociManifest {
                 manifestSize = Int64(try BlobContent.cas { try store.blobRecord(rec.manifestDigest) }?.size ?? 0)
                 guard manifestSize > 0 else { throw CASError.blobMissing(rec.manifestDigest) }
                 pending.append((manifestDigest, nil))
             } else {
-                // Schema 1 images have no manifest an image layout can hold: make an OCI one.
+                // A layout holds OCI manifests (skopeo and containerd skip others): a Docker v2 or
+                // schema 1 image gets an OCI manifest of the same config and layer blobs.
                 guard let configSize = try BlobContent.cas({ try store.blobRecord(rec.configDigest) })?.size else {
                     throw CASError.blobMissing(rec.configDigest)
                 }
                 let m = ImageManifest(mediaType: MediaType.ociManifest,
                                       config: Descriptor(mediaType: MediaType.ociConfig, digest: rec.configDigest, size: Int64(configSize)),
-                                      layers: rec.layers.map { Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size) })
+                                      layers: rec.layers.map { Descriptor(mediaType: Self.ociLayerType($0.mediaType), digest: $0.digest, size: $0.size) })
                 let bytes = try ImageAssembly.json(m)
                 let h = try BlobContent.cas { try SHA256Hasher() }
                 h.update(bytes)
