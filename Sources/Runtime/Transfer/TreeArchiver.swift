@@ -67,10 +67,11 @@ struct TreeArchiver {
             case S_IFDIR:
                 try w.directory(path, perm: perm, owner: owner, mtime: st.st_mtim)
                 s.report.entries += 1
-                let sub = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                if sub < 0 { throw RuntimeError.io("open directory", full, errno) }
-                defer { _ = close(sub) }
-                try walk(sub, relative: path, into: w, &s, depth: depth + 1)
+                let sub = try openOwn(dirFD, name, full, st, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, need: 0o500)
+                defer { _ = close(sub.fd) }
+                // A directory opened by lending ourselves r-x is given its mode back after its entries.
+                defer { if sub.lent { _ = fchmodat(dirFD, name, perm, 0) } }
+                try walk(sub.fd, relative: path, into: w, &s, depth: depth + 1)
             case S_IFREG:
                 let key = Inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
                 if st.st_nlink > 1, let first = s.firstPath[key] {
@@ -78,8 +79,7 @@ struct TreeArchiver {
                     s.report.entries += 1
                     continue
                 }
-                let f = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-                if f < 0 { throw RuntimeError.io("open", full, errno) }
+                let f = try openOwn(dirFD, name, full, st, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, need: 0o400).fd
                 defer { _ = close(f) }
                 try w.file(path, perm: perm, owner: owner, mtime: st.st_mtim, size: Int64(st.st_size), fd: f, source: full)
                 if st.st_nlink > 1 { s.firstPath[key] = path }
@@ -95,6 +95,25 @@ struct TreeArchiver {
                 s.report.skipped.append(path + ": a socket, which a tar archive cannot hold")
             }
         }
+    }
+
+    /// Opens an entry; one of our own files or directories without read permission for us (images
+    /// have /etc/shadow mode 0000; as root that never matters) is given `need` for the open and its
+    /// mode back at once (a directory: after its walk, by the caller, when `lent`).
+    private func openOwn(_ dirFD: Int32, _ name: String, _ full: String, _ st: stat, _ flags: Int32,
+                         need: mode_t) throws -> (fd: Int32, lent: Bool) {
+        let fd = openat(dirFD, name, flags)
+        if fd >= 0 { return (fd, false) }
+        let e = errno
+        guard e == EACCES, st.st_uid == geteuid() else { throw RuntimeError.io("open", full, e) }
+        let perm = st.st_mode & 0o7777
+        if fchmodat(dirFD, name, perm | need, 0) != 0 { throw RuntimeError.io("open", full, e) }
+        let again = openat(dirFD, name, flags)
+        let e2 = errno
+        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        if !isDir || again < 0 { _ = fchmodat(dirFD, name, perm, 0) }
+        if again < 0 { throw RuntimeError.io("open", full, e2) }
+        return (again, isDir)
     }
 
     private func names(_ dirFD: Int32, _ relative: String) throws -> [String] {

@@ -7,7 +7,7 @@ struct Import: UdockerCommand {
     static let configuration = CommandConfiguration(commandName: "import")
 
     static let helpText = """
-        import : import image (directory tree) from tar file or stdin
+        import: import image (directory tree) from tar file or stdin
         import <tar-file> <repo/image:tag>
         import - <repo/image:tag>
         --mv                      :if possible move tar-file instead of copy
