@@ -30,7 +30,7 @@ let package = Package(
 
         .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
         .target(name: "Registry", dependencies: ["CAS", "CCurl", "CCurlShim", "CShim"]),
-        .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim"]),
+        .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim", "CArchive"]),
         .executableTarget(name: "udocker", dependencies: [
             "CAS", "Registry", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -39,6 +39,22 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// An image whose record is unreadable.
     case badImageRecord(path: String, reason: String)
 
+    // MARK: export, import, load, save
+    /// An archive that could not be written (path or "standard output", reason).
+    case archiveWrite(String, String)
+    /// An archive that could not be read as a tar (source, reason).
+    case archiveRead(String, String)
+    /// An archive that was read but whose content is not a usable image (source, reason).
+    case badArchive(String, String)
+    /// An output file that exists and must not be overwritten.
+    case outputExists(String)
+    case containerNotFound(String)
+    case invalidContainerName(String)
+    case containerNameExists(String)
+    /// A feature whose code lives in a part of udocker this build does not have yet.
+    case notAvailable(String)
+    case internalFailure(String)
+
     public var description: String {
         switch self {
         case .configSyntax(let file, let line, let message):
@@ -79,6 +95,24 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "image \(name) is used by container(s) \(containers.joined(separator: ", ")): remove them first, or use 'udocker rmi -f'"
         case .badImageRecord(let path, let reason):
             return "image record \(path) is damaged (\(reason)): remove the image with 'udocker rmi -f' and pull it again"
+        case .archiveWrite(let dest, let why):
+            return "cannot write the archive to \(dest): \(why); nothing was left under that name"
+        case .archiveRead(let source, let why):
+            return "cannot read \(source) as a tar archive: \(why); check that it is a complete tar file (plain, gzip, zstd, xz or bzip2)"
+        case .badArchive(let source, let why):
+            return "\(source): \(why)"
+        case .outputExists(let path):
+            return "output file already exists: \(path): remove it or choose another name"
+        case .containerNotFound(let name):
+            return "container not found: \(name): see 'udocker ps'"
+        case .invalidContainerName(let name):
+            return "invalid container name '\(name)': use up to 2048 characters without '/', '.', spaces, '[' or ']'"
+        case .containerNameExists(let name):
+            return "container name already exists: \(name): choose another name, or remove it with 'udocker rmname \(name)'"
+        case .notAvailable(let what):
+            return "\(what) is not available in this build of udocker yet"
+        case .internalFailure(let what):
+            return "internal error: \(what); please report it"
         }
     }
 
