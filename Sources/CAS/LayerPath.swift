@@ -24,6 +24,7 @@ enum LayerPath {
     }
 
     static func normalise(_ bytes: UnsafeBufferPointer<UInt8>) -> Normalised {
+        if let plain = alreadyNormal(bytes) { return makeString(UnsafeBufferPointer(rebasing: bytes[plain])) }
         let slash: UInt8 = 0x2F, dot: UInt8 = 0x2E
         var out = [UInt8]()
         out.reserveCapacity(bytes.count)
@@ -48,13 +49,61 @@ enum LayerPath {
             }
             i = j + 1
         }
-        guard let s = String(validating: out, as: UTF8.self) else { return .notUTF8 }
+        return out.withUnsafeBufferPointer { makeString($0) }
+    }
+
+    /// The range of `bytes` that is already the normalised name, once leading "/" and "./" and trailing "/"
+    /// are cut off: nil if anything else needs work (an empty, "." or ".." component). Nearly every name
+    /// in a real layer is like that, and then no intermediate buffer is needed.
+    private static func alreadyNormal(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
+        let slash: UInt8 = 0x2F, dot: UInt8 = 0x2E
+        var start = 0
+        var end = bytes.count
+        while start < end {
+            if bytes[start] == slash {
+                start += 1
+            } else if bytes[start] == dot && (start + 1 == end || bytes[start + 1] == slash) {
+                start += 2
+            } else {
+                break
+            }
+        }
+        if start >= end { return 0..<0 }
+        while bytes[end - 1] == slash { end -= 1 }
+        var componentStart = start
+        for i in start...end {
+            guard i == end || bytes[i] == slash else { continue }
+            let len = i - componentStart
+            if len == 0 || (bytes[componentStart] == dot && (len == 1 || (len == 2 && bytes[componentStart + 1] == dot))) {
+                return nil
+            }
+            componentStart = i + 1
+        }
+        return start..<end
+    }
+
+    /// The name as a String; ASCII (nearly always) skips the general UTF-8 validation.
+    private static func makeString(_ bytes: UnsafeBufferPointer<UInt8>) -> Normalised {
+        var ascii = true
+        for b in bytes where b >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return .path(String(decoding: bytes, as: UTF8.self)) }
+        guard let s = String(validating: bytes, as: UTF8.self) else { return .notUTF8 }
         return .path(s)
     }
 
     /// Splits a normalised path into its parent ("" for top level) and its last component.
     static func split(_ path: String) -> (parent: String, name: String) {
-        guard let i = path.utf8.lastIndex(of: 0x2F) else { return ("", path) }
-        return (String(path[..<i]), String(path[path.index(after: i)...]))
+        var path = path
+        return path.withUTF8 { bytes in
+            var i = bytes.count - 1
+            while i >= 0 && bytes[i] != 0x2F { i -= 1 }
+            // Both halves of a valid UTF-8 string split at a "/" are valid UTF-8: decoding cannot repair anything.
+            let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[(i + 1)...]), as: UTF8.self)
+            if i < 0 { return ("", name) }
+            return (String(decoding: UnsafeBufferPointer(rebasing: bytes[..<i]), as: UTF8.self), name)
+        }
     }
 }

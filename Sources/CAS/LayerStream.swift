@@ -26,7 +26,7 @@ final class LayerStream: @unchecked Sendable {
     // `acquireSlot`). `reader`, `input`, `prefixCount`, `inputErrno` belong to the creating thread until
     // `start()`, then to the producer. `streamHasher` belongs to the stream hasher; `fileHasher`,
     // `digests` and `zeros` to the file hasher; `batch`, `filesBegun` to the consumer. `finish()` reads
-    // the hashers' results only after joining every thread.
+    // the hashers' results only after joining every thread. `knownDiffID` is settled in `init` and only read after.
     static let slotSize = 1 << 20
     static let slotCount = 8
 
@@ -49,6 +49,9 @@ final class LayerStream: @unchecked Sendable {
     private let input: UnsafeMutableRawPointer
     private var prefixCount = 0
     private var inputErrno: Int32 = 0
+    /// The diff_id, when the caller already knows it (a verified digest of an uncompressed blob): then the
+    /// stream hasher does not run and `hashed` follows `produced`.
+    private var knownDiffID: Digest?
     private let streamHasher: SHA256Hasher
     private let fileHasher: SHA256Hasher
     private var digests: [Digest] = []
@@ -82,10 +85,13 @@ final class LayerStream: @unchecked Sendable {
     private var fileHashThread: pthread_t?
 
     /// Prepares to read the layer on `fd` from its current offset and detects its compression from the
-    /// first bytes. The descriptor stays open and owned by the caller.
-    init(fd: Int32, sourceName: String) throws {
+    /// first bytes. The descriptor stays open and owned by the caller. `verifiedBlobDigest`, the digest the
+    /// caller verified these bytes against, becomes the diff_id if the layer turns out to be uncompressed
+    /// (the blob then is the tar), so the whole stream is not hashed a second time; otherwise it is ignored.
+    init(fd: Int32, sourceName: String, verifiedBlobDigest: Digest? = nil) throws {
         self.sourceName = sourceName
         self.fd = fd
+        knownDiffID = verifiedBlobDigest
         streamHasher = try SHA256Hasher()
         fileHasher = try SHA256Hasher()
         input = UnsafeMutableRawPointer.allocate(byteCount: LayerStream.slotSize, alignment: 4096)
@@ -115,6 +121,7 @@ final class LayerStream: @unchecked Sendable {
             throw CASError.badLayer("\(sourceName): the layer is empty (0 bytes); pull the image again")
         }
         if !LayerStream.looksCompressed(input, prefixCount) { return }
+        knownDiffID = nil
 
         guard let r = archive_read_new() else {
             throw CASError.internalFailure("cannot allocate a libarchive reader")
@@ -203,7 +210,7 @@ final class LayerStream: @unchecked Sendable {
 
     // MARK: - Threads
 
-    /// Starts the producer and the two hashing threads.
+    /// Starts the producer and the hashing threads (the stream hasher only when the diff_id is not known).
     func start() throws {
         let me = Unmanaged.passUnretained(self).toOpaque()
         func spawn(_ what: String, _ body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?) throws -> pthread_t {
@@ -219,9 +226,11 @@ final class LayerStream: @unchecked Sendable {
             if let arg { Unmanaged<LayerStream>.fromOpaque(arg).takeUnretainedValue().produce() }
             return nil
         }
-        streamHashThread = try spawn("hashing") { arg in
-            if let arg { Unmanaged<LayerStream>.fromOpaque(arg).takeUnretainedValue().hashStream() }
-            return nil
+        if knownDiffID == nil {
+            streamHashThread = try spawn("hashing") { arg in
+                if let arg { Unmanaged<LayerStream>.fromOpaque(arg).takeUnretainedValue().hashStream() }
+                return nil
+            }
         }
         fileHashThread = try spawn("file hashing") { arg in
             if let arg { Unmanaged<LayerStream>.fromOpaque(arg).takeUnretainedValue().hashFiles() }
@@ -246,6 +255,7 @@ final class LayerStream: @unchecked Sendable {
         if count > 0 {
             lengths[slot] = count
             produced += 1
+            if knownDiffID != nil { hashed = produced }
         }
         if atEnd {
             failureText = failure
@@ -503,7 +513,7 @@ final class LayerStream: @unchecked Sendable {
         guard digests.count == filesBegun else {
             throw CASError.internalFailure("layer unpacker hashed \(digests.count) of \(filesBegun) files")
         }
-        return (streamHasher.finish(), digests)
+        return (knownDiffID ?? streamHasher.finish(), digests)
     }
 
     /// Stops every thread (if still running) and waits for them. Safe to call more than once.

@@ -39,6 +39,9 @@ final class LayerTreeWriter {
     private let rootFD: Int32
     /// O_PATH descriptors of directories below the root, by normalised path; trimmed when it grows big.
     private var dirFDs: [String: Int32] = [:]
+    /// The directory the previous entry went into, from `dirFDs`: tars list a directory's entries together,
+    /// so this saves hashing the parent path for most entries. Cleared whenever `dirFDs` loses an entry.
+    private var lastDir: (path: String, fd: Int32)?
     private let dirFDLimit: Int
     private var nodes: [String: Node] = [:]
     private(set) var entries: [LayerEntry] = []
@@ -52,6 +55,8 @@ final class LayerTreeWriter {
     private var whiteoutSet: Set<String> = []
     private(set) var opaqueDirs: [String] = []
     private(set) var skipped: [SkippedEntry] = []
+    /// Name of the last entry read (normalised when it could be), for messages about what follows it.
+    private(set) var lastName: String?
     private let stream: LayerStream
     /// Bits the process umask would clear; when a store mode has any of them, an explicit chmod follows.
     private let umaskBits: mode_t
@@ -118,18 +123,21 @@ final class LayerTreeWriter {
         let path: String
         switch LayerPath.normalise(raw) {
         case .climbsOut:
-            skipped.append(SkippedEntry(path: String(cString: raw),
-                                        reason: "path climbs out of the layer root with '..'; not created"))
+            let text = String(cString: raw)
+            lastName = text
+            skipped.append(SkippedEntry(path: text, reason: "path climbs out of the layer root with '..'; not created"))
             return
         case .notUTF8:
-            skipped.append(SkippedEntry(path: String(cString: raw),
-                                        reason: "name is not valid UTF-8; not created"))
+            let text = String(cString: raw)
+            lastName = text
+            skipped.append(SkippedEntry(path: text, reason: "name is not valid UTF-8; not created"))
             return
         case .path(let p):
             path = p
         }
+        lastName = path
         let (parent, name) = LayerPath.split(path)
-        if name.hasPrefix(".wh.") {
+        if name.utf8.starts(with: ".wh.".utf8) {
             addWhiteout(parent: parent, name: name, path: path)
             return
         }
@@ -456,6 +464,7 @@ final class LayerTreeWriter {
         for (p, fd) in dirFDs where p == path || p.hasPrefix(prefix) {
             _ = close(fd)
             dirFDs[p] = nil
+            lastDir = nil
         }
     }
 
@@ -465,6 +474,7 @@ final class LayerTreeWriter {
         if dirFDs.count < dirFDLimit { return }
         for fd in dirFDs.values { _ = close(fd) }
         dirFDs.removeAll(keepingCapacity: true)
+        lastDir = nil
     }
 
     /// Descriptor of directory `path` ("" = root), creating missing directories (0755, like tar does for
@@ -472,7 +482,11 @@ final class LayerTreeWriter {
     /// symlink on the way is refused, never followed. The descriptor stays owned by the cache.
     private func directoryFD(_ path: String) throws -> Int32 {
         if path.isEmpty { return rootFD }
-        if let fd = dirFDs[path] { return fd }
+        if let last = lastDir, last.path == path { return last.fd }
+        if let fd = dirFDs[path] {
+            lastDir = (path, fd)
+            return fd
+        }
         var fd = rootFD
         var transient: Int32 = -1   // an uncached intermediate descriptor, closed once passed
         defer { if transient >= 0 { _ = close(transient) } }
@@ -517,6 +531,7 @@ final class LayerTreeWriter {
             transient = -1
             if i == components.count - 1 || dirFDs.count < dirFDLimit {
                 dirFDs[prefix] = next
+                if i == components.count - 1 { lastDir = (prefix, next) }
             } else {
                 transient = next
             }
@@ -545,6 +560,7 @@ final class LayerTreeWriter {
         }
         for fd in dirFDs.values { _ = close(fd) }
         dirFDs.removeAll()
+        lastDir = nil
     }
 
     /// Entries still present, in tar order (an entry replaced by a later one of the same path is gone),
@@ -564,6 +580,7 @@ final class LayerTreeWriter {
                 entries[i].digest = entries[j].digest
             }
         }
+        if !live.contains(false) { return entries }
         var out = [LayerEntry]()
         out.reserveCapacity(entries.count)
         for (i, e) in entries.enumerated() where live[i] { out.append(e) }

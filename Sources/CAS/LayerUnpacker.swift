@@ -19,10 +19,16 @@ public struct LayerUnpacker: Sendable {
     /// opaque markers recorded but not created. Entries that would reach outside `root` are skipped and
     /// listed in `skipped`. A "./" entry is recorded as the directory "" (the root) but not applied.
     ///
+    /// `verifiedBlobDigest` is the digest the caller has already verified the input bytes against (the
+    /// store checks every blob at ingest). If the layer turns out to be uncompressed, the blob is the tar
+    /// itself, so that digest is its diff_id and the stream is not hashed again; for a compressed layer it
+    /// is ignored and the diff_id is computed. Pass it only for bytes actually verified against it.
+    ///
     /// Throws `CASError.badLayer` for a truncated or corrupt layer and `CASError.io` when the disk fails;
     /// `root` may then be left partly filled, and the caller removes it.
-    public func unpack(fd: Int32, sourceName: String, into root: String) throws -> LayerManifest {
-        let stream = try LayerStream(fd: fd, sourceName: sourceName)
+    public func unpack(fd: Int32, sourceName: String, into root: String,
+                       verifiedBlobDigest: Digest? = nil) throws -> LayerManifest {
+        let stream = try LayerStream(fd: fd, sourceName: sourceName, verifiedBlobDigest: verifiedBlobDigest)
         let writer = try LayerTreeWriter(root: root, sourceName: sourceName, stream: stream)
         guard let tar = archive_read_new() else {
             throw CASError.internalFailure("cannot allocate a libarchive reader")
@@ -38,17 +44,15 @@ public struct LayerUnpacker: Sendable {
         if rc != ARCHIVE_OK && rc != ARCHIVE_WARN {
             throw CASError.badLayer("\(sourceName): \(stream.failure ?? LayerStream.errorText(tar)) (the layer is not a tar archive, or is truncated or corrupt; pull the image again)")
         }
-        var lastName = ""
         var entry: OpaquePointer?
         while true {
             rc = archive_read_next_header(tar, &entry)
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
-                let place = lastName.isEmpty ? "at the first entry" : "after entry '\(lastName)'"
+                let place = writer.lastName.map { "after entry '\($0)'" } ?? "at the first entry"
                 throw CASError.badLayer("\(sourceName): \(place): \(stream.failure ?? LayerStream.errorText(tar)) (the layer is truncated or corrupt; pull the image again)")
             }
             try writer.add(entry, from: tar)
-            if let name = archive_entry_pathname(entry) { lastName = String(cString: name) }
         }
         try writer.finish()
         let (diffID, fileDigests) = try stream.finish()

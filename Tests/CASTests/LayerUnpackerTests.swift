@@ -122,6 +122,41 @@ import Testing
         }
     }
 
+    @Test func verifiedBlobDigestIsTheDiffIDOfAPlainLayerOnly() throws {
+        let box = try Sandbox()
+        let tarPath = box.path("layer.tar")
+        try writeTar(Self.sampleEntries, to: tarPath)
+        let tarDigest = try sha256sum(tarPath)
+        func unpack(_ blob: String, into name: String, verified: Digest?) throws -> LayerManifest {
+            let fd = open(blob, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CASError.io("open", blob, errno) }
+            defer { close(fd) }
+            return try LayerUnpacker().unpack(fd: fd, sourceName: blob, into: try box.emptyDirectory(name),
+                                              verifiedBlobDigest: verified)
+        }
+
+        // Plain layer: the blob digest is the diff_id; the result is the one hashing gives.
+        let hashed = try unpack(tarPath, into: "hashed", verified: nil)
+        let known = try unpack(tarPath, into: "known", verified: tarDigest)
+        #expect(hashed.diffID == tarDigest)
+        #expect(known == hashed)
+        #expect(fileText(box.path("known/usr/bin/tool")) == "#!/bin/sh\necho hi\n")
+        // It is taken as given, not hashed again (that is the point); callers pass only verified digests.
+        let other = try sha256("some other blob")
+        #expect(try unpack(tarPath, into: "taken", verified: other).diffID == other)
+
+        // Compressed layer: the blob digest is not the diff_id, so it is ignored and the tar is hashed.
+        try run("/usr/bin/gzip", ["-k", "-n", tarPath])
+        try run("/usr/bin/zstd", ["-q", "-k", tarPath, "-o", tarPath + ".zst"])
+        for blob in [tarPath + ".gz", tarPath + ".zst"] {
+            let blobDigest = try sha256sum(blob)
+            let m = try unpack(blob, into: "root-\(blob.suffix(3))", verified: blobDigest)
+            #expect(m.compression != "none")
+            #expect(m.diffID == tarDigest, "diff_id of \(blob)")
+            #expect(m.entries == hashed.entries)
+        }
+    }
+
     @Test func diffIDCoversPaddingAfterTheEndMarker() throws {
         // GNU tar pads to 10 KiB records: those zero bytes are part of the diff_id too.
         let box = try Sandbox()
@@ -325,7 +360,18 @@ import Testing
         #expect(LayerPath.normalise("a/../../x") == .climbsOut)
         #expect(LayerPath.normalise("/../x") == .climbsOut)
         #expect(LayerPath.normalise("a/b/../../c/..") == .path(""))
+        // Names that are already normal apart from their ends, and look-alikes that are not.
+        #expect(LayerPath.normalise("./usr/bin/") == .path("usr/bin"))
+        #expect(LayerPath.normalise("//./a/.b/..c/...") == .path("a/.b/..c/..."))
+        #expect(LayerPath.normalise("./.") == .path(""))
+        #expect(LayerPath.normalise("./..") == .climbsOut)
+        #expect(LayerPath.normalise("a/b/..") == .path("a"))
+        #expect(LayerPath.normalise("a/./b") == .path("a/b"))
+        #expect(LayerPath.normalise("caf\u{E9}/x") == .path("caf\u{E9}/x"))
+        let latin1: [UInt8] = [0x61, 0x2F, 0xE9]
+        #expect(latin1.withUnsafeBufferPointer { LayerPath.normalise($0) } == .notUTF8)
         #expect(LayerPath.split("a/b/c") == ("a/b", "c"))
+        #expect(LayerPath.split("") == ("", ""))
         #expect(LayerPath.split("top") == ("", "top"))
     }
 }
