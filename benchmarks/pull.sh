@@ -36,66 +36,7 @@ has_command() { as_user "$UD" $ROOT_OPT "$1" --help >/dev/null 2>&1; }
 
 # --- the image -----------------------------------------------------------------------------
 layout="$WORK/layout"
-if [ ! -f "$layout/index.json" ] || [ "$(cat "$WORK/layers" 2>/dev/null)" != "$LAYERS" ]; then
-  rm -rf "$layout" "$WORK/trees"
-  echo "building the image ($LAYERS data layers + busybox) ..." >&2
-  python3 - "$WORK/trees" "$LAYERS" <<'PY'
-import os, random, sys
-root, layers = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(1234)
-words = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n"
-for n in range(1, layers + 1):
-    top = os.path.join(root, "l%d" % n)
-    # Large files: random bytes (compressed binaries, data), 8 + 6 + 4 MB.
-    big = os.path.join(top, "opt", "data%d" % n)
-    os.makedirs(big)
-    for i, mb in enumerate((8, 6, 4)):
-        with open(os.path.join(big, "blob%d.bin" % i), "wb") as f:
-            f.write(rnd.randbytes(mb << 20))
-    # Small files: half random, half text, 512 B .. 8 KB, in 40 directories (~5 MB).
-    for i in range(1200):
-        d = os.path.join(top, "usr", "lib", "pkg%d" % n, "d%02d" % (i % 40))
-        os.makedirs(d, exist_ok=True)
-        size = rnd.randint(512, 8192)
-        data = rnd.randbytes(size) if i % 2 else (words * (size // len(words) + 1))[:size]
-        with open(os.path.join(d, "f%04d" % i), "wb") as f:
-            f.write(data)
-PY
-  mkdir -p "$WORK/trees/l0/bin"
-  cp /usr/bin/busybox "$WORK/trees/l0/bin/busybox"
-  ln -sf busybox "$WORK/trees/l0/bin/sh"
-  python3 - "$WORK/trees" "$layout" "$LAYERS" <<'PY'
-import gzip, hashlib, json, os, subprocess, sys
-trees, layout, layers = sys.argv[1], sys.argv[2], int(sys.argv[3])
-os.makedirs(layout + "/blobs/sha256")
-def blob(data):
-    d = hashlib.sha256(data).hexdigest()
-    with open("%s/blobs/sha256/%s" % (layout, d), "wb") as f:
-        f.write(data)
-    return "sha256:" + d, len(data)
-diff_ids, descs = [], []
-for n in range(layers + 1):
-    tar = subprocess.run(["tar", "-C", "%s/l%d" % (trees, n), "--sort=name", "--owner=0", "--group=0",
-                          "--numeric-owner", "--mtime=@0", "-cf", "-", "."], check=True, stdout=subprocess.PIPE).stdout
-    diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
-    d, s = blob(gzip.compress(tar, compresslevel=6, mtime=0))
-    descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s})
-config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-          "rootfs": {"type": "layers", "diff_ids": diff_ids}}
-cd, cs = blob(json.dumps(config, sort_keys=True).encode())
-manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-            "layers": descs}
-md, ms = blob(json.dumps(manifest, sort_keys=True).encode())
-with open(layout + "/index.json", "w") as f:
-    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"], "digest": md, "size": ms,
-               "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
-with open(layout + "/oci-layout", "w") as f:
-    f.write('{"imageLayoutVersion":"1.0.0"}')
-PY
-  echo "$LAYERS" > "$WORK/layers"
-  rm -rf "$WORK/trees"
-fi
+build_big_image "$layout" "$LAYERS"
 image_bytes=$(python3 -c 'import json,sys; l=sys.argv[1]; i=json.load(open(l+"/index.json")); d=i["manifests"][0]["digest"].split(":")[1]; m=json.load(open(l+"/blobs/sha256/"+d)); print(sum(x["size"] for x in m["layers"]))' "$layout")
 layer_count=$((LAYERS + 1))
 
