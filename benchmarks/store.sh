@@ -13,7 +13,9 @@ cd "$here"
 swift build -c release -q --product udocker
 UD="$here/.build/release/udocker"
 ROOTOPT=(); [ "$(id -u)" -eq 0 ] && ROOTOPT=(--allow-root)
-ud() { "$UD" "${ROOTOPT[@]}" --repo="$WORK/repo" "$@"; }
+# Each timed run gets new directories, removed only at the end: extracting into a directory just
+# emptied of 20,000 files makes ext4 scan its recently deleted inodes, for tar and us alike.
+ud() { "$UD" "${ROOTOPT[@]}" --repo="$(cat "$WORK/current-repo")" "$@"; }
 
 mkdir -p "$WORK"
 # best_of CMD...: the fastest of $RUNS runs, in seconds; $PREP (a function name) runs untimed before each.
@@ -28,7 +30,13 @@ best_of() {
   min_of $all
 }
 
-fresh_repo() { rm -rf "$WORK/repo"; ud mkrepo "$WORK/repo" >/dev/null; }
+fresh_repo() {
+  local r; r=$(mktemp -u "$WORK/runs/repo.XXXXXX")
+  echo "$r" > "$WORK/current-repo"
+  "$UD" "${ROOTOPT[@]}" mkrepo "$r" >/dev/null
+}
+rm -rf "$WORK/runs"; mkdir -p "$WORK/runs"
+trap 'rm -rf "$WORK/runs"; bench_cleanup' EXIT
 
 # --- inputs -------------------------------------------------------------------------------
 big="$WORK/ingest.bin"
@@ -69,16 +77,18 @@ PREP=
 gb=$(echo "$INGEST_MB / 1024" | bc -l)
 
 # --- unpack -------------------------------------------------------------------------------
-prep_tar_dir() { rm -rf "$WORK/x"; mkdir -p "$WORK/x"; }
+prep_tar_dir() { mktemp -d "$WORK/runs/x.XXXXXX" > "$WORK/current-x"; }
+tar_x() { tar -x"$1"f "$2" -C "$(cat "$WORK/current-x")"; }
 unpack_row() { # name tarfile tar-flag
   local name=$1 file=$2 flag=$3 digest files bytes t_tar t_ud
   files=$(tar -tf "$file" | grep -vc '/$' || true)
   bytes=$(tar -tvf "$file" | awk '{s+=$3} END {print s}')
   PREP=prep_tar_dir
-  t_tar=$(best_of tar -x"$flag"f "$file" -C "$WORK/x")
-  prep_ud() { fresh_repo; digest=$(ud store ingest "$file" | awk '{print $1}'); echo "$digest" > "$WORK/digest"; }
+  t_tar=$(best_of tar_x "$flag" "$file")
+  prep_ud() { fresh_repo; ud store ingest "$file" | awk '{print $1}' > "$WORK/digest"; }
+  ud_unpack() { ud store unpack "$(cat "$WORK/digest")"; }
   PREP=prep_ud
-  t_ud=$(best_of bash -c "'$UD' ${ROOTOPT[*]} --repo='$WORK/repo' store unpack \$(cat '$WORK/digest')")
+  t_ud=$(best_of ud_unpack)
   PREP=
   printf '| unpack %s (%s files, %s MB) | tar -x%sf %ss | udocker %ss | %s files/s, %s MB/s | %s |\n' \
     "$name" "$files" "$((bytes / 1048576))" "$flag" "$t_tar" "$t_ud" \

@@ -20,7 +20,10 @@ extension Store {
             var m: LayerManifest
             do {
                 defer { _ = close(fd) }
-                m = try LayerUnpacker().unpack(fd: fd, sourceName: blob.description, into: tmp + "/root")
+                // Blob files are named by the digest they were verified against at ingest (and are
+                // read-only), so a plain-tar blob's name is its diff_id: no second hashing pass.
+                m = try LayerUnpacker().unpack(fd: fd, sourceName: blob.description, into: tmp + "/root",
+                                               verifiedBlobDigest: blob)
             }
             m.blobs = [blob]
             return try adoptLayer(tempDir: tmp, manifest: m)
