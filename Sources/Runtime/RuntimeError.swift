@@ -38,6 +38,22 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case imageInUse(String, containers: [String])
     /// An image whose record is unreadable.
     case badImageRecord(path: String, reason: String)
+    /// An unpacked layer an image needs that the store does not have, or cannot read.
+    case layerMissing(String)
+    case layerUnreadable(String, String)
+    /// A store layer whose files do not match its layer.json.
+    case storeLayerDamaged(layer: String, path: String, reason: String)
+    case containerNotFound(String)
+    case containerProtected(String)
+    case containerNameExists(String)
+    case containerNameNotFound(String)
+    case invalidContainerName(String, String)
+    /// A container whose metadata files are missing or damaged.
+    case badContainer(path: String, reason: String)
+    /// Creating (or cloning) a container failed part way; what was made has been removed.
+    case createFailed(what: String, reason: String)
+    /// An option that is recognised but whose feature is not available yet.
+    case notAvailable(String)
 
     public var description: String {
         switch self {
@@ -79,6 +95,28 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "image \(name) is used by container(s) \(containers.joined(separator: ", ")): remove them first, or use 'udocker rmi -f'"
         case .badImageRecord(let path, let reason):
             return "image record \(path) is damaged (\(reason)): remove the image with 'udocker rmi -f' and pull it again"
+        case .layerMissing(let d):
+            return "unpacked layer \(d) is not in the store: pull the image again (after 'udocker rmi -f' of it)"
+        case .layerUnreadable(let d, let why):
+            return "unpacked layer \(d) cannot be read (\(why)): run 'udocker store verify' and pull the image again"
+        case .storeLayerDamaged(let layer, let path, let reason):
+            return "store layer \(layer) is damaged at '\(path)' (\(reason)): run 'udocker store verify --repair' and pull the image again"
+        case .containerNotFound(let c):
+            return "container not found: \(c): see 'udocker ps'"
+        case .containerProtected(let c):
+            return "container \(c) is protected: run 'udocker unprotect \(c)' first"
+        case .containerNameExists(let n):
+            return "container name already exists: \(n): choose another name, or remove it with 'udocker rmname \(n)'"
+        case .containerNameNotFound(let n):
+            return "no container has the name \(n): see 'udocker ps'"
+        case .invalidContainerName(let n, let why):
+            return "invalid container name '\(n)': \(why)"
+        case .badContainer(let path, let reason):
+            return "container \(path) is damaged (\(reason)): remove it with 'udocker rm -f' and create it again"
+        case .createFailed(let what, let reason):
+            return "\(what) failed: \(reason); the partly made container was removed"
+        case .notAvailable(let what):
+            return what
         }
     }
 
