@@ -27,7 +27,7 @@ struct Rm: UdockerCommand {
             do {
                 guard let id = containers.resolve(c) else { throw RuntimeError.containerNotFound(c) }
                 context.output.info("deleting container: \(id)")
-                let report = try containers.remove(id)
+                let report = try containers.remove(c)
                 context.output.debug("released \(report.removedLayers.count) layer(s) and \(report.removedBlobs.count) blob(s) nothing else used")
             } catch {
                 Output.error(String(describing: error))
