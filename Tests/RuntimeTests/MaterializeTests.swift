@@ -205,3 +205,22 @@ import Glibc
         #expect(PythonJSON.dump(Array("{\"a\":".utf8)) == nil)
     }
 }
+
+@Suite struct LayerTreeInputTests {
+    @Test func fastReaderAgreesWithTheStoresDecoder() throws {
+        let f = try LayerFixture()
+        let l = try f.layer([.file("a \"quoted\" näme\\x", "1", mode: 0o4755, mtime: 1_234_567_890), .dir("d", mode: 0o700),
+                             .symlink("d/s", "../a \"quoted\" näme\\x"), .hardlink("d/h", "a \"quoted\" näme\\x"),
+                             .file(".wh.gone", ""), .file("o/.wh..wh..opq", "")])
+        let fast = try #require(LayerTreeInput.read(f.store.layout.layerManifest(l)))
+        let slow = LayerTreeInput(try #require(try f.store.layer(diffID: l)))
+        #expect(fast.entries.map(\.path) == slow.entries.map(\.path))
+        #expect(fast.entries.map(\.kind) == slow.entries.map(\.kind))
+        #expect(fast.entries.map(\.mode) == slow.entries.map(\.mode))
+        #expect(fast.entries.map(\.mtime) == slow.entries.map(\.mtime))
+        #expect(fast.entries.map(\.size) == slow.entries.map(\.size))
+        #expect(fast.entries.map(\.target) == slow.entries.map(\.target))
+        #expect(fast.whiteouts == ["gone"] && fast.opaqueDirs == ["o"])
+        #expect(fast.entries.contains { $0.path == "a \"quoted\" näme\\x" && $0.mode == 0o4755 })
+    }
+}

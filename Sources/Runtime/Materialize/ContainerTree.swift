@@ -20,8 +20,7 @@ enum ContainerTree {
         if layers.isEmpty {
             merged = nil
         } else {
-            let ms = try Materializer(store: store).manifests(layers)
-            merged = MergedTree(layers: ms).root
+            merged = MergedTree(layers: try Materializer(store: store).inputs(layers)).root
         }
         let c = Cloner(store: store, layers: layers, dstRoot: dstRoot)
         defer { c.sources.close() }

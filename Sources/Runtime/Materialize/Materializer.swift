@@ -57,22 +57,24 @@ public final class Materializer: Sendable {
         self.store = store
     }
 
-    /// The manifests of `layers` (base first); a missing layer is an error naming it.
-    func manifests(_ layers: [Digest]) throws -> [LayerManifest] {
+    /// What the tree needs from the layers' layer.json files (base first); a missing layer is an
+    /// error naming it.
+    func inputs(_ layers: [Digest]) throws -> [LayerTreeInput] {
         try layers.map { d in
+            if let fast = LayerTreeInput.read(store.layout.layerManifest(d)) { return fast }
             let m: LayerManifest?
             do { m = try store.layer(diffID: d) } catch {
                 throw RuntimeError.layerUnreadable(d.description, "\(error)")
             }
             guard let m else { throw RuntimeError.layerMissing(d.description) }
-            return m
+            return LayerTreeInput(m)
         }
     }
 
     /// Creates the merged tree of `layers` (base first, diff_ids of unpacked store layers) inside the
     /// existing empty directory `root`. Throws on the first failure; the caller removes `root`.
     public func materialize(layers: [Digest], into root: String, policy: MaterializePolicy) throws -> MaterializeReport {
-        let tree = MergedTree(layers: try manifests(layers))
+        let tree = MergedTree(layers: try inputs(layers))
         let run = try MaterializeRun(store: store, layers: layers, root: root, policy: policy)
         defer { run.close() }
         run.report.notes = tree.notes
@@ -239,7 +241,7 @@ final class MaterializeRun {
 
     private func createFile(_ node: MergedNode, name: String, dirFD: Int32, parentPath: String, path: String, link: Bool) throws {
         guard let e = node.entry else { return }
-        let size = e.size ?? 0
+        let size = e.size
         let mode = mode_t(e.mode & 0o7777) | 0o400
         if size == 0 {
             // Empty files are never linked: a link would make every container share one inode for

@@ -9,11 +9,11 @@ final class MergedNode {
     /// Index of the layer the entry comes from; for a directory, the layer of its metadata.
     var layer: Int
     /// The manifest entry; nil for a directory no layer lists (a parent a tar left out).
-    var entry: LayerEntry?
+    var entry: TreeEntry?
     /// Children by name (directories only).
     var children: [String: MergedNode] = [:]
 
-    init(kind: Kind, layer: Int, entry: LayerEntry?) {
+    init(kind: Kind, layer: Int, entry: TreeEntry?) {
         self.kind = kind; self.layer = layer; self.entry = entry
     }
 
@@ -40,7 +40,7 @@ struct MergedTree {
     /// Entries that were skipped, for the user.
     var notes: [String] = []
 
-    init(layers: [LayerManifest]) {
+    init(layers: [LayerTreeInput]) {
         root = MergedNode(kind: .directory, layer: -1, entry: nil)
         for (li, m) in layers.enumerated() { apply(m, layer: li) }
     }
@@ -56,7 +56,7 @@ struct MergedTree {
         return cur
     }
 
-    private mutating func apply(_ m: LayerManifest, layer li: Int) {
+    private mutating func apply(_ m: LayerTreeInput, layer li: Int) {
         for w in m.whiteouts {
             let (parent, name) = Self.split(w)
             guard Self.validName(name), let p = node(at: parent), p.kind == .directory else { continue }
