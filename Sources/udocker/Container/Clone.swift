@@ -7,7 +7,7 @@ struct Clone: UdockerCommand {
     static let configuration = CommandConfiguration(commandName: "clone")
 
     static let helpText = """
-        clone : create a duplicate copy of an existing container
+        clone: create a duplicate copy of an existing container
         clone <source-container-id>
         --name=<container-name>    :add an alias to the cloned container
         """

@@ -32,10 +32,7 @@ struct Inspect: UdockerCommand {
             context.output.out(JSONPrint.udockerStyle(bytes) ?? String(decoding: bytes, as: UTF8.self))
             return 0
         }
-        let img: LocalImage
-        do { img = try containers.images.require(target) } catch RuntimeError.imageNotFound, RuntimeError.invalidImageName {
-            throw RuntimeError.notAvailable("image or container not found: \(target): see 'udocker ps' and 'udocker images'")
-        }
+        let img = try containers.images.require(target)
         if printPath {
             // udocker prints a container's ROOT; an image has no directory to run in.
             throw UsageError(description: "-p prints a container's directory; \(img.name) is an image, create a container from it first")
