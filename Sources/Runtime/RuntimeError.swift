@@ -38,6 +38,22 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case imageInUse(String, containers: [String])
     /// An image whose record is unreadable.
     case badImageRecord(path: String, reason: String)
+    /// An unpacked layer an image needs that the store does not have, or cannot read.
+    case layerMissing(String)
+    case layerUnreadable(String, String)
+    /// A store layer whose files do not match its layer.json.
+    case storeLayerDamaged(layer: String, path: String, reason: String)
+    case containerNotFound(String)
+    case containerProtected(String)
+    case containerNameExists(String)
+    case containerNameNotFound(String)
+    case invalidContainerName(String, String)
+    /// A container whose metadata files are missing or damaged.
+    case badContainer(path: String, reason: String)
+    /// Creating (or cloning) a container failed part way; what was made has been removed.
+    case createFailed(what: String, reason: String)
+    /// An option that is recognised but whose feature is not available yet.
+    case notAvailable(String)
 
     // MARK: export, import, load, save
     /// An archive that could not be written (path or "standard output", reason).
@@ -48,11 +64,6 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case badArchive(String, String)
     /// An output file that exists and must not be overwritten.
     case outputExists(String)
-    case containerNotFound(String)
-    case invalidContainerName(String)
-    case containerNameExists(String)
-    /// A feature whose code lives in a part of udocker this build does not have yet.
-    case notAvailable(String)
     case internalFailure(String)
 
     public var description: String {
@@ -103,16 +114,30 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(source): \(why)"
         case .outputExists(let path):
             return "output file already exists: \(path): remove it or choose another name"
-        case .containerNotFound(let name):
-            return "container not found: \(name): see 'udocker ps'"
-        case .invalidContainerName(let name):
-            return "invalid container name '\(name)': use up to 2048 characters without '/', '.', spaces, '[' or ']'"
-        case .containerNameExists(let name):
-            return "container name already exists: \(name): choose another name, or remove it with 'udocker rmname \(name)'"
-        case .notAvailable(let what):
-            return "\(what) is not available in this build of udocker yet"
         case .internalFailure(let what):
             return "internal error: \(what); please report it"
+        case .layerMissing(let d):
+            return "unpacked layer \(d) is not in the store: pull the image again (after 'udocker rmi -f' of it)"
+        case .layerUnreadable(let d, let why):
+            return "unpacked layer \(d) cannot be read (\(why)): run 'udocker store verify' and pull the image again"
+        case .storeLayerDamaged(let layer, let path, let reason):
+            return "store layer \(layer) is damaged at '\(path)' (\(reason)): run 'udocker store verify --repair' and pull the image again"
+        case .containerNotFound(let c):
+            return "container not found: \(c): see 'udocker ps'"
+        case .containerProtected(let c):
+            return "container \(c) is protected: run 'udocker unprotect \(c)' first"
+        case .containerNameExists(let n):
+            return "container name already exists: \(n): choose another name, or remove it with 'udocker rmname \(n)'"
+        case .containerNameNotFound(let n):
+            return "no container has the name \(n): see 'udocker ps'"
+        case .invalidContainerName(let n, let why):
+            return "invalid container name '\(n)': \(why)"
+        case .badContainer(let path, let reason):
+            return "container \(path) is damaged (\(reason)): remove it with 'udocker rm -f' and create it again"
+        case .createFailed(let what, let reason):
+            return "\(what) failed: \(reason); the partly made container was removed"
+        case .notAvailable(let what):
+            return what
         }
     }
 

@@ -6,7 +6,7 @@ public enum ConfigDefaults {
     public static let udockerRelease = "1.3.16"
 
     /// Keys added by this implementation (not in udocker 1.3); shown after udocker's own keys.
-    public static let ownKeys: [String] = ["storedir", "materialize", "pull_parallel"]
+    public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel"]
 
     /// The default configuration in udocker's order. `home` is the user's home directory,
     /// `tmpdir` the value of TMPDIR (udocker falls back to /tmp).
@@ -97,6 +97,8 @@ public enum ConfigDefaults {
             // Our own keys. storedir None means <topdir>/store.
             ("storedir", "None"),
             ("materialize", "auto"),
+            // The trees `auto` links to the store (the rest is copied), as ostree deployments split them.
+            ("materialize_link_dirs", "('/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt')"),
             // Layers a pull downloads at once.
             ("pull_parallel", "3"),
         ]
@@ -130,6 +132,7 @@ public enum ConfigDefaults {
         ("UDOCKER_FAKECHROOT_EXPAND_SYMLINKS", "fakechroot_expand_symlinks"),
         ("UDOCKER_STORE", "storedir"),
         ("UDOCKER_MATERIALIZE", "materialize"),
+        ("UDOCKER_MATERIALIZE_LINK_DIRS", "materialize_link_dirs"),
         ("UDOCKER_PULL_PARALLEL", "pull_parallel"),
     ]
 

@@ -136,6 +136,21 @@ public struct Configuration: Sendable {
             return m
         }
     }
+    /// The container paths whose files `auto` links to the store (`materialize_link_dirs`): absolute
+    /// paths without "..", e.g. ('/usr', '/opt') or "/usr,/opt".
+    public var materializeLinkDirs: [String] {
+        get throws {
+            guard isSet("materialize_link_dirs") || self["materialize_link_dirs"] != nil else {
+                return MaterializePolicy.defaultLinkDirs
+            }
+            let dirs = try list("materialize_link_dirs")
+            for d in dirs where !d.hasPrefix("/") || d.split(separator: "/").contains("..") {
+                throw bad("materialize_link_dirs", self["materialize_link_dirs"] ?? d,
+                          "absolute container paths such as /usr,/opt (no '..')")
+            }
+            return dirs
+        }
+    }
     /// udocker's message level: 0 errors only ... 3 info (default) ... 5 debug.
     public var verboseLevel: Int {
         get throws { try int("verbose_level") ?? 3 }

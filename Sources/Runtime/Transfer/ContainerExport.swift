@@ -14,11 +14,6 @@ public struct ContainerLocation: Sendable, Equatable {
     public let directory: String
     public var root: String { directory + "/ROOT" }
 
-    /// udocker's name rule: no '/', '.', ' ', '[' or ']', at most 2048 characters.
-    public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 2048 && !name.contains(where: { "/. []".contains($0) })
-    }
-
     /// The container named `idOrName` (an id, or a name symlink in containers/). Nothing outside
     /// the containers directory is ever accepted, whatever a name symlink points to.
     public static func resolve(_ idOrName: String, in repository: Repository) throws -> ContainerLocation {

@@ -92,7 +92,7 @@ public enum ContainerImport {
 
     static func checkName(_ name: String?, _ repository: Repository) throws {
         guard let name else { return }
-        guard ContainerLocation.isValidName(name) else { throw RuntimeError.invalidContainerName(name) }
+        try ContainerStore.validateName(name)
         var st = stat()
         if lstat(repository.containersdir + "/" + name, &st) == 0 { throw RuntimeError.containerNameExists(name) }
     }

@@ -1,4 +1,5 @@
-// udocker protect IMAGE: protect an image against deletion (containers come with issue 4).
+// udocker protect CONTAINER|IMAGE: protect a container or an image against deletion (a container
+// id or name is tried first, as udocker does).
 import ArgumentParser
 import Runtime
 
@@ -9,16 +10,24 @@ struct Protect: UdockerCommand {
         protect: protect a container or image against deletion
         protect <container-id or repo/image:tag>
         """
+    /// Unprotect's lines are listed here too, to keep udocker's order in `udocker --help`.
     static var helpLines: [HelpLine] {
-        [HelpLine(usage: "protect <repo/image:tag>", text: "Protect repository")]
+        [HelpLine(usage: "protect <repo/image:tag>", text: "Protect repository"),
+         HelpLine(usage: "unprotect <repo/image:tag>", text: "Unprotect repository"),
+         HelpLine(usage: "protect <container>", text: "Protect container"),
+         HelpLine(usage: "unprotect <container>", text: "Unprotect container")]
     }
     static var helpGroup: HelpGroup { .protect }
 
-    @Argument var image: String
+    @Argument var target: String
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
-        let repo = try context.repository()
-        try ImageStore(repository: repo, store: try repo.openStore()).protect(image)
+        let containers = try context.containers()
+        if let id = containers.resolve(target) {
+            try containers.protect(id)
+        } else {
+            try containers.images.protect(target)
+        }
         return 0
     }
 }

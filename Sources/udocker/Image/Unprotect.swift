@@ -1,4 +1,5 @@
-// udocker unprotect IMAGE: remove an image's delete protection.
+// udocker unprotect CONTAINER|IMAGE: remove a container's or an image's delete protection (a container
+// id or name is tried first, as udocker does).
 import ArgumentParser
 import Runtime
 
@@ -9,16 +10,17 @@ struct Unprotect: UdockerCommand {
         unprotect: remove delete protection
         unprotect <container-id or repo/image:tag>
         """
-    static var helpLines: [HelpLine] {
-        [HelpLine(usage: "unprotect <repo/image:tag>", text: "Unprotect repository")]
-    }
     static var helpGroup: HelpGroup { .protect }
 
-    @Argument var image: String
+    @Argument var target: String
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
-        let repo = try context.repository()
-        try ImageStore(repository: repo, store: try repo.openStore()).unprotect(image)
+        let containers = try context.containers()
+        if let id = containers.resolve(target) {
+            try containers.unprotect(id)
+        } else {
+            try containers.images.unprotect(target)
+        }
         return 0
     }
 }

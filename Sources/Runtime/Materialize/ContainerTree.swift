@@ -1,0 +1,266 @@
+// Whole-tree operations on a container's files, all with *at() calls that never follow symlinks:
+// cloning (links where a file is still the store's, copies elsewhere), removing, fixing permissions, size.
+import CAS
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum ContainerTree {
+    private static let maxDepth = 256
+
+    // MARK: clone
+
+    /// Copies the tree `srcRoot` into the existing empty directory `dstRoot`. A regular file that still
+    /// shares its inode with the store file it was materialised from (`layers`: the image's diff_ids,
+    /// base first) is linked again; every other file is copied (reflink where possible), with hardlinks
+    /// between copied files kept.
+    static func clone(store: Store, layers: [Digest], from srcRoot: String, to dstRoot: String) throws -> MaterializeReport {
+        let merged: MergedNode?
+        if layers.isEmpty {
+            merged = nil
+        } else {
+            merged = MergedTree(layers: try Materializer(store: store).inputs(layers)).root
+        }
+        let c = Cloner(store: store, layers: layers, dstRoot: dstRoot)
+        defer { c.sources.close() }
+        let src = open(srcRoot, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if src < 0 { throw RuntimeError.io("open", srcRoot, errno) }
+        defer { _ = close(src) }
+        let dst = open(dstRoot, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if dst < 0 { throw RuntimeError.io("open", dstRoot, errno) }
+        defer { _ = close(dst) }
+        try c.cloneDirectory(src: src, dst: dst, path: "", merged: merged, depth: 0)
+        var st = stat()
+        if fstat(src, &st) == 0 {
+            _ = fchmodat(AT_FDCWD, dstRoot, (st.st_mode & 0o7777) | 0o700, 0)
+            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
+            _ = utimensat(AT_FDCWD, dstRoot, &times, AT_SYMLINK_NOFOLLOW)
+        }
+        c.report.bytesCopied = c.copier.bytesCopied
+        c.report.reflinked = c.copier.reflinked
+        return c.report
+    }
+
+    private final class Cloner {
+        let sources: LayerDirCache
+        let copier = FileCopier()
+        let dstRoot: String
+        var report = MaterializeReport()
+        var dstRootFD: Int32 = -1
+        /// Copied files by source inode, so hardlinks inside the container stay hardlinks.
+        var copied: [UInt64: String] = [:]
+
+        init(store: Store, layers: [Digest], dstRoot: String) {
+            sources = LayerDirCache(store: store, layers: layers)
+            self.dstRoot = dstRoot
+        }
+
+        func cloneDirectory(src: Int32, dst: Int32, path: String, merged: MergedNode?, depth: Int) throws {
+            if dstRootFD < 0 { dstRootFD = dst }
+            for (name, _) in try AtFile.list(src, path: path).sorted(by: { $0.name < $1.name }) {
+                let childPath = path.isEmpty ? name : path + "/" + name
+                var st = stat()
+                if fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw RuntimeError.io("stat", "/" + childPath, errno) }
+                let node = merged?.kind == .directory ? merged?.children[name] : nil
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR:
+                    guard depth < ContainerTree.maxDepth else {
+                        report.notes.append("directory '/\(childPath)' is nested too deep; not cloned")
+                        continue
+                    }
+                    let mode = (st.st_mode & 0o7777) | 0o700
+                    if mkdirat(dst, name, mode) != 0 { throw RuntimeError.io("mkdir", dstRoot + "/" + childPath, errno) }
+                    _ = fchmodat(dst, name, mode, 0)
+                    let s = AtFile.openDirectory(src, name)
+                    if s < 0 { throw RuntimeError.io("open", "/" + childPath, errno) }
+                    defer { _ = close(s) }
+                    let d = AtFile.openDirectory(dst, name)
+                    if d < 0 { throw RuntimeError.io("open", dstRoot + "/" + childPath, errno) }
+                    defer { _ = close(d) }
+                    report.directories += 1
+                    try cloneDirectory(src: s, dst: d, path: childPath, merged: node, depth: depth + 1)
+                    var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
+                    _ = utimensat(dst, name, &times, AT_SYMLINK_NOFOLLOW)
+                case S_IFLNK:
+                    var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                    let n = readlinkat(src, name, &buf, buf.count - 1)
+                    if n < 0 { throw RuntimeError.io("readlink", "/" + childPath, errno) }
+                    buf[n] = 0
+                    if symlinkat(buf, dst, name) != 0 { throw RuntimeError.io("symlink", dstRoot + "/" + childPath, errno) }
+                    var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
+                    _ = utimensat(dst, name, &times, AT_SYMLINK_NOFOLLOW)
+                    report.symlinks += 1
+                case S_IFREG:
+                    try cloneFile(src: src, dst: dst, name: name, path: childPath, st: st, node: node, parentPath: path)
+                case S_IFIFO:
+                    if mkfifoat(dst, name, st.st_mode & 0o7777) != 0 { throw RuntimeError.io("mkfifo", dstRoot + "/" + childPath, errno) }
+                    _ = fchmodat(dst, name, st.st_mode & 0o7777, 0)
+                    report.fifos += 1
+                default:
+                    report.notes.append("'/\(childPath)' is a device or socket; not cloned")
+                }
+            }
+        }
+
+        private func cloneFile(src: Int32, dst: Int32, name: String, path: String, st: stat, node: MergedNode?, parentPath: String) throws {
+            // Still the store's inode: link again (the store file is read-only, so it is unchanged).
+            if let node, node.kind == .file, node.layer >= 0, st.st_nlink > 1,
+               let storeDir = try? sources.directory(node.layer, parentPath) {
+                var sst = stat()
+                if fstatat(storeDir, name, &sst, AT_SYMLINK_NOFOLLOW) == 0 && sst.st_dev == st.st_dev && sst.st_ino == st.st_ino {
+                    if linkat(storeDir, name, dst, name, 0) == 0 {
+                        report.linked += 1
+                        return
+                    }
+                    let e = errno
+                    guard e == EMLINK || e == EPERM || e == EXDEV || e == EACCES else {
+                        throw RuntimeError.io("link", dstRoot + "/" + path, e)
+                    }
+                    report.linkFallbacks += 1
+                }
+            }
+            if st.st_nlink > 1, let first = copied[UInt64(st.st_ino)], linkat(dstRootFD, first, dst, name, 0) == 0 {
+                report.hardlinks += 1
+                return
+            }
+            let mode = st.st_mode & 0o7777
+            let s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            if s < 0 { throw RuntimeError.io("open", "/" + path, errno) }
+            defer { _ = close(s) }
+            let d = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode | 0o200)
+            if d < 0 { throw RuntimeError.io("create", dstRoot + "/" + path, errno) }
+            defer { _ = close(d) }
+            try copier.copy(from: s, to: d, size: UInt64(st.st_size), path: dstRoot + "/" + path)
+            if fchmod(d, mode) != 0 { throw RuntimeError.io("chmod", dstRoot + "/" + path, errno) }
+            AtFile.setMtime(fd: d, st.st_mtim)
+            if st.st_size == 0 { report.emptyFiles += 1 } else { report.copied += 1 }
+            if st.st_nlink > 1 { copied[UInt64(st.st_ino)] = path }
+        }
+    }
+
+    // MARK: remove
+
+    /// Removes `path` and everything below it without following symlinks; directories are made
+    /// owner-writable first (never files: a linked file's mode is the store's).
+    static func remove(_ path: String) throws {
+        let (parent, name) = MergedTree.split(path)
+        let dirFD = open(parent.isEmpty ? "/" : parent, AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
+        if dirFD < 0 {
+            if errno == ENOENT { return }
+            throw RuntimeError.io("open", parent, errno)
+        }
+        defer { _ = close(dirFD) }
+        try remove(dirFD, name, path: path, depth: 0)
+    }
+
+    private static func remove(_ parentFD: Int32, _ name: String, path: String, depth: Int) throws {
+        var st = stat()
+        if fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+            if errno == ENOENT { return }
+            throw RuntimeError.io("stat", path, errno)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            if unlinkat(parentFD, name, 0) != 0 && errno != ENOENT { throw RuntimeError.io("remove", path, errno) }
+            return
+        }
+        if st.st_mode & 0o700 != 0o700 { _ = fchmodat(parentFD, name, (st.st_mode & 0o7777) | 0o700, 0) }
+        let fd = AtFile.openDirectory(parentFD, name)
+        if fd < 0 { throw RuntimeError.io("open", path, errno) }
+        do {
+            defer { _ = close(fd) }
+            for (child, type) in try AtFile.list(fd, path: path) {
+                if type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) {
+                    guard depth < 4096 else { throw RuntimeError.io("remove", path + "/" + child, ELOOP) }
+                    try remove(fd, child, path: path + "/" + child, depth: depth + 1)
+                } else if unlinkat(fd, child, 0) != 0 && errno != ENOENT {
+                    throw RuntimeError.io("remove", path + "/" + child, errno)
+                }
+            }
+        }
+        if unlinkat(parentFD, name, AT_REMOVEDIR) != 0 && errno != ENOENT { throw RuntimeError.io("remove", path, errno) }
+    }
+
+    // MARK: permissions
+
+    /// `setup --fixperm`: every directory owner-rwx, every file owner-readable (a file still linked to
+    /// the store is copied first, so the store's mode never changes). Returns how many were changed.
+    static func fixPermissions(_ root: String) throws -> Int {
+        let fd = open(root, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw RuntimeError.io("open", root, errno) }
+        defer { _ = close(fd) }
+        _ = fchmodat(AT_FDCWD, root, 0o700 | (statMode(root) & 0o7777), 0)
+        let copier = FileCopier()
+        return try fixPermissions(fd, path: root, copier: copier, depth: 0)
+    }
+
+    private static func statMode(_ path: String) -> mode_t {
+        var st = stat()
+        return lstat(path, &st) == 0 ? st.st_mode : 0o700
+    }
+
+    private static func fixPermissions(_ dirFD: Int32, path: String, copier: FileCopier, depth: Int) throws -> Int {
+        var changed = 0
+        for (name, _) in try AtFile.list(dirFD, path: path) {
+            var st = stat()
+            if fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { continue }
+            let mode = st.st_mode & 0o7777
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                if mode & 0o700 != 0o700 {
+                    if fchmodat(dirFD, name, mode | 0o700, 0) != 0 { throw RuntimeError.io("chmod", path + "/" + name, errno) }
+                    changed += 1
+                }
+                guard depth < maxDepth else { continue }
+                let sub = AtFile.openDirectory(dirFD, name)
+                if sub < 0 { throw RuntimeError.io("open", path + "/" + name, errno) }
+                defer { _ = close(sub) }
+                changed += try fixPermissions(sub, path: path + "/" + name, copier: copier, depth: depth + 1)
+            case S_IFREG:
+                if mode & 0o400 == 0 {
+                    // Store files are always owner-readable, so a file lacking it is not the store's;
+                    // a hardlink of it elsewhere in the container gets its own copy all the same.
+                    if st.st_nlink > 1 {
+                        _ = try? Materializer.breakLink(dirFD: dirFD, name: name, path: path + "/" + name, copier: copier, force: false)
+                    }
+                    if fchmodat(dirFD, name, mode | 0o400, 0) != 0 { throw RuntimeError.io("chmod", path + "/" + name, errno) }
+                    changed += 1
+                }
+            default:
+                continue
+            }
+        }
+        return changed
+    }
+
+    // MARK: size
+
+    /// Disk used by the tree in bytes (allocated blocks, each inode counted once), as `du -s -x`.
+    static func diskUsage(_ root: String) -> UInt64 {
+        let fd = open(root, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { _ = close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return 0 }
+        var seen = Set<UInt64>()
+        return UInt64(st.st_blocks) * 512 + diskUsage(fd, device: st.st_dev, seen: &seen, depth: 0)
+    }
+
+    private static func diskUsage(_ dirFD: Int32, device: UInt, seen: inout Set<UInt64>, depth: Int) -> UInt64 {
+        guard let entries = try? AtFile.list(dirFD, path: ""), depth < maxDepth else { return 0 }
+        var total: UInt64 = 0
+        for (name, _) in entries {
+            var st = stat()
+            guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_dev == device else { continue }
+            if st.st_nlink > 1 && (st.st_mode & S_IFMT) != S_IFDIR && !seen.insert(UInt64(st.st_ino)).inserted { continue }
+            total += UInt64(st.st_blocks) * 512
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                let sub = AtFile.openDirectory(dirFD, name)
+                guard sub >= 0 else { continue }
+                total += diskUsage(sub, device: device, seen: &seen, depth: depth + 1)
+                _ = close(sub)
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,172 @@
+// Copying one file's content between open descriptors as cheaply as the filesystem allows: reflink
+// (FICLONE), else copy_file_range, else read/write; and the small *at() helpers materialisation shares.
+import CAS
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How content was copied; remembers what the filesystem refused so a refused method is not retried
+/// for every file. One instance per thread.
+final class FileCopier {
+    enum Method: String { case reflink, copyRange = "copy_file_range", readWrite = "read/write" }
+
+    private var tryReflink = true
+    private var tryCopyRange = true
+    private var buffer: UnsafeMutableRawPointer?
+    private let bufferSize = 1 << 20
+    private(set) var reflinked = 0
+    private(set) var bytesCopied: UInt64 = 0
+
+    deinit { buffer?.deallocate() }
+
+    /// Copies all of `src` (from offset 0) into the empty `dst`. Throws RuntimeError.io naming `path`.
+    func copy(from src: Int32, to dst: Int32, size: UInt64, path: String) throws {
+        if size == 0 { return }
+        if tryReflink {
+            if ud_ficlone(dst, src) == 0 {
+                reflinked += 1
+                return
+            }
+            let e = errno
+            // Filesystems without reflink (ext4, tmpfs, NFS) answer one of these; stop asking them.
+            if e == EOPNOTSUPP || e == ENOTTY || e == EINVAL || e == EXDEV || e == ENOSYS || e == EPERM || e == EBADF {
+                tryReflink = false
+            } else {
+                throw RuntimeError.io("reflink", path, e)
+            }
+        }
+        var done: UInt64 = 0
+        if tryCopyRange {
+            while done < size {
+                let n = ud_copy_file_range(src, dst, Int(min(size - done, 1 << 30)))
+                if n < 0 {
+                    let e = errno
+                    if done == 0 && (e == ENOSYS || e == EXDEV || e == EINVAL || e == EOPNOTSUPP || e == EPERM || e == EBADF) {
+                        tryCopyRange = false
+                        break
+                    }
+                    throw RuntimeError.io("copy", path, e)
+                }
+                if n == 0 { break }
+                done += UInt64(n)
+            }
+            if tryCopyRange {
+                bytesCopied += done
+                return
+            }
+            if lseek(src, 0, SEEK_SET) < 0 || lseek(dst, 0, SEEK_SET) < 0 { throw RuntimeError.io("seek", path, errno) }
+        }
+        bytesCopied += try readWrite(src, dst, path: path)
+    }
+
+    private func readWrite(_ src: Int32, _ dst: Int32, path: String) throws -> UInt64 {
+        let buf: UnsafeMutableRawPointer
+        if let b = buffer { buf = b } else {
+            buf = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 4096)
+            buffer = buf
+        }
+        var total: UInt64 = 0
+        while true {
+            let n = read(src, buf, bufferSize)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw RuntimeError.io("read", path, errno)
+            }
+            if n == 0 { return total }
+            var off = 0
+            while off < n {
+                let w = write(dst, buf + off, n - off)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw RuntimeError.io("write", path, errno)
+                }
+                off += w
+            }
+            total += UInt64(n)
+        }
+    }
+}
+
+/// Small *at() helpers; every open refuses to follow a symlink in the last component.
+enum AtFile {
+    /// O_PATH (Linux ABI value; Glibc's Swift module does not export it).
+    static let oPath: Int32 = 0o10000000
+    /// UTIME_OMIT (Linux ABI value).
+    static let utimeOmit = (1 << 30) - 2
+
+    /// Opens directory `name` under `dirFD` without following a symlink (O_PATH: usable as the
+    /// directory of *at() calls).
+    static func openDirectory(_ dirFD: Int32, _ name: String) -> Int32 {
+        openat(dirFD, name, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    }
+
+    /// Opens directory `path` (relative, "" = `rootFD` itself, duplicated) beneath `rootFD`, refusing
+    /// symlinks in every component: openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, else a walk.
+    static func openBeneath(_ rootFD: Int32, _ path: String) -> Int32 {
+        if path.isEmpty { return openat(rootFD, ".", oPath | O_DIRECTORY | O_CLOEXEC) }
+        let fd = ud_openat_beneath(rootFD, path, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 1)
+        if fd >= 0 || errno != ENOSYS { return fd }
+        var cur = openat(rootFD, ".", oPath | O_DIRECTORY | O_CLOEXEC)
+        for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
+            guard cur >= 0 else { return -1 }
+            let name = String(comp)
+            if name == ".." { _ = close(cur); errno = EXDEV; return -1 }
+            let next = openDirectory(cur, name)
+            let e = errno
+            _ = close(cur)
+            errno = e
+            cur = next
+        }
+        return cur
+    }
+
+    /// Sets the mtime of `name` under `dirFD` (atime left alone), not following a symlink.
+    static func setMtime(_ dirFD: Int32, _ name: String, _ mtime: Int64) {
+        var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), timespec(tv_sec: Int(mtime), tv_nsec: 0)]
+        _ = utimensat(dirFD, name, &times, AT_SYMLINK_NOFOLLOW)
+    }
+
+    static func setMtime(fd: Int32, _ mtime: timespec) {
+        var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), mtime]
+        _ = futimens(fd, &times)
+    }
+
+    /// Bits the process umask would clear, from /proc/self/status (calling umask() to read it would
+    /// race with other threads); without /proc assume every bit may be cleared.
+    static let umaskBits: mode_t = {
+        guard let text = try? FileIO.readFile("/proc/self/status") else { return 0o777 }
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Umask:") {
+            let digits = line.dropFirst(6).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+            if let v = mode_t(digits, radix: 8) { return v }
+        }
+        return 0o777
+    }()
+
+    /// The name of a directory entry.
+    static func name(_ d: UnsafeMutablePointer<dirent>) -> String {
+        withUnsafeBytes(of: d.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// The entries of an open directory descriptor (any kind, O_PATH included), without "." and "..",
+    /// with their d_type.
+    static func list(_ dirFD: Int32, path: String) throws -> [(name: String, type: UInt8)] {
+        let fd = openat(dirFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw RuntimeError.io("open", path, errno) }
+        guard let dir = fdopendir(fd) else {
+            let e = errno
+            _ = close(fd)
+            throw RuntimeError.io("opendir", path, e)
+        }
+        defer { closedir(dir) }
+        var out: [(String, UInt8)] = []
+        while let d = readdir(dir) {
+            let n = name(d)
+            if n == "." || n == ".." { continue }
+            out.append((n, d.pointee.d_type))
+        }
+        return out
+    }
+}

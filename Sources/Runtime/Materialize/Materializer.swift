@@ -1,0 +1,352 @@
+// Builds a container's ROOT from the store's unpacked layers (never from tars): the merged tree is
+// computed from layer.json files, then created with *at() calls that never follow a symlink.
+import CAS
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What materialising a tree did.
+public struct MaterializeReport: Sendable, Equatable {
+    public var directories = 0
+    /// Regular files made hardlinks to store files.
+    public var linked = 0
+    /// Regular files made independent copies (reflinked ones included).
+    public var copied = 0
+    /// Copies the filesystem made by reflink (no data copied).
+    public var reflinked = 0
+    /// Empty files created (never linked).
+    public var emptyFiles = 0
+    /// Hardlinks of the image kept as hardlinks inside the container (copied files only).
+    public var hardlinks = 0
+    public var symlinks = 0
+    public var fifos = 0
+    /// Files that were to be linked but were copied because the filesystem refused the link.
+    public var linkFallbacks = 0
+    public var bytesCopied: UInt64 = 0
+    /// Entries skipped (devices, paths under symlinks), one sentence each.
+    public var notes: [String] = []
+    public init() {}
+}
+
+/// Which files a container links to the store and which it copies.
+public struct MaterializePolicy: Sendable, Equatable {
+    public var mode: MaterializeMode
+    /// Container paths ("/usr", "/opt/x") whose files `auto` links; everything else is copied.
+    public var linkDirs: [String]
+
+    /// The read-mostly trees of an ostree-style split.
+    public static let defaultLinkDirs = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"]
+
+    public init(mode: MaterializeMode, linkDirs: [String] = MaterializePolicy.defaultLinkDirs) {
+        self.mode = mode
+        self.linkDirs = linkDirs
+    }
+
+    /// The link directories as relative normalised paths ("usr", "opt/x").
+    var relativeLinkDirs: [String] {
+        linkDirs.map { $0.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/") }
+            .filter { !$0.isEmpty && !$0.split(separator: "/").contains("..") }
+    }
+}
+
+public final class Materializer: Sendable {
+    public let store: Store
+
+    public init(store: Store) {
+        self.store = store
+    }
+
+    /// What the tree needs from the layers' layer.json files (base first); a missing layer is an
+    /// error naming it.
+    func inputs(_ layers: [Digest]) throws -> [LayerTreeInput] {
+        try layers.map { d in
+            if let fast = LayerTreeInput.read(store.layout.layerManifest(d)) { return fast }
+            let m: LayerManifest?
+            do { m = try store.layer(diffID: d) } catch {
+                throw RuntimeError.layerUnreadable(d.description, "\(error)")
+            }
+            guard let m else { throw RuntimeError.layerMissing(d.description) }
+            return LayerTreeInput(m)
+        }
+    }
+
+    /// Creates the merged tree of `layers` (base first, diff_ids of unpacked store layers) inside the
+    /// existing empty directory `root`. Throws on the first failure; the caller removes `root`.
+    public func materialize(layers: [Digest], into root: String, policy: MaterializePolicy) throws -> MaterializeReport {
+        let tree = MergedTree(layers: try inputs(layers))
+        let run = try MaterializeRun(store: store, layers: layers, root: root, policy: policy)
+        defer { run.close() }
+        run.report.notes = tree.notes
+        try run.populate(tree.root)
+        return run.report
+    }
+
+    // MARK: breaking links
+
+    /// Makes `path` (a regular file, possibly a hardlink to a store file) an independent, owner-writable
+    /// copy with the same content, mode and mtime, replacing it by rename. Anything this tool itself
+    /// changes inside a container must call this first. Returns false when `path` had only one link.
+    @discardableResult
+    public static func breakLink(_ path: String) throws -> Bool {
+        let (parent, name) = MergedTree.split(path)
+        let dirFD = open(parent.isEmpty ? "/" : parent, AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
+        if dirFD < 0 { throw RuntimeError.io("open", parent, errno) }
+        defer { _ = close(dirFD) }
+        let copier = FileCopier()
+        return try breakLink(dirFD: dirFD, name: name, path: path, copier: copier, force: false)
+    }
+
+    /// `breakLink` relative to a directory descriptor. `force` copies even a file with one link.
+    static func breakLink(dirFD: Int32, name: String, path: String, copier: FileCopier, force: Bool) throws -> Bool {
+        let src = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if src < 0 { throw RuntimeError.io("open", path, errno) }
+        defer { _ = close(src) }
+        var st = stat()
+        if fstat(src, &st) != 0 { throw RuntimeError.io("stat", path, errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw RuntimeError.io("copy", path, EINVAL) }
+        if st.st_nlink <= 1 && !force { return false }
+        let tmp = ".\(name.prefix(40)).udocker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let mode = (st.st_mode & 0o7777) | 0o600
+        let dst = openat(dirFD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        if dst < 0 { throw RuntimeError.io("create", FileIO.parent(of: path) + "/" + tmp, errno) }
+        do {
+            defer { _ = close(dst) }
+            try copier.copy(from: src, to: dst, size: UInt64(st.st_size), path: path)
+            if fchmod(dst, mode) != 0 { throw RuntimeError.io("chmod", path, errno) }
+            AtFile.setMtime(fd: dst, st.st_mtim)
+            if renameat(dirFD, tmp, dirFD, name) != 0 { throw RuntimeError.io("rename", path, errno) }
+        } catch {
+            _ = unlinkat(dirFD, tmp, 0)
+            throw error
+        }
+        return true
+    }
+}
+
+/// The state of one materialisation: descriptors of the container's and the layers' directories,
+/// the copier, and the report.
+final class MaterializeRun {
+    private let store: Store
+    private let layers: [Digest]
+    private let rootPath: String
+    private let rootFD: Int32
+    private let policy: MaterializePolicy
+    private let linkPrefixes: [String]
+    private let sources: LayerDirCache
+    private let copier = FileCopier()
+    /// Copied store files by (layer, inode): a later path of the same inode becomes a hardlink to the first.
+    private var copiedInodes: [InodeKey: String] = [:]
+    private var refusedLinkErrno: Int32 = 0
+    private static let maxDepth = 256
+    var report = MaterializeReport()
+
+    struct InodeKey: Hashable {
+        let layer: Int
+        let inode: UInt64
+    }
+
+    init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy) throws {
+        self.store = store
+        self.layers = layers
+        rootPath = root
+        self.policy = policy
+        linkPrefixes = policy.relativeLinkDirs
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw RuntimeError.io("open", root, errno) }
+        rootFD = fd
+        sources = LayerDirCache(store: store, layers: layers)
+    }
+
+    func close() {
+        sources.close()
+        _ = Glibc.close(rootFD)
+    }
+
+    /// Creates the children of the merged root, then gives ROOT the image's root metadata.
+    func populate(_ root: MergedNode) throws {
+        try createChildren(of: root, dirFD: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)
+        report.bytesCopied = copier.bytesCopied
+        report.reflinked = copier.reflinked
+        if report.linkFallbacks > 0 {
+            report.notes.append("\(report.linkFallbacks) file(s) copied instead of linked: the filesystem refused hardlinks to the store (\(String(cString: strerror(refusedLinkErrno))))")
+        }
+        if let e = root.entry {
+            _ = fchmod(rootFD, mode_t(e.mode & 0o7777) | 0o700)
+            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
+            _ = futimens(rootFD, &times)
+        }
+    }
+
+    private func matchesLinkDir(_ path: String) -> Bool {
+        guard policy.mode == .auto, !path.isEmpty else { return false }
+        for p in linkPrefixes where path == p || (path.hasPrefix(p) && path.utf8.count > p.utf8.count
+                                                  && path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: p.utf8.count)] == 0x2F) {
+            return true
+        }
+        return false
+    }
+
+    private func display(_ path: String) -> String { "/" + path }
+
+    private func createChildren(of node: MergedNode, dirFD: Int32, path: String, linked: Bool, depth: Int) throws {
+        let children = node.sortedChildren
+        var dirs: [(String, MergedNode)] = []
+        for (name, child) in children {
+            let childPath = path.isEmpty ? name : path + "/" + name
+            switch child.kind {
+            case .directory:
+                dirs.append((name, child))
+            case .file:
+                let link = linked || matchesLinkDir(childPath)
+                try createFile(child, name: name, dirFD: dirFD, parentPath: path, path: childPath, link: link)
+            case .symlink:
+                guard let target = child.entry?.target, !target.isEmpty else {
+                    report.notes.append("symlink '\(display(childPath))' has no target; not created")
+                    continue
+                }
+                if symlinkat(target, dirFD, name) != 0 { throw RuntimeError.io("symlink", rootPath + "/" + childPath, errno) }
+                if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
+                report.symlinks += 1
+            case .fifo:
+                let mode = mode_t(child.mode & 0o7777) | 0o600
+                if mkfifoat(dirFD, name, mode) != 0 { throw RuntimeError.io("mkfifo", rootPath + "/" + childPath, errno) }
+                if mode & AtFile.umaskBits != 0 { _ = fchmodat(dirFD, name, mode, 0) }
+                if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
+                report.fifos += 1
+            case .device:
+                report.notes.append("device node '\(display(childPath))' not created: udocker containers use the host's /dev")
+            }
+        }
+        for (name, child) in dirs {
+            let childPath = path.isEmpty ? name : path + "/" + name
+            if depth + 1 > MaterializeRun.maxDepth {
+                report.notes.append("directory '\(display(childPath))' is nested deeper than \(MaterializeRun.maxDepth) levels; not created")
+                continue
+            }
+            let mode = mode_t(child.mode & 0o7777) | 0o700
+            if mkdirat(dirFD, name, mode) != 0 { throw RuntimeError.io("mkdir", rootPath + "/" + childPath, errno) }
+            if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 { _ = fchmodat(dirFD, name, mode, 0) }
+            let fd = AtFile.openDirectory(dirFD, name)
+            if fd < 0 { throw RuntimeError.io("open", rootPath + "/" + childPath, errno) }
+            report.directories += 1
+            do {
+                defer { _ = Glibc.close(fd) }
+                try createChildren(of: child, dirFD: fd, path: childPath,
+                                   linked: linked || matchesLinkDir(childPath), depth: depth + 1)
+            }
+            if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
+        }
+    }
+
+    private func createFile(_ node: MergedNode, name: String, dirFD: Int32, parentPath: String, path: String, link: Bool) throws {
+        guard let e = node.entry else { return }
+        let size = e.size
+        let mode = mode_t(e.mode & 0o7777) | 0o400
+        if size == 0 {
+            // Empty files are never linked: a link would make every container share one inode for
+            // files programs often write (lock files, logs).
+            let fd = openat(dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            if fd < 0 { throw RuntimeError.io("create", rootPath + "/" + path, errno) }
+            if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 { _ = fchmod(fd, mode) }
+            AtFile.setMtime(fd: fd, timespec(tv_sec: Int(e.mtime), tv_nsec: 0))
+            _ = Glibc.close(fd)
+            report.emptyFiles += 1
+            return
+        }
+        let src = try sources.directory(node.layer, parentPath)
+        if link {
+            if linkat(src, name, dirFD, name, 0) == 0 {
+                report.linked += 1
+                return
+            }
+            let err = errno
+            guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {
+                if err == ENOENT {
+                    throw RuntimeError.storeLayerDamaged(layer: layers[node.layer].description, path: e.path,
+                                                         reason: "the file is missing")
+                }
+                throw RuntimeError.io("link", rootPath + "/" + path, err)
+            }
+            refusedLinkErrno = err
+            report.linkFallbacks += 1
+        }
+        try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode)
+    }
+
+    private func copyFile(_ node: MergedNode, name: String, srcDir: Int32, dirFD: Int32, path: String, mode: mode_t) throws {
+        guard let e = node.entry else { return }
+        let src = openat(srcDir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if src < 0 {
+            throw RuntimeError.storeLayerDamaged(layer: layers[node.layer].description, path: e.path,
+                                                 reason: String(cString: strerror(errno)))
+        }
+        defer { _ = Glibc.close(src) }
+        var st = stat()
+        if fstat(src, &st) != 0 { throw RuntimeError.io("stat", store.layerRoot(layers[node.layer]) + "/" + e.path, errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw RuntimeError.storeLayerDamaged(layer: layers[node.layer].description, path: e.path,
+                                                 reason: "not a regular file")
+        }
+        let key = InodeKey(layer: node.layer, inode: UInt64(st.st_ino))
+        if st.st_nlink > 1, let first = copiedInodes[key] {
+            // A hardlink of the image: the container gets a hardlink to its first copy.
+            if linkat(rootFD, first, dirFD, name, 0) == 0 {
+                report.hardlinks += 1
+                return
+            }
+        }
+        let dst = openat(dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        if dst < 0 { throw RuntimeError.io("create", rootPath + "/" + path, errno) }
+        defer { _ = Glibc.close(dst) }
+        try copier.copy(from: src, to: dst, size: UInt64(st.st_size), path: rootPath + "/" + path)
+        if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 {
+            if fchmod(dst, mode) != 0 { throw RuntimeError.io("chmod", rootPath + "/" + path, errno) }
+        }
+        AtFile.setMtime(fd: dst, timespec(tv_sec: Int(e.mtime), tv_nsec: 0))
+        if st.st_nlink > 1 { copiedInodes[key] = path }
+        report.copied += 1
+    }
+}
+
+/// Descriptors of the store layers' directories: each layer's root, and per layer the directory last
+/// asked for (materialisation walks one container directory at a time, so this hits almost always).
+final class LayerDirCache {
+    private let store: Store
+    let layers: [Digest]
+    private var rootFDs: [Int32]
+    private var current: [(path: String, fd: Int32)?]
+
+    init(store: Store, layers: [Digest]) {
+        self.store = store
+        self.layers = layers
+        rootFDs = Array(repeating: -1, count: layers.count)
+        current = Array(repeating: nil, count: layers.count)
+    }
+
+    func close() {
+        for c in current { if let c { _ = Glibc.close(c.fd) } }
+        current = Array(repeating: nil, count: layers.count)
+        for fd in rootFDs where fd >= 0 { _ = Glibc.close(fd) }
+        rootFDs = Array(repeating: -1, count: layers.count)
+    }
+
+    /// Directory `path` of layer `layer`, opened beneath the layer root without following symlinks.
+    func directory(_ layer: Int, _ path: String) throws -> Int32 {
+        if let c = current[layer], c.path == path { return c.fd }
+        if rootFDs[layer] < 0 {
+            let root = store.layerRoot(layers[layer])
+            let fd = open(root, AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 { throw RuntimeError.layerMissing(layers[layer].description) }
+            rootFDs[layer] = fd
+        }
+        let fd = AtFile.openBeneath(rootFDs[layer], path)
+        if fd < 0 {
+            throw RuntimeError.storeLayerDamaged(layer: layers[layer].description, path: path,
+                                                 reason: String(cString: strerror(errno)))
+        }
+        if let old = current[layer] { _ = Glibc.close(old.fd) }
+        current[layer] = (path, fd)
+        return fd
+    }
+}

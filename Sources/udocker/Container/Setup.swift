@@ -1,0 +1,83 @@
+// udocker setup [--execmode=MODE] [--force] [--purge] [--fixperm] [--nvidia] CONTAINER: container
+// execution settings. Execution modes and NVIDIA come with the execution engines.
+import ArgumentParser
+import Runtime
+
+struct Setup: UdockerCommand {
+    static let configuration = CommandConfiguration(commandName: "setup")
+
+    static let helpText = """
+        setup: change container execution settings
+        setup [options] <container-id>
+        --execmode=<mode>       :select execution mode from below
+        --force                 :force setup change
+        --purge                 :clean mountpoints and files created by udocker
+        --fixperm               :attempt to fix file permissions
+        --nvidia                :add NVIDIA libraries and binaries
+
+        <mode> is one of the following execution modes:
+        P1: proot accelerated mode using seccomp filtering (default)
+        P2: proot accelerated mode disabled
+        F1: fakechroot starting executables via direct loader invocation
+        F2: like F1 plus protected environment and modified ld.so
+        F3: fakechroot plus patching of elf headers in binaries and libs
+        F4: like F3 plus support for newly created executables via
+            dynamic patching of elf headers in binaries and libs
+        R1: runc using rootless namespaces, requires recent kernel
+            with user namespace support enabled
+        R2: proot with root emulation running on top of runc to avoid
+            most of the errors related to change of uid or gid
+        R3: same as R2 but with proot accelerated mode disabled
+        S1: singularity, requires a local installation of singularity,
+            if singularity is available in the PATH udocker will use
+            it to execute the container
+        """
+    static var helpLines: [HelpLine] {
+        [HelpLine(usage: "setup --execmode=<mode>", text: "Change container execution mode"),
+         HelpLine(usage: "setup --nvidia", text: "Setup container to use nvidia GPU"),
+         HelpLine(usage: "setup --purge", text: "clean mountpoints and files created by udocker"),
+         HelpLine(usage: "setup --fixperm", text: "attempt to fix file permissions")]
+    }
+    static var helpGroup: HelpGroup { .repository }
+
+    static let validModes = ["P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1"]
+
+    @Option(name: .customLong("execmode")) var execMode: String?
+    @Flag(name: .customLong("force")) var force = false
+    @Flag(name: .customLong("purge")) var purge = false
+    @Flag(name: .customLong("fixperm")) var fixperm = false
+    @Flag(name: .customLong("nvidia")) var nvidia = false
+    @Argument var container: String
+
+    mutating func execute(_ context: CommandContext) throws -> Int32 {
+        let containers = try context.containers()
+        guard let id = containers.resolve(container) else { throw RuntimeError.containerNotFound(container) }
+        let current = containers.execMode(id)
+            ?? context.configuration.string("override_default_execution_mode") ?? ContainerStore.defaultExecMode
+        if execMode != nil && containers.isProtected(id) { throw RuntimeError.containerProtected(container) }
+        if let m = execMode {
+            guard Self.validModes.contains(m.uppercased()) else {
+                throw UsageError(description: "invalid execmode: \(m): use one of \(Self.validModes.joined(separator: ", "))")
+            }
+        }
+        if purge {
+            for f in try containers.purge(id) { context.output.debug("removed \(f)") }
+        }
+        if fixperm {
+            let n = try containers.fixPermissions(id)
+            context.output.debug("fixed the permissions of \(n) entries")
+        }
+        if nvidia {
+            throw RuntimeError.notAvailable("setup --nvidia is not available yet: it comes with the execution engines")
+        }
+        if let m = execMode?.uppercased() {
+            if m == current && !force { return 0 }
+            throw RuntimeError.notAvailable("setup --execmode=\(m) is not available yet: execution modes come with the execution engines (the container stays in \(current))")
+        }
+        if !(force || purge || fixperm) {
+            context.output.out("execmode: \(current)")
+            context.output.out("nvidiamode: False")
+        }
+        return 0
+    }
+}

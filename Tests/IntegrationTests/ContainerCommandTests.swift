@@ -1,0 +1,198 @@
+// create, ps, name, rmname, rename, inspect, clone, protect, rm, setup and rmi-with-containers through the
+// udocker binary, with test/busybox:oci pulled from the shared test registry.
+import TestSupport
+import Testing
+import CAS
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct ContainerCommandTests {
+    /// A repository with test/busybox:oci pulled.
+    func pulled() throws -> ImageRepo {
+        let r = try ImageRepo()
+        let pull = r.run(["pull", "test/busybox:oci"])
+        try #require(pull.status == 0, "\(pull.stderr)")
+        return r
+    }
+
+    func create(_ r: ImageRepo, _ args: [String]) throws -> String {
+        let c = r.run(["create"] + args)
+        try #require(c.status == 0, "\(c.stderr)")
+        let id = c.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.range(of: "^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+$", options: .regularExpression) != nil, "\(id)")
+        return id
+    }
+
+    func lstatOf(_ p: String) -> stat? {
+        var st = stat()
+        return lstat(p, &st) == 0 ? st : nil
+    }
+
+    @Test func createMakesUdockersLayoutAndPsListsIt() throws {
+        let r = try pulled()
+        let id = try create(r, ["--name=web", "test/busybox:oci"])
+        let dir = r.repo + "/containers/" + id
+        #expect(FileIO.isDirectory(dir + "/ROOT/bin"))
+        #expect(String(decoding: try FileIO.readFile(dir + "/imagerepo.name"), as: UTF8.self) == "test/busybox:oci")
+        #expect(String(decoding: try FileIO.readFile(dir + "/execmode"), as: UTF8.self) == "P1")
+        let json = String(decoding: try FileIO.readFile(dir + "/container.json"), as: UTF8.self)
+        #expect(json.hasPrefix("{\"") && json.contains("\"architecture\": \"amd64\""), "\(json)")   // Python's json.dump style
+        let mat = String(decoding: try FileIO.readFile(dir + "/materialize.json"), as: UTF8.self)
+        #expect(mat.contains("\"mode\" : \"auto\""), "\(mat)")
+        #expect(ContainerCommandTests.readLink(r.repo + "/containers/web") == id)
+        // /bin is linked in auto mode: the busybox binary is the store's inode.
+        let bin = try #require(lstatOf(dir + "/ROOT/bin/busybox"))
+        #expect(bin.st_nlink >= 2 && bin.st_mode & 0o222 == 0)
+        #expect(((lstatOf(dir + "/ROOT/bin/sh")?.st_mode ?? 0) & S_IFMT) == S_IFLNK)
+
+        let ps = r.run(["ps", "-m", "-s", "-p"])
+        #expect(ps.status == 0)
+        let lines = ps.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "CONTAINER ID".padding(toLength: 36, withPad: " ", startingAt: 0)
+                + " P M MOD SIZE PLATFORM           NAMES              IMAGE               ")
+        #expect(lines.count == 2)
+        #expect(lines.last?.hasPrefix(id + " . W P1 ") == true, "\(ps.stdout)")
+        #expect(lines.last?.contains("linux/amd64") == true)
+        #expect(lines.last?.hasSuffix("['web']            test/busybox:oci    ") == true, "\(ps.stdout)")
+
+        #expect(r.run(["inspect", "-p", "web"]).stdout == dir + "/ROOT\n")
+        #expect(r.run(["inspect", id]).stdout.contains("    \"architecture\": \"amd64\","))
+        #expect(r.run(["inspect", "test/busybox:oci"]).status == 0)
+        let missing = r.run(["inspect", "nothing"])
+        #expect(missing.status == 1 && missing.stderr.contains("not found"))
+    }
+
+    @Test func namesAreSymlinksAndFollowUdockersRules() throws {
+        let r = try pulled()
+        let id = try create(r, ["test/busybox:oci"])
+        #expect(r.run(["name", id, "alpha"]).status == 0)
+        let dup = r.run(["name", id, "alpha"])
+        #expect(dup.status == 1 && dup.stderr.hasPrefix("Error: container name already exists: alpha"))
+        for bad in ["a.b", "a/b", "a b", "a[1]"] {
+            let b = r.run(["name", id, bad])
+            #expect(b.status == 1 && b.stderr.hasPrefix("Error: invalid container name"), "\(bad): \(b.stderr)")
+            #expect(b.stderr.split(separator: "\n").count == 1)
+        }
+        #expect(r.run(["rename", "alpha", "beta"]).status == 0)
+        #expect(!FileIO.exists(r.repo + "/containers/alpha"))
+        #expect(ContainerCommandTests.readLink(r.repo + "/containers/beta") == id)
+        #expect(r.run(["inspect", "-p", "beta"]).stdout == r.repo + "/containers/\(id)/ROOT\n")
+        let rm = r.run(["rmname", "beta"])
+        #expect(rm.status == 0 && rm.stdout == "Info: container name: beta removed.\n")
+        #expect(r.run(["rmname", "beta"]).status == 1)
+        #expect(r.run(["rename", "beta", "gamma"]).status == 1)
+
+        // create --name of a taken name: refused; with --force the container is made without the name.
+        #expect(r.run(["name", id, "taken"]).status == 0)
+        let refused = r.run(["create", "--name=taken", "test/busybox:oci"])
+        #expect(refused.status == 1 && refused.stderr.hasPrefix("Error: container name already exists: taken"))
+        let forced = r.run(["create", "--force", "--name=taken", "test/busybox:oci"])
+        #expect(forced.status == 0 && forced.stderr.contains("Warning: container name taken already exists"), "\(forced.stderr)")
+        #expect(ContainerCommandTests.readLink(r.repo + "/containers/taken") == id)
+        #expect(r.run(["create", "--name=bad.name", "test/busybox:oci"]).status == 1)
+        #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 3)   // header + 2: nothing made by the refusals
+    }
+
+    @Test func protectRmAndRmiWithContainers() throws {
+        let r = try pulled()
+        let id = try create(r, ["--name=keep", "--materialize=link", "test/busybox:oci"])
+        #expect(r.run(["protect", "keep"]).status == 0)
+        #expect(FileIO.exists(r.repo + "/containers/\(id)/PROTECT"))
+        #expect(r.run(["ps"]).stdout.contains(id + " P W "))
+        let refused = r.run(["rm", "keep"])
+        #expect(refused.status == 1 && refused.stderr.hasPrefix("Error: container keep is protected"))
+        #expect(r.run(["unprotect", id]).status == 0)
+
+        let rmi = r.run(["rmi", "test/busybox:oci"])
+        #expect(rmi.status == 1 && rmi.stderr.contains("is used by container(s) \(id)"), "\(rmi.stderr)")
+        // rmi -f removes the image; the container's ref keeps its layers.
+        let layers = r.layerDirs
+        #expect(r.run(["rmi", "-f", "test/busybox:oci"]).status == 0)
+        #expect(r.layerDirs == layers)
+        #expect(FileIO.exists(r.repo + "/containers/\(id)/ROOT/bin/busybox"))
+        // rm releases the ref: the layers nothing else holds go with the container.
+        let rm = r.run(["rm", "keep", "nosuch"])
+        #expect(rm.status == 1 && rm.stderr.contains("container not found: nosuch"))
+        #expect(!FileIO.exists(r.repo + "/containers/\(id)"))
+        #expect(!FileIO.exists(r.repo + "/containers/keep"))
+        #expect(r.layerDirs.isEmpty)
+        #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 1)
+    }
+
+    @Test func linkModeContainerRefusesInPlaceWritesAndVerifyPasses() throws {
+        let r = try pulled()
+        let id = try create(r, ["--materialize=link", "test/busybox:oci"])
+        let file = r.repo + "/containers/\(id)/ROOT/bin/busybox"
+        if geteuid() != 0 {   // root bypasses file permissions: the check means nothing as root
+            let fd = open(file, O_WRONLY)
+            let err = errno
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && err == EACCES)
+        }
+        let v = r.run(["verify", "test/busybox:oci"])
+        #expect(v.status == 0, "\(v.stderr)")
+    }
+
+    @Test func cloneOfALinkContainerCopiesNoData() throws {
+        let r = try pulled()
+        let id = try create(r, ["--materialize=link", "test/busybox:oci"])
+        let clone = r.run(["clone", "--name=twin", id])
+        #expect(clone.status == 0, "\(clone.stderr)")
+        let cid = clone.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(cid != id)
+        #expect(ContainerCommandTests.readLink(r.repo + "/containers/twin") == cid)
+        let a = try #require(lstatOf(r.repo + "/containers/\(id)/ROOT/bin/busybox"))
+        let b = try #require(lstatOf(r.repo + "/containers/\(cid)/ROOT/bin/busybox"))
+        #expect(a.st_ino == b.st_ino)   // same store inode: no data copied
+        #expect(String(decoding: try FileIO.readFile(r.repo + "/containers/\(cid)/imagerepo.name"), as: UTF8.self) == "test/busybox:oci")
+        // The clone holds the layers too: removing the source and the image keeps them.
+        #expect(r.run(["rm", id]).status == 0)
+        #expect(r.run(["rmi", "-f", "test/busybox:oci"]).status == 0)
+        #expect(FileIO.exists(r.repo + "/containers/\(cid)/ROOT/bin/busybox"))
+        #expect(!r.layerDirs.isEmpty)
+        #expect(r.run(["rm", "twin"]).status == 0)
+        #expect(r.layerDirs.isEmpty)
+    }
+
+    @Test func createFailureRemovesTheHalfMadeContainer() throws {
+        let r = try pulled()
+        // Damage the store: the layer's busybox file is gone.
+        let layer = try #require(r.layerDirs.first)
+        let root = r.store + "/layers/sha256/\(layer)/root"
+        #expect(unlink(root + "/bin/busybox") == 0)
+        let c = r.run(["create", "--name=broken", "--materialize=copy", "test/busybox:oci"])
+        #expect(c.status == 1)
+        #expect(c.stderr.hasPrefix("Error: creating a container from test/busybox:oci failed:"), "\(c.stderr)")
+        #expect(c.stderr.contains("the partly made container was removed"))
+        #expect(try FileIO.listDirectory(r.repo + "/containers").isEmpty)
+        let refs = try FileIO.listDirectory(r.store + "/refs").filter { $0.hasSuffix(".json") }
+        #expect(refs.count == 1)   // the image's only
+    }
+
+    @Test func setupFixpermAndPurge() throws {
+        let r = try pulled()
+        let id = try create(r, ["--materialize=copy", "test/busybox:oci"])
+        let bin = r.repo + "/containers/\(id)/ROOT/bin"
+        #expect(chmod(bin, 0o500) == 0)
+        #expect(chmod(bin + "/busybox", 0o111) == 0)
+        let s = r.run(["setup", "--fixperm", id])
+        #expect(s.status == 0, "\(s.stderr)")
+        #expect((lstatOf(bin)?.st_mode ?? 0) & 0o700 == 0o700)
+        #expect((lstatOf(bin + "/busybox")?.st_mode ?? 0) & 0o400 == 0o400)
+        #expect(r.run(["setup", "--purge", id]).status == 0)
+        let show = r.run(["setup", id])
+        #expect(show.stdout == "execmode: P1\nnvidiamode: False\n")
+        let x = r.run(["setup", "--execmode=F3", id])
+        #expect(x.status == 1 && x.stderr.contains("not available yet"))
+        #expect(r.run(["setup", "nosuch"]).status == 1)
+    }
+
+    static func readLink(_ p: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink(p, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
