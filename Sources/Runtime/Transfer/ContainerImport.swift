@@ -87,7 +87,7 @@ public enum ContainerImport {
     /// tar `request.source`, recording `request.image ?? "IMPORTED:unknown"` as its image, named
     /// `request.name`; return its id.
     static func createContainerFromRootfsTar(_ request: ContainerImportRequest, repository: Repository) throws -> String {
-        throw RuntimeError.notAvailable("'import --tocontainer' (it needs container creation; use 'udocker import FILE REPO:TAG' and 'udocker create' instead)")
+        throw RuntimeError.notAvailable("'import --tocontainer' is not available in this build yet: use 'udocker import FILE REPO:TAG' and 'udocker create' instead")
     }
 
     static func checkName(_ name: String?, _ repository: Repository) throws {
