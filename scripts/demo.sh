@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian machine: install what is needed, build udocker, and as an
 # unprivileged user start a local registry, push an image built from Debian's busybox-static to it,
-# and pull it with udocker (create and run follow as they land).
+# pull it with udocker and create containers from it (run follows when the engines land).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
@@ -35,6 +35,11 @@ runuser -u "$TEST_USER" -- env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbi
   say ./udocker pull demo/busybox:latest
   say ./udocker images -l
   say ./udocker verify demo/busybox:latest
+  say ./udocker create --name=demo demo/busybox:latest
+  say ./udocker ps -m
+  root=$(./udocker inspect -p demo)
+  say ls -l "$root/bin/busybox"
+  say ./udocker clone --name=demo2 demo
   say ./udocker store stats
 '
 echo
