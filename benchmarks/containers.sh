@@ -21,7 +21,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --pro
 UD="$here/.build/release/udocker"
 ROOT_OPT=$(root_option)
 BENCH_ENV=("HOME=$WORK/home" "PATH=/usr/local/bin:/usr/bin:/bin" "UDOCKER_TARBALL=" "UDOCKER_NOSYSCONF=1")
-rm -rf "$WORK/home" "$WORK/old" "$WORK/ours" "$WORK/out"
+rm -rf "$WORK/home" "$WORK/old" "$WORK/ours" "$WORK/old2" "$WORK/ours2" "$WORK/out"
 mkdir -p "$WORK/home" "$WORK/out"
 [ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown -R "$BENCH_USER" "$WORK"
 
@@ -49,14 +49,18 @@ timed() {
   t1=$(now)
   secs "$t0" "$t1"
 }
-# best NAME SETUP TEARDOWN CMD...: best of $RUNS, with untimed SETUP and TEARDOWN commands (strings).
+# best NAME SETUP CMD...: best of $RUNS, with an untimed SETUP command (a string); "@RUN" in CMD's
+# arguments becomes the run's number, so every run makes new names. Nothing is removed between runs:
+# creating thousands of files in a directory tree just emptied is slow on ext4 (it scans the recently
+# deleted inodes), which would measure the previous run's removal rather than this one's work.
 best() {
-  local name=$1 setup=$2 teardown=$3 all="" _; shift 3
-  for _ in $(seq "$RUNS"); do
+  local name=$1 setup=$2 all="" run a; shift 2
+  for run in $(seq "$RUNS"); do
     eval "$setup"
+    local -a args=()
+    for a in "$@"; do args+=("${a//@RUN/$run}"); done
     sync
-    all="$all $(timed "$name" "$@")"
-    eval "$teardown"
+    all="$all $(timed "$name" "${args[@]}")"
   done
   min_of $all
 }
@@ -66,35 +70,39 @@ row() { rows+=("| $1 | $2 | $3 | $(ratio "$2" "$3") |"); }
 
 for img in big small; do
   image=bench/$img:latest
-  o=$(best "old-create-$img" : 'old rm c1 >/dev/null 2>&1' old create --name=c1 "$image")
+  o=$(best "old-create-$img" : old create --name=c@RUN "$image")
   for mode in link auto copy; do
-    n=$(best "our-create-$mode-$img" : 'ours -q rm c1' ours create --name=c1 --materialize=$mode "$image")
+    n=$(best "our-create-$mode-$img" : ours create --name=c$mode@RUN --materialize=$mode "$image")
     row "create $img ($mode)" "$o" "$n"
   done
   old create --name=base "$image" >/dev/null 2>&1
   ours -q create --name=base --materialize=auto "$image" >/dev/null
-  o=$(best "old-clone-$img" : 'old rm cl >/dev/null 2>&1' old clone --name=cl base)
-  n=$(best "our-clone-$img" : 'ours -q rm cl' ours clone --name=cl base)
+  o=$(best "old-clone-$img" : old clone --name=cl@RUN base)
+  n=$(best "our-clone-$img" : ours clone --name=cl@RUN base)
   row "clone $img" "$o" "$n"
-  o=$(best "old-export-$img" 'rm -f "$WORK/out/old.tar"' : old export -o "$WORK/out/old.tar" base)
-  n=$(best "our-export-$img" 'rm -f "$WORK/out/ours.tar"' : ours export -o "$WORK/out/ours.tar" base)
+  o=$(best "old-export-$img" 'rm -f "$WORK/out/old.tar"' old export -o "$WORK/out/old.tar" base)
+  n=$(best "our-export-$img" 'rm -f "$WORK/out/ours.tar"' ours export -o "$WORK/out/ours.tar" base)
   row "export $img" "$o" "$n"
-  o=$(best "old-import-$img" : 'old rmi imp/$img:x >/dev/null 2>&1' old import "$WORK/out/old.tar" "imp/$img:x")
-  n=$(best "our-import-$img" : 'ours -q rmi imp/$img:x' ours import "$WORK/out/ours.tar" "imp/$img:x")
+  o=$(best "old-import-$img" : old import "$WORK/out/old.tar" "imp/$img:@RUN")
+  n=$(best "our-import-$img" : ours import "$WORK/out/ours.tar" "imp/$img:@RUN")
   row "import $img" "$o" "$n"
-  old rm base >/dev/null 2>&1; ours -q rm base
 done
 
 # COUNT containers of the big image: time, and disk of the whole repository (store or layers included)
 # with one container and with COUNT, measured by du (hard links counted once).
 disk_kb() { du -sk "$1" | cut -f1; }
-old create --name=one bench/big:latest >/dev/null 2>&1; old_one=$(disk_kb "$WORK/old"); old rm one >/dev/null 2>&1
-ours -q create --name=one --materialize=link bench/big:latest >/dev/null; our_one=$(disk_kb "$WORK/ours"); ours -q rm one
+# New repositories holding only the big image, so the containers made above do not count.
+old() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/old2"); as_user "$OLD" $ROOT_OPT "$@"; }
+ours() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/ours2"); as_user "$UD" $ROOT_OPT "$@"; }
+old pull --registry="$REG" bench/big:latest >/dev/null 2>&1
+ours -q pull --registry="$REG" bench/big:latest
+old create --name=one bench/big:latest >/dev/null 2>&1; old_one=$(disk_kb "$WORK/old2"); old rm one >/dev/null 2>&1
+ours -q create --name=one --materialize=link bench/big:latest >/dev/null; our_one=$(disk_kb "$WORK/ours2"); ours -q rm one
 many() { local i; for i in $(seq "$COUNT"); do "$@" >/dev/null 2>&1; done; }
 t_old=$(timed old-many many old create bench/big:latest)
 t_link=$(timed our-many-link many ours create --materialize=link bench/big:latest)
-old_many=$(disk_kb "$WORK/old"); link_many=$(disk_kb "$WORK/ours")
-bench_cleanup; BENCH_PIDS=(); rm -rf "$WORK/registry" "$WORK/old" "$WORK/ours" "$WORK/out"
+old_many=$(disk_kb "$WORK/old2"); link_many=$(disk_kb "$WORK/ours2")
+bench_cleanup; BENCH_PIDS=(); rm -rf "$WORK/registry" "$WORK/old" "$WORK/ours" "$WORK/old2" "$WORK/ours2" "$WORK/out"
 
 echo "Containers benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r); best of $RUNS runs, seconds."
 echo "Images: big = 6 layers, ~100 MB compressed (benchmarks/pull.sh's); small = busybox + $SMALL_FILES small files."

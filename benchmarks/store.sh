@@ -71,6 +71,11 @@ fi
 # --- ingest -------------------------------------------------------------------------------
 t_sha=$(best_of sha256sum "$big")
 t_ossl=$(best_of openssl dgst -sha256 "$big")
+# The I/O floor of a durable ingest: the same bytes written to a new file on the store's disk, fsynced.
+rm_copy() { rm -f "$WORK/runs/dd.out"; }
+PREP=rm_copy
+t_dd=$(best_of dd if="$big" of="$WORK/runs/dd.out" bs=1M conv=fsync status=none)
+PREP=
 PREP=fresh_repo
 t_ing=$(best_of ud store ingest "$big")
 PREP=
@@ -102,6 +107,7 @@ echo "| what | yardstick | ours | rate | ours / yardstick |"
 echo "|---|---|---|---|---|"
 printf '| ingest %s MiB | sha256sum %ss | %ss | %s GB/s | %s |\n' "$INGEST_MB" "$t_sha" "$t_ing" "$(rate "$gb" "$t_ing")" "$(ratio "$t_ing" "$t_sha")"
 printf '| ingest %s MiB | openssl dgst -sha256 %ss | %ss | %s GB/s | %s |\n' "$INGEST_MB" "$t_ossl" "$t_ing" "$(rate "$gb" "$t_ing")" "$(ratio "$t_ing" "$t_ossl")"
+printf '| ingest %s MiB | dd conv=fsync (write + fsync, no hash) %ss | %ss | %s GB/s | %s |\n' "$INGEST_MB" "$t_dd" "$t_ing" "$(rate "$gb" "$t_ing")" "$(ratio "$t_ing" "$t_dd")"
 unpack_row "small files, plain" "$small_tar" ""
 unpack_row "small files, gzip" "$small_tar.gz" "z"
 unpack_row "mixed, plain" "$mixed_tar" ""

@@ -114,14 +114,11 @@ extension Store {
         return false
     }
 
-    /// O_PATH (Linux, all architectures Swift supports); not exported by Glibc without _GNU_SOURCE.
-    static let oPath: Int32 = 0o10000000
-
-    /// Makes an unpacked temp directory (tempDir/root plus the manifest) a store layer: read-only
-    /// files, layer.json, then one no-replace rename. If the layer exists already, the temp
-    /// directory is dropped and the manifest's blobs are added to the existing layer.json.
+    /// Makes an unpacked temp directory (tempDir/root plus the manifest) a store layer: layer.json,
+    /// then one no-replace rename. Its files are read-only already: LayerUnpacker creates them so.
+    /// If the layer exists already, the temp directory is dropped and the manifest's blobs are
+    /// added to the existing layer.json.
     func adoptLayer(tempDir: String, manifest m: LayerManifest) throws -> LayerManifest {
-        makeFilesReadOnly(root: tempDir + "/root", m)
         try writeFileDurably(tempDir + "/layer.json", try StoreFiles.encode(m))
         try FileIO.fsyncDirectory(tempDir)
         Failpoint.hit("unpack-mid")
@@ -161,26 +158,6 @@ extension Store {
         defer { _ = close(fd) }
         try bytes.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: path) }
         try FileIO.fsync(fd, path: path)
-    }
-
-    /// Store copies of regular files lose their write bits (an in-place write then fails instead of
-    /// changing every container linked to them) and become readable, keeping execute bits.
-    /// Best effort: verify reports a file left writable.
-    func makeFilesReadOnly(root: String, _ m: LayerManifest) {
-        let rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { return }
-        defer { _ = close(rootFD) }
-        for e in m.entries where e.kind == .file {
-            // Resolved beneath the root without following symlinks: a hostile layer's symlink must
-            // not make us chmod a file outside it.
-            let fd = ud_openat_beneath(rootFD, e.path, Store.oPath | O_NOFOLLOW | O_CLOEXEC, 0, 1)
-            guard fd >= 0 else { continue }
-            var st = stat()
-            if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
-                _ = chmod("/proc/self/fd/\(fd)", (mode_t(e.mode) & 0o111) | 0o444)
-            }
-            _ = close(fd)
-        }
     }
 
     func indexLayer(_ m: LayerManifest, lastUse: Int64, withFiles: Bool, _ t: LMDBTxn) throws {

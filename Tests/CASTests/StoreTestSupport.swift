@@ -85,7 +85,8 @@ func installHandmadeLayer(_ store: Store, blob: Digest, files: [String: [UInt8]]
             dirs.insert(parent)
             entries.append(LayerEntry(path: parent, kind: .directory, mode: 0o755))
         }
-        try writeFile(tmp + "/root/" + path, content, mode: 0o755)
+        // Read-only, as LayerUnpacker writes store files: (mode & 0o555) | 0o400.
+        try writeFile(tmp + "/root/" + path, content, mode: 0o555)
         entries.append(LayerEntry(path: path, kind: .file, mode: 0o755, size: UInt64(content.count), digest: try sha(content)))
     }
     let diffID = try sha(diffSeed ?? Array(files.keys.sorted().joined(separator: ",").utf8) + blob.rawBytes)

@@ -41,12 +41,3 @@ extension CommandContext {
         return store
     }
 }
-
-/// "12.3 MB" style sizes for people.
-func humanBytes(_ n: UInt64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"]
-    var value = Double(n)
-    var unit = 0
-    while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
-    return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
-}

@@ -14,9 +14,9 @@ struct StoreStatsCommand: UdockerCommand {
         let s = try store.stats()
         let out = context.output
         out.out("store: \(store.layout.root)")
-        out.out("blobs: \(s.blobCount) (\(humanBytes(s.blobBytes)))")
-        out.out("unpacked layers: \(s.layerCount) (\(s.unpackedFiles) files, \(humanBytes(s.unpackedBytes)))")
-        out.out("references: \(s.refCount) (\(humanBytes(s.referencedBytes)) referenced)")
+        out.out("blobs: \(s.blobCount) (\(formatBytes(s.blobBytes)))")
+        out.out("unpacked layers: \(s.layerCount) (\(s.unpackedFiles) files, \(formatBytes(s.unpackedBytes)))")
+        out.out("references: \(s.refCount) (\(formatBytes(s.referencedBytes)) referenced)")
         out.out("dedup ratio: " + String(format: "%.2f", s.dedupRatio))
         out.out("index: \(s.indexDirectory)" + (s.onNetworkFilesystem ? " (local cache: store is on \(s.filesystem))" : ""))
         return 0
