@@ -70,18 +70,18 @@ row() { rows+=("| $1 | $2 | $3 | $(ratio "$2" "$3") |"); }
 
 for img in big small; do
   image=bench/$img:latest
-  o=$(best "old-create-$img" : old create --name=c@RUN "$image")
+  o=$(best "old-create-$img" : old create --name=c$img@RUN "$image")
   for mode in link auto copy; do
-    n=$(best "our-create-$mode-$img" : ours create --name=c$mode@RUN --materialize=$mode "$image")
+    n=$(best "our-create-$mode-$img" : ours create --name=c$mode$img@RUN --materialize=$mode "$image")
     row "create $img ($mode)" "$o" "$n"
   done
-  old create --name=base "$image" >/dev/null 2>&1
-  ours -q create --name=base --materialize=auto "$image" >/dev/null
-  o=$(best "old-clone-$img" : old clone --name=cl@RUN base)
-  n=$(best "our-clone-$img" : ours clone --name=cl@RUN base)
+  old create --name=base$img "$image" >/dev/null 2>&1
+  ours -q create --name=base$img --materialize=auto "$image" >/dev/null
+  o=$(best "old-clone-$img" : old clone --name=cl$img@RUN base$img)
+  n=$(best "our-clone-$img" : ours clone --name=cl$img@RUN base$img)
   row "clone $img" "$o" "$n"
-  o=$(best "old-export-$img" 'rm -f "$WORK/out/old.tar"' old export -o "$WORK/out/old.tar" base)
-  n=$(best "our-export-$img" 'rm -f "$WORK/out/ours.tar"' ours export -o "$WORK/out/ours.tar" base)
+  o=$(best "old-export-$img" 'rm -f "$WORK/out/old.tar"' old export -o "$WORK/out/old.tar" base$img)
+  n=$(best "our-export-$img" 'rm -f "$WORK/out/ours.tar"' ours export -o "$WORK/out/ours.tar" base$img)
   row "export $img" "$o" "$n"
   o=$(best "old-import-$img" : old import "$WORK/out/old.tar" "imp/$img:@RUN")
   n=$(best "our-import-$img" : ours import "$WORK/out/ours.tar" "imp/$img:@RUN")

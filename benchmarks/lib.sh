@@ -2,6 +2,9 @@
 # udocker 1.3.17 reference installation, and running a command as the benchmark user.
 # Processes started here are stopped by their pid when the script exits.
 
+# A failure inside $(...) stops the script too.
+shopt -s inherit_errexit
+
 BENCH_PIDS=()
 bench_cleanup() {
   local p

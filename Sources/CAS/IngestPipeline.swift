@@ -1,5 +1,6 @@
 // Ingest of large inputs on two threads: the caller reads and hashes one buffer while a writer
 // thread writes the previous one, so ingest runs at the speed of the slower of the two.
+import CShim
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +8,7 @@ import Glibc
 
 /// Buffers passed between the reading/hashing thread and the writing thread.
 final class IngestPipeline: @unchecked Sendable {
-    static let slots = 3
+    static let slots = 4
     private let fd: Int32
     private let path: String
     private let buffers: [UnsafeMutableRawBufferPointer]
@@ -42,6 +43,7 @@ final class IngestPipeline: @unchecked Sendable {
     private func writerLoop() {
         var i = 0
         var first = true
+        var offset: Int64 = 0
         while true {
             full.wait()
             let n = lengths[i]
@@ -49,6 +51,10 @@ final class IngestPipeline: @unchecked Sendable {
             if error == nil {
                 do {
                     try FileIO.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffers[i][0..<n]), path: path)
+                    // Start writing this chunk to disk now, so the fsync before the rename does
+                    // not wait for the whole blob. Advisory: an error here changes nothing.
+                    _ = ud_start_writeback(fd, offset, Int64(n))
+                    offset += Int64(n)
                     if first { Failpoint.hit("ingest-mid-write") }
                     first = false
                 } catch let e as CASError {

@@ -5,8 +5,10 @@ import Glibc
 #endif
 
 extension Store {
-    /// Read size of ingest: large reads keep the hash the bottleneck, not syscalls.
-    static let ingestBufferSize = 4 << 20
+    /// Read and write size of ingest. 1 MiB keeps syscalls few without hurting the kernel's copy:
+    /// measured here, 4 MiB writes cost 4x the system time of 1 MiB writes for the same bytes
+    /// (dd bs=4M 1.08 s vs bs=1M 0.23 s of system time for 512 MiB).
+    static let ingestBufferSize = 1 << 20
 
     /// Starts streaming a blob into the store. See BlobWriter.
     public func beginBlob(expected: Digest? = nil, expectedSize: UInt64? = nil, mediaType: String? = nil) throws -> BlobWriter {

@@ -127,3 +127,7 @@ int ud_pid_alive(int pid) {
     if (kill(pid, 0) == 0) return 1;
     return errno == EPERM ? 1 : 0;
 }
+
+int ud_start_writeback(int fd, int64_t offset, int64_t length) {
+    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
