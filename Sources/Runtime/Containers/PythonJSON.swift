@@ -98,24 +98,7 @@ enum PythonJSON {
                 }
                 if c == UInt8(ascii: "\\") {
                     flush(&raw, into: &units)
-                    guard i + 1 < bytes.count else { return false }
-                    let e = bytes[i + 1]
-                    i += 2
-                    switch e {
-                    case UInt8(ascii: "\""): units.append(0x22)
-                    case UInt8(ascii: "\\"): units.append(0x5C)
-                    case UInt8(ascii: "/"): units.append(0x2F)
-                    case UInt8(ascii: "b"): units.append(0x08)
-                    case UInt8(ascii: "f"): units.append(0x0C)
-                    case UInt8(ascii: "n"): units.append(0x0A)
-                    case UInt8(ascii: "r"): units.append(0x0D)
-                    case UInt8(ascii: "t"): units.append(0x09)
-                    case UInt8(ascii: "u"):
-                        guard i + 4 <= bytes.count, let v = UInt16(String(decoding: bytes[i..<i + 4], as: UTF8.self), radix: 16) else { return false }
-                        units.append(v)
-                        i += 4
-                    default: return false
-                    }
+                    guard JSONEscape.decode(bytes, at: &i, into: &units) else { return false }
                     continue
                 }
                 if c < 0x20 { return false }

@@ -196,25 +196,7 @@ struct LayerTreeInput {
                 if c < 0x20 { return nil }
                 if c != UInt8(ascii: "\\") { raw.append(c); i += 1; continue }
                 flush()
-                guard i + 1 < b.count else { return nil }
-                let e = b[i + 1]
-                i += 2
-                switch e {
-                case UInt8(ascii: "\""): units.append(0x22)
-                case UInt8(ascii: "\\"): units.append(0x5C)
-                case UInt8(ascii: "/"): units.append(0x2F)
-                case UInt8(ascii: "b"): units.append(0x08)
-                case UInt8(ascii: "f"): units.append(0x0C)
-                case UInt8(ascii: "n"): units.append(0x0A)
-                case UInt8(ascii: "r"): units.append(0x0D)
-                case UInt8(ascii: "t"): units.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard i + 4 <= b.count,
-                          let v = UInt16(String(decoding: UnsafeBufferPointer(rebasing: b[i..<i + 4]), as: UTF8.self), radix: 16) else { return nil }
-                    units.append(v)
-                    i += 4
-                default: return nil
-                }
+                guard JSONEscape.decode(b, at: &i, into: &units) else { return nil }
             }
             return nil
         }
