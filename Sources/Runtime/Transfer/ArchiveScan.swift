@@ -40,12 +40,8 @@ final class ArchiveScan {
 
     /// Reads the archive on `fd` (plain tar, or tar compressed with gzip, zstd, xz or bzip2).
     func read(fd: Int32) throws {
-        guard let a = archive_read_new() else { throw RuntimeError.internalFailure("cannot allocate a libarchive reader") }
+        let a = try BlobContent.layerReader()
         defer { archive_read_free(a) }
-        archive_read_support_filter_gzip(a)
-        archive_read_support_filter_zstd(a)
-        archive_read_support_filter_xz(a)
-        archive_read_support_filter_bzip2(a)
         archive_read_support_format_tar(a)
         archive_read_support_format_gnutar(a)
         if archive_read_open_fd(a, fd, 1 << 20) != ARCHIVE_OK {

@@ -22,46 +22,57 @@ enum BlobContent {
         let got = pread(fd, &magic, 6, 0)
         if got < 0 { throw RuntimeError.io("read", path, errno) }
         if !isCompressed(Array(magic.prefix(got))) {
-            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-            defer { buf.deallocate() }
-            while true {
-                let n = read(fd, buf.baseAddress, buf.count)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw RuntimeError.io("read", path, errno)
+            try pump(hasher, &total, sink) { buf in
+                while true {
+                    let n = read(fd, buf.baseAddress, buf.count)
+                    if n >= 0 { return n }
+                    if errno != EINTR { throw RuntimeError.io("read", path, errno) }
                 }
-                if n == 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buf[0..<n])
-                hasher.update(chunk)
-                total += UInt64(n)
-                try sink(chunk)
             }
             return (hasher.finish(), total)
         }
-        guard let a = archive_read_new() else { throw RuntimeError.internalFailure("cannot allocate a libarchive reader") }
+        let a = try layerReader()
         defer { archive_read_free(a) }
-        // Only the compressions layers use: libarchive would otherwise run external programs.
-        archive_read_support_filter_gzip(a)
-        archive_read_support_filter_zstd(a)
-        archive_read_support_filter_xz(a)
-        archive_read_support_filter_bzip2(a)
         archive_read_support_format_raw(a)
         var entry: OpaquePointer?
         guard archive_read_open_fd(a, fd, 1 << 20) == ARCHIVE_OK, archive_read_next_header(a, &entry) == ARCHIVE_OK else {
             throw RuntimeError.archiveRead(path, ArchiveWriter.errorText(a))
         }
+        try pump(hasher, &total, sink) { buf in
+            let n = archive_read_data(a, buf.baseAddress, buf.count)
+            if n < 0 { throw RuntimeError.archiveRead(path, ArchiveWriter.errorText(a)) }
+            return n
+        }
+        return (hasher.finish(), total)
+    }
+
+    /// Moves bytes from `fill` (which returns how many it put in the buffer, 0 at the end) to
+    /// `sink` in 1 MiB chunks, hashing and counting them.
+    private static func pump(_ hasher: SHA256Hasher, _ total: inout UInt64,
+                             _ sink: (UnsafeRawBufferPointer) throws -> Void,
+                             fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buf.deallocate() }
         while true {
-            let n = archive_read_data(a, buf.baseAddress, buf.count)
-            if n < 0 { throw RuntimeError.archiveRead(path, ArchiveWriter.errorText(a)) }
-            if n == 0 { break }
+            let n = try fill(buf)
+            if n == 0 { return }
             let chunk = UnsafeRawBufferPointer(rebasing: buf[0..<n])
             hasher.update(chunk)
             total += UInt64(n)
             try sink(chunk)
         }
-        return (hasher.finish(), total)
+    }
+
+    /// A libarchive reader with the decompression filters layers use (gzip, zstd, xz, bzip2) and
+    /// no others: with every filter enabled libarchive would run external programs. The caller
+    /// adds the formats it reads and frees the reader.
+    static func layerReader() throws -> OpaquePointer {
+        guard let a = archive_read_new() else { throw RuntimeError.internalFailure("cannot allocate a libarchive reader") }
+        archive_read_support_filter_gzip(a)
+        archive_read_support_filter_zstd(a)
+        archive_read_support_filter_xz(a)
+        archive_read_support_filter_bzip2(a)
+        return a
     }
 
     /// The unpacker's message without its advice to pull again (the tar came from a file here).
