@@ -66,6 +66,20 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case outputExists(String)
     case internalFailure(String)
 
+    // MARK: execution
+    /// An engine program that is not installed, or a setting naming one that is not there.
+    case engineMissing(tool: String, why: String)
+    /// A mode that cannot run here (mode, reason, modes that would work).
+    case modeUnusable(mode: String, why: String, usable: [String])
+    /// A run option that cannot be honoured (what, what to do).
+    case badRunOption(String, String)
+    /// The command to run is not in the container.
+    case commandNotFound(String)
+    /// Starting or switching a container's engine failed (what, why).
+    case executionFailed(String, String)
+    /// A container patched for a Fakechroot mode whose directory moved since (old, new root, id).
+    case containerMoved(old: String, new: String, container: String)
+
     public var description: String {
         switch self {
         case .configSyntax(let file, let line, let message):
@@ -138,6 +152,20 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(what) failed: \(reason); the partly made container was removed"
         case .notAvailable(let what):
             return what
+        case .engineMissing(let tool, let why):
+            return "\(tool) not found: \(why); install it with 'udocker install' or your distribution's package, set \(EngineTool(rawValue: tool)?.variable ?? "its UDOCKER_USE_* variable"), or choose another mode with 'udocker setup --execmode=MODE CONTAINER' (see 'udocker info')"
+        case .modeUnusable(let mode, let why, let usable):
+            let alt = usable.isEmpty ? "no mode is usable on this host: see 'udocker info'"
+                : "modes that work here: \(usable.joined(separator: " ")); switch with 'udocker setup --execmode=MODE CONTAINER'"
+            return "execution mode \(mode) cannot run here: \(why); \(alt)"
+        case .badRunOption(let what, let todo):
+            return "\(what): \(todo)"
+        case .commandNotFound(let cmd):
+            return "command not found or has no execute bit set in the container: \(cmd): give its full path or fix PATH with -e PATH=..."
+        case .executionFailed(let what, let why):
+            return "\(what) failed: \(why)"
+        case .containerMoved(let old, let new, let c):
+            return "container \(c) was set up at \(old) and is now at \(new): its patched files still point to the old place; run 'udocker setup --force \(c)' to patch them for the new place"
         }
     }
 
