@@ -11,6 +11,7 @@ enum Commands {
             Pull.self,
             Push.self,
             Create.self,
+            Run.self,
             Images.self,
             Ps.self,
             Name.self,

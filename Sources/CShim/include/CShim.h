@@ -5,4 +5,5 @@
 #include "cshim.h"
 #include "copy_range.h"
 #include "pipe_cloexec.h"
+#include "process.h"
 #endif

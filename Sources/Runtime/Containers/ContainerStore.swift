@@ -134,15 +134,29 @@ public final class ContainerStore: Sendable {
 
     /// The container id an id or name refers to (udocker's get_container_id), or nil.
     public func resolve(_ idOrName: String) -> String? {
+        Self.resolve(idOrName, containersdir: containersdir)
+    }
+
+    /// `resolve` without opening the store (for `run`, which must start fast).
+    public static func resolve(_ idOrName: String, containersdir: String) -> String? {
         guard !idOrName.isEmpty, !idOrName.contains("/"), !idOrName.hasPrefix("."), !idOrName.utf8.contains(0) else { return nil }
         let p = containersdir + "/" + idOrName
         var st = stat()
         guard lstat(p, &st) == 0 else { return nil }
         if (st.st_mode & S_IFMT) == S_IFDIR { return idOrName }
-        guard (st.st_mode & S_IFMT) == S_IFLNK, let target = Self.readLink(p) else { return nil }
+        guard (st.st_mode & S_IFMT) == S_IFLNK, let target = readLink(p) else { return nil }
         let id = FileIO.basename(of: target)
         guard !id.isEmpty, !id.hasPrefix("."), lstat(containersdir + "/" + id, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
         return id
+    }
+
+    /// The names (symlinks in containersdir) that point at container `id`.
+    public static func names(of id: String, containersdir: String) -> [String] {
+        guard let entries = try? FileIO.listDirectory(containersdir) else { return [] }
+        return entries.filter { e in
+            guard !e.hasPrefix("."), e != id else { return false }
+            return readLink(containersdir + "/" + e).map { FileIO.basename(of: $0) } == id
+        }.sorted()
     }
 
     /// The container or RuntimeError.containerNotFound.

@@ -1,0 +1,85 @@
+// `run` on an existing container (or a --location tree): the mode from its execmode file, the
+// engine, the plan, then the launch. Opens neither the store nor its index, so that hundreds of
+// concurrent runs of one container start fast and never contend.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CAS
+
+public struct ContainerRun: Sendable {
+    public let repository: Repository
+    public let configuration: Configuration
+    public let environment: [String: String]
+    public let debug: Bool
+
+    public init(repository: Repository, configuration: Configuration, environment: [String: String], debug: Bool) {
+        self.repository = repository
+        self.configuration = configuration
+        self.environment = environment
+        self.debug = debug
+    }
+
+    public var context: EngineContext {
+        EngineContext(configuration: configuration,
+                      locator: EngineLocator(configuration: configuration, bindir: repository.bindir,
+                                             libdir: repository.libdir, environment: environment),
+                      hostEnvironment: environment, debug: debug, probeDir: repository.topdir + "/.probes")
+    }
+
+    /// The mode recorded in the container, else the configured default.
+    public func mode(containerDir: String?) throws -> ExecMode {
+        guard let dir = containerDir,
+              let bytes = try? FileIO.readFile(dir + "/" + ContainerStore.execModeFile) else {
+            return ExecMode.defaultMode(configuration)
+        }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let m = ExecMode(parsing: text) else {
+            throw RuntimeError.badContainer(path: dir, reason: "its execmode file says '\(text)', which is not a mode; fix it with 'udocker setup --execmode=P1'")
+        }
+        return m
+    }
+
+    /// Prepares the run of container `id` (or of the tree at `location` when id is nil).
+    public func prepare(id: String?, location: String?, options: RunOptions) throws -> (plan: RunPlan, launch: Launch) {
+        let containerDir: String?
+        let root: String
+        let containerID: String
+        let names: [String]
+        let runDir: String
+        if let id {
+            let dir = repository.containersdir + "/" + id
+            containerDir = dir
+            root = dir + "/ROOT"
+            containerID = id
+            names = ContainerStore.names(of: id, containersdir: repository.containersdir)
+            runDir = dir + "/runtime"
+        } else if let location {
+            guard location.hasPrefix("/") else {
+                throw RuntimeError.badRunOption("--location=\(location) is not an absolute path", "give the container tree's full path")
+            }
+            containerDir = nil
+            root = location
+            containerID = "location"
+            names = []
+            runDir = configuration.tmpdir + "/udocker-\(getuid())-location"
+        } else {
+            throw RuntimeError.internalFailure("run without a container or location")
+        }
+        let mode = try self.mode(containerDir: containerDir)
+        let engine = Engines.make(mode, context: context)
+        let plan = try RunPlanner(configuration: configuration, hostEnvironment: environment)
+            .plan(id: containerID, containerDir: containerDir, root: root, names: names, mode: mode,
+                  options: options, identity: engine.identity, runDir: runDir)
+        return (plan, try engine.prepare(plan))
+    }
+
+    /// udocker's start-up banner (written to standard error, so it never mixes with the output).
+    public static func banner(_ plan: RunPlan) -> String {
+        let line = String(repeating: "*", count: 78)
+        let blank = "*" + String(repeating: " ", count: 76) + "*"
+        let title = "STARTING " + plan.containerID
+        let pad = max(0, 76 - title.count)
+        let middle = "*" + String(repeating: " ", count: pad / 2) + title + String(repeating: " ", count: pad - pad / 2) + "*"
+        return [line, blank, middle, blank, line, "executing: " + FileIO.basename(of: plan.command[0])].joined(separator: "\n")
+    }
+}

@@ -1,0 +1,33 @@
+// Which execution modes can run on this host with the tools found: for error messages, `info`
+// and `install`. Cheap checks only (files and sysctls); engines probe deeper when they start.
+
+public struct ModeAvailability: Sendable {
+    public let context: EngineContext
+
+    public init(context: EngineContext) { self.context = context }
+
+    /// Why `mode` cannot run here, or nil when its tools are present.
+    public func problem(_ mode: ExecMode) -> String? {
+        let has = { (t: EngineTool) -> Bool in ((try? context.locator.find(t)) ?? nil) != nil }
+        switch mode.family {
+        case .proot:
+            return has(.proot) ? nil : "proot not found"
+        case .fakechroot:
+            if !has(.fakechroot) { return "libfakechroot.so not found" }
+            if mode.patchesELF && !has(.patchelf) { return "patchelf not found" }
+            return nil
+        case .runc:
+            if !has(.runc) && !has(.crun) { return "neither runc nor crun found" }
+            if let why = UserNamespaces.unavailableReason() { return why }
+            if !has(.runc) && CgroupLayout.current() == .hybrid { return "only crun found, and crun 1.8 refuses hosts with a hybrid cgroup v1/v2 layout; install runc" }
+            if mode.prootInside && !has(.proot) { return "proot not found (R2 and R3 run it inside the container)" }
+            return nil
+        case .singularity:
+            return has(.singularity) ? nil : "neither apptainer nor singularity found"
+        }
+    }
+
+    public func usableModes() -> [String] {
+        ExecMode.allCases.filter { problem($0) == nil }.map(\.rawValue)
+    }
+}

@@ -1,0 +1,192 @@
+// udocker run [options] CONTAINER|IMAGE [COMMAND [ARG...]]: runs a container with its execution
+// mode's engine; with an image, pulls (per --pull) and creates a container first.
+import ArgumentParser
+import Registry
+import Runtime
+
+struct Run: UdockerCommand {
+    static let configuration = CommandConfiguration(commandName: "run")
+
+    static let helpText = """
+        run: execute a container
+        run [options] <container-id-or-name>
+        run [options] <repo/image:tag>
+        --rm                       :delete container upon exit
+        --workdir=/home/userXX     :working directory set to /home/userXX
+        --user=userXX              :run as userXX
+        --user=root                :run as root
+        --volume=/data:/mnt        :mount host directory /data in /mnt
+        --novol=/proc              :remove /proc from list of volumes to mount
+        --env="MYTAG=xxx"          :set environment variable
+        --env-file=<file>          :read environment variables from file
+        --hostauth                 :get user account and group from host
+        --containerauth            :use container passwd and group directly
+        --nosysdirs                :do not bind the host /proc /sys /run /dev
+        --nometa                   :ignore container metadata
+        --dri                      :bind directories relevant for dri graphics
+        --hostenv                  :pass the host environment to the container
+        --cpuset-cpus=<1,2,3-4>    :CPUs in which to allow execution
+        --name=<container-name>    :set or change the name of the container
+        --bindhome                 :bind the home directory into the container
+        --kernel=<kernel-id>       :simulate this Linux kernel version
+        --device=/dev/xxx          :pass device to container (R1 mode only)
+        --location=<container-dir> :use container outside the repository
+        --nobanner                 :don't print a startup banner
+        --entrypoint               :override the container metadata entrypoint
+        --platform=os/arch         :pull image for OS and architecture
+        --pull=<when>              :when to pull (missing|never|always|reuse)
+        --httpproxy=<proxy>        :use http proxy, see udocker pull --help
+
+        Only available in Rn execution modes:
+        --device=/dev/xxx          :pass device to container (R1 mode only)
+
+        Only available in Pn execution modes:
+        --publish=<hport:cport>    :map container TCP/IP <cport> into <hport>
+        --publish-all              :bind and connect to random ports
+
+        run <container-id-or-name> executes an existing container, previously
+        created from an image by using: create <repo/image:tag>
+
+        run <repo/image:tag> always creates a new container from the image.
+        If needed the image is pulled. This is slow and may waste storage.
+        Using run --name=<container-name> --pull=reuse allows to use existing
+        container and only pull/create if the <container-name> does not exist.
+        """
+    static var helpLines: [HelpLine] {
+        [HelpLine(usage: "run <container>", text: "Execute container"),
+         HelpLine(usage: "run <repo/image:tag>", text: "Create and execute container")]
+    }
+    static var helpGroup: HelpGroup { .pullAndRun }
+    static var helpExamples: [String] {
+        ["udocker run mycontainer /bin/ls -l /",
+         "udocker run --user=root -v /data:/mnt --env=MYVAR=1 mycontainer",
+         "udocker run --rm --pull=missing busybox:latest echo hello"]
+    }
+
+    @Flag(name: .customLong("rm")) var remove = false
+    @Option(name: [.customShort("w"), .customLong("workdir")]) var workdir: String?
+    @Option(name: [.customShort("u"), .customLong("user")]) var user: String?
+    @Option(name: [.customShort("v"), .customLong("volume")]) var volumes: [String] = []
+    @Option(name: .customLong("novol")) var novolumes: [String] = []
+    @Option(name: [.customShort("e"), .customLong("env")]) var env: [String] = []
+    @Option(name: .customLong("env-file")) var envFiles: [String] = []
+    @Flag(name: .customLong("hostauth")) var hostAuth = false
+    @Flag(name: .customLong("containerauth")) var containerAuth = false
+    @Flag(name: .customLong("nosysdirs")) var noSysdirs = false
+    @Flag(name: .customLong("nometa")) var noMeta = false
+    @Flag(name: .customLong("dri")) var dri = false
+    @Flag(name: .customLong("hostenv")) var hostEnv = false
+    @Option(name: .customLong("cpuset-cpus")) var cpuset: String?
+    @Option(name: .customLong("name")) var name: String?
+    @Flag(name: .customLong("bindhome")) var bindHome = false
+    @Option(name: .customLong("kernel")) var kernel: String?
+    @Option(name: .customLong("device")) var devices: [String] = []
+    @Option(name: .customLong("location")) var location: String?
+    @Flag(name: .customLong("nobanner")) var noBanner = false
+    @Option(name: .customLong("entrypoint")) var entrypoint: String?
+    @Option(name: .customLong("platform")) var platform: String?
+    @Option(name: .customLong("pull")) var pull: String?
+    @Option(name: .customLong("httpproxy")) var httpProxy: String?
+    @Option(name: .customLong("registry")) var registry: String?
+    @Option(name: .customLong("index")) var index: String?
+    @Option(name: [.customShort("p"), .customLong("publish")]) var publish: [String] = []
+    @Flag(name: [.customShort("P"), .customLong("publish-all"), .customLong("netcoop")]) var publishAll = false
+    @Option(name: .customLong("materialize")) var materialize: String?
+    // Accepted for Docker compatibility, as udocker does: stdin and the terminal always pass through.
+    @Flag(name: .customShort("i")) var interactive = false
+    @Flag(name: .customShort("t")) var tty = false
+    @Flag(name: .customShort("a")) var attach = false
+    @Argument var target: String?
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    enum PullPolicy: String { case missing, never, always, reuse }
+
+    mutating func execute(_ context: CommandContext) throws -> Int32 {
+        guard let policy = PullPolicy(rawValue: (pull ?? "missing").lowercased()) else {
+            throw UsageError(description: "invalid --pull value '\(pull ?? "")': use missing, never, always or reuse")
+        }
+        var options = RunOptions()
+        options.volumes = volumes
+        options.novolumes = novolumes
+        options.noSysdirs = noSysdirs
+        options.workdir = workdir
+        options.env = env
+        options.envFiles = envFiles
+        options.hostEnv = hostEnv
+        options.user = user
+        options.hostAuth = hostAuth
+        options.containerAuth = containerAuth
+        options.bindHome = bindHome
+        options.entrypoint = entrypoint
+        options.noMeta = noMeta
+        options.publish = publish
+        options.publishAll = publishAll
+        options.cpusetCPUs = cpuset
+        options.kernel = kernel
+        options.dri = dri
+        options.devices = devices
+        options.noBanner = noBanner
+        options.command = command
+        if command.first == "--" { options.command.removeFirst() }
+
+        let repo = try context.repository()
+        let runner = ContainerRun(repository: repo, configuration: context.configuration,
+                                  environment: context.environment, debug: context.output.level >= Output.debug)
+        var id: String? = nil
+        if let location {
+            // With --location the first word after the options is the command.
+            if let t = target { options.command.insert(t, at: 0) }
+            _ = location
+        } else {
+            guard let target else {
+                throw UsageError(description: "must specify container_id or image:tag")
+            }
+            id = try containerID(for: target, policy: policy, context: context, repo: repo)
+        }
+
+        let (plan, launch) = try runner.prepare(id: id, location: location, options: options)
+        for n in launch.notes { context.output.warning(n) }
+        if plan.banner && context.output.level >= Output.info {
+            Output.write(2, ContainerRun.banner(plan) + "\n")
+        }
+        context.output.debug("CMD = \(([launch.executable] + launch.arguments).joined(separator: " "))")
+        var status: Int32
+        if remove, let id {
+            status = try Launcher.run(launch, mayExec: false, cpuset: plan.cpuset)
+            let containers = try context.containers()
+            if !containers.isProtected(id) { _ = try containers.remove(id) }
+        } else {
+            status = try Launcher.run(launch, mayExec: true, cpuset: plan.cpuset)
+        }
+        return status
+    }
+
+    /// The container to run: `target` as a container id or name; else an image, created (and
+    /// pulled when the policy says so) into a new container.
+    private func containerID(for target: String, policy: PullPolicy, context: CommandContext, repo: Repository) throws -> String {
+        if policy == .reuse, let n = name, let id = ContainerStore.resolve(n, containersdir: repo.containersdir) { return id }
+        if let id = ContainerStore.resolve(target, containersdir: repo.containersdir) {
+            if let n = name { try context.containers().setName(id, n) }
+            return id
+        }
+        let containers = try context.containers()
+        var image = try? containers.images.require(target)
+        if policy == .always || (image == nil && policy != .never) {
+            var args = [target]
+            if let platform { args.append("--platform=" + platform) }
+            if let registry { args.append("--registry=" + registry) }
+            if let index { args.append("--index=" + index) }
+            if let httpProxy { args.append("--httpproxy=" + httpProxy) }
+            var pull = try Pull.parse(args)
+            _ = try pull.execute(context)
+            image = try containers.images.require(target)
+        }
+        guard let img = image else {
+            throw RuntimeError.imageNotFound(target)
+        }
+        let made = try containers.create(from: img, name: name, force: policy == .reuse,
+                                         policy: try context.materializePolicy(option: materialize))
+        context.printNotes(made.report.notes)
+        return made.id
+    }
+}
