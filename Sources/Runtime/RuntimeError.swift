@@ -80,6 +80,12 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A container patched for a Fakechroot mode whose directory moved since (old, new root, id).
     case containerMoved(old: String, new: String, container: String)
 
+    // MARK: install
+    /// A tools bundle that is refused before anything of it is installed (source, reason).
+    case badToolsBundle(String, String)
+    /// Installing a verified tools bundle into bin/ and lib/ could not be done (what, what to do).
+    case toolsInstallFailed(String, String)
+
     public var description: String {
         switch self {
         case .configSyntax(let file, let line, let message):
@@ -166,6 +172,10 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(what) failed: \(why)"
         case .containerMoved(let old, let new, let c):
             return "container \(c) was set up at \(old) and is now at \(new): its patched files still point to the old place; run 'udocker setup --force \(c)' to patch them for the new place"
+        case .badToolsBundle(let source, let why):
+            return "tools bundle \(source) refused: \(why); nothing was installed (make a bundle with scripts/build-tools-bundle.sh)"
+        case .toolsInstallFailed(let what, let todo):
+            return "\(what): \(todo)"
         }
     }
 
