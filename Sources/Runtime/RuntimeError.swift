@@ -79,6 +79,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case executionFailed(String, String)
     /// A container patched for a Fakechroot mode whose directory moved since (old, new root, id).
     case containerMoved(old: String, new: String, container: String)
+    /// `setup --nvidia` cannot be done (what, what to do).
+    case nvidiaFailed(String, String)
 
     public var description: String {
         switch self {
@@ -166,6 +168,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(what) failed: \(why)"
         case .containerMoved(let old, let new, let c):
             return "container \(c) was set up at \(old) and is now at \(new): its patched files still point to the old place; run 'udocker setup --force \(c)' to patch them for the new place"
+        case .nvidiaFailed(let what, let todo):
+            return "\(what): \(todo)"
         }
     }
 

@@ -7,6 +7,7 @@ enum Commands {
             Help.self,
             Version.self,
             Showconf.self,
+            Info.self,
             Mkrepo.self,
             Pull.self,
             Push.self,
