@@ -79,6 +79,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case executionFailed(String, String)
     /// A container patched for a Fakechroot mode whose directory moved since (old, new root, id).
     case containerMoved(old: String, new: String, container: String)
+    /// `setup --nvidia` cannot be done (what, what to do).
+    case nvidiaFailed(String, String)
 
     // MARK: install
     /// A tools bundle that is refused before anything of it is installed (source, reason).
@@ -174,7 +176,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "container \(c) was set up at \(old) and is now at \(new): its patched files still point to the old place; run 'udocker setup --force \(c)' to patch them for the new place"
         case .badToolsBundle(let source, let why):
             return "tools bundle \(source) refused: \(why); nothing was installed (make a bundle with scripts/build-tools-bundle.sh)"
-        case .toolsInstallFailed(let what, let todo):
+        case .toolsInstallFailed(let what, let todo), .nvidiaFailed(let what, let todo):
             return "\(what): \(todo)"
         }
     }

@@ -8,6 +8,7 @@ enum Commands {
             Version.self,
             Showconf.self,
             Install.self,
+            Info.self,
             Mkrepo.self,
             Pull.self,
             Push.self,

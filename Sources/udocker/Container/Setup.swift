@@ -68,15 +68,20 @@ struct Setup: UdockerCommand {
             context.output.debug("fixed the permissions of \(n) entries")
         }
         if nvidia {
-            throw RuntimeError.notAvailable("setup --nvidia is not available yet: it comes with the execution engines")
+            let report = try NvidiaMode(configuration: context.configuration, environment: context.environment)
+                .install(containerDir: containers.directory(id), force: force)
+            for d in report.hostLibraryDirs { context.output.debug("nvidia libraries from \(d) into \(report.containerLibraryDir)") }
+            for f in report.added { context.output.debug("nvidia file added: \(f)") }
+            for n in report.notFound { context.output.debug("nvidia file not on this host: \(n)") }
+            context.output.info("nvidia mode set")
         }
         if let m = execMode?.uppercased() {
             if m == current && !force { return 0 }
             throw RuntimeError.notAvailable("setup --execmode=\(m) is not available yet: execution modes come with the execution engines (the container stays in \(current))")
         }
-        if !(force || purge || fixperm) {
+        if !(force || purge || fixperm || nvidia) {
             context.output.out("execmode: \(current)")
-            context.output.out("nvidiamode: False")
+            context.output.out("nvidiamode: \(NvidiaMode.isEnabled(containerDir: containers.directory(id)) ? "True" : "False")")
         }
         return 0
     }
