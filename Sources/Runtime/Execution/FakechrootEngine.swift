@@ -20,8 +20,7 @@ public struct FakechrootEngine: ExecutionEngine {
     public func prepare(_ plan: RunPlan) throws -> Launch {
         let library = try context.require(.fakechroot, for: mode)
         let label = plan.names.first ?? plan.containerID
-        let tree = try FakechrootTree(root: plan.root, stateDir: plan.containerDir ?? plan.runDir,
-                                      configuration: context.configuration)
+        let tree = try FakechrootTree(root: plan.root, stateDir: try stateDir(plan), configuration: context.configuration)
         if mode.patchesELF {
             guard let dir = plan.containerDir, let patched = ElfPatcher.patchedRoot(containerDir: dir) else {
                 throw RuntimeError.containerNotSetUp(container: label, mode: mode.rawValue)
@@ -71,9 +70,10 @@ public struct FakechrootEngine: ExecutionEngine {
                     throw RuntimeError.modeUnusable(mode: mode.rawValue, why: "no dynamic loader (ld.so) was found in the container for \(argv[0])",
                                                     usable: ModeAvailability(context: context).usableModes().filter { !$0.hasPrefix("F") })
                 }
+                let takesArgv0 = l == elfLoader ? argv0Option : FakechrootTree.loaderTakesArgv0(l)
                 executable = l
                 arguments = ["--library-path", libraryDirs.joined(separator: ":")]
-                    + (FakechrootTree.loaderTakesArgv0(l) ? ["--argv0", argv[0]] : []) + [host] + argv.dropFirst()
+                    + (takesArgv0 ? ["--argv0", argv[0]] : []) + [host] + argv.dropFirst()
             }
         }
 
@@ -105,13 +105,21 @@ public struct FakechrootEngine: ExecutionEngine {
         return launch
     }
 
+    /// The container's directory; for --location a directory of the run directory per tree.
+    private func stateDir(_ plan: RunPlan) throws -> String {
+        if let d = plan.containerDir { return d }
+        let hasher = try ContainerStore.io { try SHA256Hasher() }
+        hasher.update(Array((FakechrootTree.realPath(plan.root) ?? plan.root).utf8))
+        return plan.runDir + "/fakechroot-" + String(hasher.finish().hex.prefix(16))
+    }
+
     /// Warnings about the identity: these modes run as the host user.
     private func identityNotes(_ plan: RunPlan) -> [String] {
         guard let asked = plan.requestedUser, !asked.isEmpty else { return [] }
         let uid = getuid()
         let who = "\(plan.user.name) (uid \(uid), gid \(getgid()))"
         if asked == "root" || Accounts.numericUser(asked)?.0 == 0 {
-            return ["Fakechroot modes (\(mode)) cannot run as root: running as the host user \(who)"]
+            return uid == 0 ? [] : ["Fakechroot modes (\(mode)) cannot run as root: running as the host user \(who)"]
         }
         if let (u, _) = Accounts.numericUser(asked), u != uid {
             return ["Fakechroot modes (\(mode)) run with the host's uid: running as \(who), not uid \(u)"]

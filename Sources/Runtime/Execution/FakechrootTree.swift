@@ -47,6 +47,17 @@ public struct FakechrootTree: Sendable {
         return host.hasPrefix(root + "/") ? String(host.dropFirst(root.count)) : nil
     }
 
+    /// Removes the files the Fakechroot modes regenerate when missing (caches, F2's loader, the
+    /// exit programs); returns their paths.
+    public static func removeGenerated(stateDir: String) -> [String] {
+        let names = (try? FileIO.listDirectory(stateDir)) ?? []
+        var removed: [String] = []
+        for n in names.sorted() where n == loaderFile || n == libraryDirsFile || n.hasPrefix("ld.so.f2-") || n.hasPrefix("fakechroot-exit") {
+            if unlink(stateDir + "/" + n) == 0 { removed.append(stateDir + "/" + n) }
+        }
+        return removed
+    }
+
     // MARK: loader
 
     /// The container path of the loader most programs use: the program interpreter of /bin/sh,

@@ -162,7 +162,12 @@ public enum FakechrootVolumes {
     /// Removes one recorded link (only when it is still the symlink made), restoring an empty
     /// directory that was there.
     private static func remove(_ link: Link, tree: FakechrootTree) {
-        guard let parent = tree.inside(FileIO.parent(of: link.path)) else { return }
+        remove(link, root: tree.root)
+    }
+
+    private static func remove(_ link: Link, root: String) {
+        guard let parent = ContainerPath(root: root, volumes: []).hostPath(FileIO.parent(of: link.path)),
+              parent == root || parent.hasPrefix(root + "/") else { return }
         let host = parent + "/" + FileIO.basename(of: link.path)
         var st = stat()
         guard lstat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, ContainerPath.readLink(host) == link.target else { return }
@@ -171,12 +176,12 @@ public enum FakechrootVolumes {
 
     /// Removes every link runs left in the tree (for `setup --purge` and mode switches). Returns
     /// the container paths removed.
-    public static func purge(root: String, stateDir: String, configuration: Configuration) throws -> [String] {
+    public static func purge(root: String, stateDir: String) throws -> [String] {
         let record = readRecord(stateDir)
-        guard !record.isEmpty, let tree = try? FakechrootTree(root: root, stateDir: stateDir, configuration: configuration) else { return [] }
+        guard !record.isEmpty, let real = FakechrootTree.realPath(root) else { return [] }
         let edit = try Lock(stateDir + "/.fakechroot-links.edit")
         defer { edit.release() }
-        for l in record { remove(l, tree: tree) }
+        for l in record { remove(l, root: real) }
         _ = unlink(stateDir + "/" + recordFile)
         return record.map(\.path)
     }

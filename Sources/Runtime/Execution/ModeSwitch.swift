@@ -74,7 +74,7 @@ public struct ModeSwitch: Sendable {
                 _ = tree.libraryDirs(refresh: true)
             }
         } else {
-            report.removedLinks = try FakechrootVolumes.purge(root: tree.root, stateDir: containerDir, configuration: context.configuration)
+            report.removedLinks = try FakechrootVolumes.purge(root: tree.root, stateDir: containerDir)
         }
         if previous != mode.rawValue {
             try ContainerStore.io { try FileIO.writeAtomically(modeFile, Array(mode.rawValue.utf8), mode: 0o644) }
