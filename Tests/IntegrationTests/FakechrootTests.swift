@@ -1,6 +1,5 @@
-// The Fakechroot modes F1-F4 through the udocker binary, with the host's libfakechroot and patchelf and
-// an image of the host's own programs (HostImage): setup --execmode, run with its options, restoring
-// F3 files byte for byte, and a moved F3 container.
+// The Fakechroot modes F1-F4 through the udocker binary (host libfakechroot and patchelf, HostImage):
+// setup --execmode, run and its options, F3 files restored byte for byte, a moved F3 container.
 import TestSupport
 import Testing
 import CAS

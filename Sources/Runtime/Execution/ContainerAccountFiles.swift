@@ -1,12 +1,9 @@
-// For engines that cannot show a generated file at /etc/passwd (Fakechroot binds nothing): adds the
-// user's entry to the container's own /etc/passwd and /etc/group. A new file is renamed over the old
-// one, so a file hardlinked to the store is never written in place; a lock makes concurrent runs
-// add the entry once.
+// Adds the user's entry to the container's own /etc/passwd and /etc/group (Fakechroot binds nothing):
+// a new file renamed over the old one, never a write into a store file; a lock for concurrent runs.
 #if canImport(Glibc)
 import Glibc
 #endif
 import CAS
-import CShim
 
 enum ContainerAccountFiles {
     /// Adds `user` (and its group) to the tree's /etc/passwd and /etc/group unless they have it.
@@ -14,8 +11,8 @@ enum ContainerAccountFiles {
     @discardableResult
     static func install(_ user: RunUser, tree: FakechrootTree) throws -> [String] {
         guard let etc = tree.inside("/etc"), FileIO.isDirectory(etc) else { return [] }
-        let lock = try Lock(tree.stateDir + "/.accounts.lock")
-        defer { lock.release() }
+        let lock = try containerLock(tree.stateDir + "/.accounts.lock")
+        defer { lock.unlock() }
         let passwdPath = tree.inside("/etc/passwd") ?? etc + "/passwd"
         let groupPath = tree.inside("/etc/group") ?? etc + "/group"
         let passwdText = RunPlanner.readText(passwdPath)
@@ -60,21 +57,10 @@ enum ContainerAccountFiles {
     }
 }
 
-/// An exclusive OFD lock on a file, held until released (or the process ends).
-struct Lock {
-    let fd: Int32
-
-    init(_ path: String, exclusive: Bool = true, wait: Bool = true) throws {
-        try ContainerStore.io { try FileIO.mkdirs(FileIO.parent(of: path), mode: 0o700) }
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd < 0 { throw RuntimeError.io("open", path, errno) }
-        if ud_ofd_lock(fd, exclusive ? 1 : 0, wait ? 1 : 0) != 0 {
-            let e = errno
-            _ = close(fd)
-            throw RuntimeError.io("lock", path, e)
-        }
-        self.fd = fd
+/// An exclusive lock on `path` (made, with its directory, when missing), as a RuntimeError on failure.
+func containerLock(_ path: String) throws -> FileLock {
+    try ContainerStore.io {
+        try FileIO.mkdirs(FileIO.parent(of: path), mode: 0o700)
+        return try FileLock(path: path)
     }
-
-    func release() { _ = close(fd) }
 }

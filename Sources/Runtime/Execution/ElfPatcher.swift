@@ -1,8 +1,5 @@
-// F3/F4: every dynamic ELF program and library of ROOT gets its interpreter and rpath pointed inside
-// ROOT (with patchelf), so the kernel starts the container's loader and the loader finds the
-// container's libraries. The original of each file is kept aside (a hardlink, so a file shared with
-// the store costs nothing and the store's file is never written: the patched one is a new file), and
-// elfpatch.json records what changed, so switching back restores every file byte for byte.
+// F3/F4: points every dynamic ELF file's interpreter and rpath inside ROOT (patchelf), keeping each
+// original aside so switching back restores the tree byte for byte; the store's files are never written.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,6 +32,10 @@ public struct ElfPatchRecord: Codable, Sendable, Equatable {
     public var files: [File]
 }
 
+/// Patches and restores a container's ELF files. The original of each file is kept aside as a
+/// hardlink (a file shared with the store costs nothing), the patched file is a new file renamed over
+/// it, and elfpatch.json records what changed (paths, sha256 of original and patched, the old
+/// interpreter and rpath, the ROOT patched for).
 public struct ElfPatcher: Sendable {
     public static let recordFile = "elfpatch.json"
     /// Just the ROOT path of the record, read by every F3/F4 run.
@@ -164,10 +165,17 @@ public struct ElfPatcher: Sendable {
         // The record first: a crash between here and the last rename leaves files that `restore`
         // recognises as original or patched.
         try writeRecord(record)
-        for c in done {
-            try withWritableParent(c.host) {
-                if rename(c.temp, c.host) != 0 { throw RuntimeError.io("rename", c.host, errno) }
+        do {
+            for c in done {
+                try withWritableParent(c.host) {
+                    if rename(c.temp, c.host) != 0 { throw RuntimeError.io("rename", c.host, errno) }
+                }
             }
+        } catch {
+            // Never leave a half-patched tree recorded as patched.
+            for c in done { _ = unlink(c.temp) }
+            _ = try? restore(record, root: tree.root)
+            throw error
         }
         return (record, notes)
     }
@@ -198,7 +206,8 @@ public struct ElfPatcher: Sendable {
                 if depth == 0 && ["proc", "sys", "dev"].contains(n) { continue }
                 collect(host, tree: tree, libraryDirs: libraryDirs, into: &out, foreign: &foreign, notes: &notes, depth: depth + 1)
             case S_IFREG:
-                // Names of our own temporary files are never patched.
+                // Our own temporary files: left by an interrupted setup (swept), or not ours to patch.
+                if n.hasPrefix(".") && n.contains(".udocker-elf-") { _ = unlink(host); continue }
                 if n.hasPrefix(".") && n.contains(".udocker-") { continue }
                 guard let elf = ElfFile.read(host), elf.interpreter != nil || elf.needed > 0 else { continue }
                 guard uid == 0 || st.st_uid == uid else {

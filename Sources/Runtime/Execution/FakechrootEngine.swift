@@ -1,12 +1,13 @@
-// F1-F4: the host's libfakechroot (LD_PRELOAD) makes the container's root look like / to the program.
-// F1/F2 start programs through the container's loader (F2's copy ignores the host's ld.so.cache and
-// library directories); F3/F4 start the files `setup` patched, whose interpreter and rpath point
-// inside ROOT (F4 also starts new, unpatched programs through the loader). Identity is the host's.
+// F1-F4: the host's libfakechroot (LD_PRELOAD) with the container's loader (F1/F2) or the files
+// `setup` patched (F3/F4); the program runs as the host user.
 #if canImport(Glibc)
 import Glibc
 #endif
 import CAS
 
+/// F1/F2 start programs through the container's loader (F2's copy ignores the host's ld.so.cache and
+/// library directories); F3/F4 start the patched files directly (F4 also starts new, unpatched
+/// programs through the loader).
 public struct FakechrootEngine: ExecutionEngine {
     public let mode: ExecMode
     public let context: EngineContext

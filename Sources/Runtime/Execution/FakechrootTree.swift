@@ -1,6 +1,5 @@
-// What the Fakechroot modes (F1-F4) need to know about one container tree: its real path, its
-// loader (ld.so), the directories holding its libraries, and F2's modified loader copy. Answers are
-// cached in the container's directory so a run does not walk the tree.
+// What the Fakechroot modes need to know about a container tree (real path, loader, library
+// directories, F2's loader copy), cached in the container's directory so a run does not walk the tree.
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,8 +1,5 @@
-// Volumes for the Fakechroot modes. Debian's libfakechroot has no directory map (udocker's fork has
-// FAKECHROOT_DIR_MAP), only FAKECHROOT_EXCLUDE_PATH: a path on that list is the host's own. So
-// -v /data:/data is an excluded path, and -v /host:/cont is a symlink ROOT/cont -> /host with /host
-// excluded. The links are recorded so later runs, mode switches and `setup --purge` remove them, and
-// a shared lock held while the program runs keeps another run from re-pointing a link in use.
+// Volumes for the Fakechroot modes with Debian's libfakechroot, which has FAKECHROOT_EXCLUDE_PATH
+// but no directory map: excluded same-path volumes, and recorded symlinks for the others.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,6 +7,10 @@ import CAS
 import CShim
 import Foundation
 
+/// -v /data:/data is an excluded path; -v /host:/cont is a symlink ROOT/cont -> /host with /host
+/// excluded (udocker's own libfakechroot has FAKECHROOT_DIR_MAP instead). The links are recorded so
+/// later runs, mode switches and `setup --purge` remove them, and a shared lock held while the program
+/// runs keeps another run from re-pointing a link in use.
 public enum FakechrootVolumes {
     static let recordFile = "fakechroot.links.json"
     static let lockFile = ".fakechroot-links.lock"
@@ -82,8 +83,8 @@ public enum FakechrootVolumes {
     /// Makes the wanted links; with `exclusive` also re-points links and removes links no longer
     /// wanted. The record is edited under a second, short lock.
     private static func reconcile(_ wanted: [Link], tree: FakechrootTree, exclusive: Bool) throws {
-        let edit = try Lock(tree.stateDir + "/.fakechroot-links.edit")
-        defer { edit.release() }
+        let edit = try containerLock(tree.stateDir + "/.fakechroot-links.edit")
+        defer { edit.unlock() }
         var record = readRecord(tree.stateDir)
         if exclusive {
             for old in record where !wanted.contains(where: { $0.path == old.path }) {
@@ -179,8 +180,8 @@ public enum FakechrootVolumes {
     public static func purge(root: String, stateDir: String) throws -> [String] {
         let record = readRecord(stateDir)
         guard !record.isEmpty, let real = FakechrootTree.realPath(root) else { return [] }
-        let edit = try Lock(stateDir + "/.fakechroot-links.edit")
-        defer { edit.release() }
+        let edit = try containerLock(stateDir + "/.fakechroot-links.edit")
+        defer { edit.unlock() }
         for l in record { remove(l, root: real) }
         _ = unlink(stateDir + "/" + recordFile)
         return record.map(\.path)

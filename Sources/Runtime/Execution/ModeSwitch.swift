@@ -1,7 +1,5 @@
-// `setup --execmode=MODE [--force]`: records a container's execution mode and makes its tree fit it:
-// F3/F4 patch the ELF files for the container's current place (ElfPatcher), any other mode restores
-// them; leaving the Fakechroot modes removes the volume links their runs made. One setup at a time
-// per container (a lock); the execmode file changes last.
+// `setup --execmode=MODE [--force]`: the container's execution mode, and its tree made to fit it (F3/F4
+// patched for its current place, restored for other modes, volume links removed outside F1-F4).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,8 +32,8 @@ public struct ModeSwitch: Sendable {
     /// Switches container `containerDir` to `mode` (nil: stay in its mode). `force` patches F3/F4
     /// files again, e.g. for a container whose directory moved.
     public func apply(containerDir: String, to requested: ExecMode?, force: Bool) throws -> Report {
-        let lock = try Lock(containerDir + "/.setup.lock")
-        defer { lock.release() }
+        let lock = try containerLock(containerDir + "/.setup.lock")
+        defer { lock.unlock() }
         let modeFile = containerDir + "/" + ContainerStore.execModeFile
         let previous = (try? FileIO.readFile(modeFile)).map {
             String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

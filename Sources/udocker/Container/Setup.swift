@@ -70,7 +70,8 @@ struct Setup: UdockerCommand {
         if nvidia {
             throw RuntimeError.notAvailable("setup --nvidia is not available yet: it comes with the execution engines")
         }
-        if execMode != nil || force {
+        // --force alone re-patches an F3/F4 container (with --nvidia it belongs to that).
+        if execMode != nil || (force && !nvidia) {
             try switchMode(id: id, containers: containers, context: context)
         }
         if !(force || purge || fixperm || execMode != nil) {
