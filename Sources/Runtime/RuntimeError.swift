@@ -87,6 +87,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case badToolsBundle(String, String)
     /// Installing a verified tools bundle into bin/ and lib/ could not be done (what, what to do).
     case toolsInstallFailed(String, String)
+    /// A container whose execmode needs patched files (F3/F4) that were never patched (container, mode).
+    case containerNotSetUp(container: String, mode: String)
 
     public var description: String {
         switch self {
@@ -178,6 +180,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "tools bundle \(source) refused: \(why); nothing was installed (make a bundle with scripts/build-tools-bundle.sh)"
         case .toolsInstallFailed(let what, let todo), .nvidiaFailed(let what, let todo):
             return "\(what): \(todo)"
+        case .containerNotSetUp(let c, let mode):
+            return "container \(c) is in mode \(mode) but its files are not patched for it: run 'udocker setup --execmode=\(mode) --force \(c)'"
         }
     }
 

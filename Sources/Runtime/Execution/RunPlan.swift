@@ -44,6 +44,8 @@ public struct RunPlan: Sendable {
     /// container's own lack the user (or --hostauth asked for the host's).
     public var passwdFile: String?
     public var groupFile: String?
+    /// The user asked for (--user or the image's User), for engines that cannot honour it to say so.
+    public var requestedUser: String? = nil
 
     public func environmentValue(_ name: String) -> String? {
         let prefix = name + "="
@@ -186,7 +188,7 @@ public struct RunPlanner: Sendable {
                        user: user, volumes: volumes, ports: ports, publishAll: options.publishAll,
                        cpuset: options.cpusetCPUs, kernel: options.kernel, devices: devices,
                        hostname: hostname, banner: !options.noBanner, runDir: runDir,
-                       passwdFile: passwdFile, groupFile: groupFile)
+                       passwdFile: passwdFile, groupFile: groupFile, requestedUser: userSpec)
     }
 
     /// -v volumes, the system directories (unless --nosysdirs), --dri, --bindhome, minus --novol.
