@@ -3,7 +3,8 @@
 # `udocker run --nobanner CONTAINER /bin/true` for this udocker and udocker 1.3.17 against the same
 # engine started by hand on the same root filesystem (each tool's overhead over the engine, and the
 # ratio of the overheads), then a syscall-heavy and a CPU-bound command per mode against the same
-# command run natively. Times are medians of hyperfine runs, as the unprivileged benchmark user.
+# command run natively. Each row's commands run in turn, one run each per round (hyperfine -N), as
+# the unprivileged benchmark user; /bin/true reports the median, workloads the best run.
 #
 # The image is built here from host programs (bash, coreutils, proot, their libraries and loader;
 # merged-usr like Debian 12) and imported into both tools from one rootfs tar. A mode that fails for
@@ -116,34 +117,65 @@ tar -C "$tree" --owner=0 --group=0 --numeric-owner -cf "$WORK/image.tar" .
 
 old() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "${REF_ENV[@]}" "UDOCKER_USE_PROOT_EXECUTABLE=$REF_PROOT"); as_user "$OLD" $ROOT_OPT "$@"; }
 ours() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "${OUR_ENV[@]}"); as_user "$UD" $ROOT_OPT "$@"; }
-old import "$WORK/image.tar" bench/host:1 >/dev/null 2>&1
-ours -q import "$WORK/image.tar" bench/host:1 >/dev/null
+old import "$WORK/image.tar" bench/host:1 >"$WORK/out/old-import.log" 2>&1 || { cat "$WORK/out/old-import.log" >&2; exit 1; }
+ours -q import "$WORK/image.tar" bench/host:1 >"$WORK/out/our-import.log" 2>&1 || { cat "$WORK/out/our-import.log" >&2; exit 1; }
 
 # --- measuring -----------------------------------------------------------------------------------
-# first_line FILE: the first line that says something, for an n/a.
+# first_line FILE STATUS: the first line of FILE that reads like an error (else its first line, else
+# the exit status), for an n/a.
 first_line() { grep -v '^[[:space:]]*$' "$1" | grep -m1 -iE 'error|fail|not |cannot|denied|invalid' || grep -m1 -v '^[[:space:]]*$' "$1" || echo "exit status $2"; }
-# measure NAME N CMD [TRIAL MARKER]: the median seconds of N runs (after one warm-up) of CMD, a
-# command line for hyperfine (no shell: quotes group words), run as the benchmark user; when a trial
-# run fails, prints n/a and leaves its first error line in $WORK/out/NAME.why. With TRIAL (a command
-# line that creates the file MARKER), that is the trial and CMD's exit status is ignored (see the
-# Popen note below).
-measure() {
-  local name=$1 n=$2 cmd=$3 trial=${4:-} marker=${5:-} rc=0 ignore=()
-  if [ -n "$trial" ]; then
-    rm -f "$marker"
-    as_user sh -c "exec $trial" </dev/null >"$WORK/out/$name.log" 2>&1 || true
-    [ -e "$marker" ] || rc=1
-    rm -f "$marker"
-    ignore=(-i)
+# Interleaved timing, as the benchmark user. `queue NAME CMD [TRIAL MARKER]` adds a command line for
+# hyperfine (no shell: quotes group words); `timed STAT N` runs the queue: one trial run of each (also
+# the warm-up; a failure makes it n/a, its first error line in $WORK/out/NAME.why), then N rounds
+# that run each command once, so a burst of load from elsewhere hits all of them alike. VAL[NAME] is
+# then the median or the min of its N times in seconds, or n/a. With TRIAL (a command line that
+# creates the file MARKER), that is the trial and CMD's exit status is ignored (see the Popen note).
+declare -A VAL
+Q_NAMES=(); Q_CMDS=(); Q_TRIALS=(); Q_MARKERS=()
+queue() { Q_NAMES+=("$1"); Q_CMDS+=("$2"); Q_TRIALS+=("${3:-}"); Q_MARKERS+=("${4:-}"); }
+trial() {
+  local name=${Q_NAMES[$1]} cmd=${Q_CMDS[$1]} t=${Q_TRIALS[$1]} m=${Q_MARKERS[$1]} rc=0
+  rm -f "$WORK/out/$name.why"
+  if [ -n "$t" ]; then
+    rm -f "$m"
+    as_user sh -c "exec $t" </dev/null >"$WORK/out/$name.log" 2>&1 || true
+    [ -e "$m" ] || rc=1
+    rm -f "$m"
   else
     as_user sh -c "exec $cmd" </dev/null >"$WORK/out/$name.log" 2>&1 || rc=$?
   fi
-  if [ "$rc" -ne 0 ]; then first_line "$WORK/out/$name.log" "$rc" > "$WORK/out/$name.why"; echo n/a; return; fi
-  if ! as_user hyperfine -N "${ignore[@]}" --style none --warmup 1 --runs "$n" --export-json "$WORK/out/$name.json" "$cmd" \
-       >"$WORK/out/$name.hf" 2>&1; then
-    echo "failed while timed: $(first_line "$WORK/out/$name.hf" 1)" > "$WORK/out/$name.why"; echo n/a; return
-  fi
-  python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["median"])' "$WORK/out/$name.json"
+  [ "$rc" -eq 0 ] || first_line "$WORK/out/$name.log" "$rc" > "$WORK/out/$name.why"
+  return "$rc"
+}
+timed() {
+  local stat=$1 n=$2 i r name live=() ign
+  for i in "${!Q_NAMES[@]}"; do
+    name=${Q_NAMES[$i]}; VAL[$name]=n/a; : > "$WORK/out/$name.times"
+    if trial "$i"; then live+=("$i"); fi
+  done
+  for r in $(seq "$n"); do
+    for i in "${live[@]}"; do
+      name=${Q_NAMES[$i]}; ign=(); [ -n "${Q_TRIALS[$i]}" ] && ign=(-i)
+      [ -f "$WORK/out/$name.why" ] && continue
+      if as_user hyperfine -N "${ign[@]}" --style none --runs 1 --export-csv "$WORK/out/$name.csv" "${Q_CMDS[$i]}" \
+           >"$WORK/out/$name.hf" 2>&1; then
+        # Columns: command,mean,stddev,median,user,system,min,max (the command may hold commas).
+        tail -n1 "$WORK/out/$name.csv" | awk -F, '{print $(NF-6)}' >> "$WORK/out/$name.times"
+      else
+        echo "failed while timed: $(first_line "$WORK/out/$name.hf" 1)" > "$WORK/out/$name.why"
+      fi
+    done
+  done
+  for i in "${live[@]}"; do
+    name=${Q_NAMES[$i]}
+    [ -f "$WORK/out/$name.why" ] && continue
+    if [ "$stat" = min ]; then
+      VAL[$name]=$(sort -g "$WORK/out/$name.times" | head -n1 | xargs printf '%.4f')
+    else
+      VAL[$name]=$(sort -g "$WORK/out/$name.times" | awk '{v[NR]=$1} END {printf "%.4f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
+    fi
+  done
+  Q_NAMES=(); Q_CMDS=(); Q_TRIALS=(); Q_MARKERS=()
 }
 ms() { [ "$1" = n/a ] && { echo n/a; return; }; printf '%.1f' "$(echo "$1 * 1000" | bc -l)"; }
 minus() { { [ "$1" = n/a ] || [ "$2" = n/a ]; } && { echo n/a; return; }; printf '%.4f' "$(echo "$1 - $2" | bc -l)"; }
@@ -196,10 +228,10 @@ hand_cmd() {  # MODE NAME CMD...
 # --- per mode ------------------------------------------------------------------------------------
 bash_loop="/bin/bash -c 'i=0; while ((i<$LOOP)); do ((i++)); done'"
 dd_cmd="/bin/dd if=/dev/zero of=/dev/null bs=1 count=$DD_COUNT"
-native_dd=$(measure native-dd "$WRUNS" "env /usr/bin/dd if=/dev/zero of=/dev/null bs=1 count=$DD_COUNT")
-native_loop=$(measure native-loop "$WRUNS" "env $bash_loop")
-start_ours=$(measure start-ours "$RUNS" "env$(env_words "${OUR_ENV[@]}") $UD --version")
-start_old=$(measure start-old "$RUNS" "env$(env_words "${REF_ENV[@]}") $OLD --version")
+queue start-ours "env$(env_words "${OUR_ENV[@]}") $UD --version"
+queue start-old "env$(env_words "${REF_ENV[@]}") $OLD --version"
+timed median "$RUNS"
+start_ours=${VAL[start-ours]}; start_old=${VAL[start-old]}
 
 rows_a=(); rows_b=(); popen_bug=0
 for M in $MODES; do
@@ -228,26 +260,30 @@ for M in $MODES; do
     fi
   fi
 
-  hand=$(measure "hand-$M-true" "$RUNS" "$(hand_cmd "$M" true /bin/true)")
-  o=n/a; n=n/a
+  queue "hand-$M-true" "$(hand_cmd "$M" true /bin/true)"
   # udocker 1.3.17's runc engine, when its output is not a terminal, returns its Popen object as the
   # exit status: it prints "<Popen: ...>" and exits 1 after the command ran. Its R modes are timed
   # ignoring the status, after a trial run that shows the command ran.
   ref_trial=""; marker=$WORK/old/containers/$c/ROOT/run-ok
   case $M in R*) ref_trial=$(ref_cmd $c "/bin/sh -c ': > /run-ok'") ;; esac
-  [ $ref_ok = 1 ] && o=$(measure "old-$M-true" "$RUNS" "$(ref_cmd $c /bin/true)" "$ref_trial" "$marker")
+  [ $ref_ok = 1 ] && queue "old-$M-true" "$(ref_cmd $c /bin/true)" "$ref_trial" "$marker"
+  [ $ours_ok = 1 ] && queue "our-$M-true" "$(our_cmd $c /bin/true)"
+  timed median "$RUNS"
+  hand=${VAL[hand-$M-true]}; o=${VAL[old-$M-true]:-n/a}; n=${VAL[our-$M-true]:-n/a}
   if [ -n "$ref_trial" ] && [ "$o" != n/a ] && grep -q '<Popen: ' "$WORK/out/old-$M-true.log"; then popen_bug=1; fi
-  [ $ours_ok = 1 ] && n=$(measure "our-$M-true" "$RUNS" "$(our_cmd $c /bin/true)")
   why "$M, engine by hand" "hand-$M-true"; why "$M, udocker (Swift)" "our-$M-true"; why "$M, udocker 1.3.17" "old-$M-true"
   oo=$(minus "$o" "$hand"); no=$(minus "$n" "$hand")
   rows_a+=("| $M | $(ms "$hand") | $(ms "$n") | $(ms "$o") | $(ms "$no") | $(ms "$oo") | $(ratio "$no" "$oo") |")
 
   for w in dd loop; do
-    if [ $w = dd ]; then cmd=$dd_cmd; native=$native_dd; else cmd=$bash_loop; native=$native_loop; fi
-    hw=$(measure "hand-$M-$w" "$WRUNS" "$(hand_cmd "$M" "$w" "$cmd")")
-    ow=n/a; nw=n/a
-    [ "$o" != n/a ] && ow=$(measure "old-$M-$w" "$WRUNS" "$(ref_cmd $c "$cmd")" "$ref_trial" "$marker")
-    [ "$n" != n/a ] && nw=$(measure "our-$M-$w" "$WRUNS" "$(our_cmd $c "$cmd")")
+    if [ $w = dd ]; then cmd=$dd_cmd; else cmd=$bash_loop; fi
+    # The native run is in every row's rounds, so that it sees the same load as the others.
+    queue "native-$M-$w" "env $cmd"
+    queue "hand-$M-$w" "$(hand_cmd "$M" "$w" "$cmd")"
+    [ "$o" != n/a ] && queue "old-$M-$w" "$(ref_cmd $c "$cmd")" "$ref_trial" "$marker"
+    [ "$n" != n/a ] && queue "our-$M-$w" "$(our_cmd $c "$cmd")"
+    timed min "$WRUNS"
+    native=${VAL[native-$M-$w]}; hw=${VAL[hand-$M-$w]}; ow=${VAL[old-$M-$w]:-n/a}; nw=${VAL[our-$M-$w]:-n/a}
     why "$M $w, engine by hand" "hand-$M-$w"; why "$M $w, udocker (Swift)" "our-$M-$w"; why "$M $w, udocker 1.3.17" "old-$M-$w"
     label="dd bs=1 count=$DD_COUNT"; [ $w = loop ] && label="bash loop $LOOP"
     rows_b+=("| $M | $label | $native | $(times_of "$hw" "$native") | $(times_of "$nw" "$native") | $(times_of "$ow" "$native") |")
@@ -258,7 +294,7 @@ ver() { "$@" 2>&1 | grep -m1 -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' || echo '?'; }
 echo "Run benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)."
 echo "Engines: PRoot $(ver "$PROOT" --version), runc $(ver "$RUNC" --version), fakechroot $(dpkg-query -W -f='${Version}' fakechroot 2>/dev/null || echo '?'), patchelf $(ver "$PATCHELF" --version)."
 echo "Image: host bash, coreutils and PRoot with their libraries ($(du -sh "$tree" | cut -f1)), imported into both tools from one tar."
-echo "Medians of $RUNS runs (/bin/true) and $WRUNS runs (workloads), as user ${BENCH_USER:-$(id -un)}."
+echo "Run as user ${BENCH_USER:-$(id -un)}; the commands of a row run in turn (interleaved); /bin/true: median of $RUNS runs; workloads: best of $WRUNS."
 echo
 echo "| mode | engine by hand (ms) | udocker (Swift) (ms) | udocker 1.3.17 (ms) | ours: overhead (ms) | 1.3.17: overhead (ms) | overhead ours / 1.3.17 |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
