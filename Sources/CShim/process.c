@@ -2,6 +2,7 @@
 // In C because a signal handler must reach the child's pid without Swift runtime calls.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,27 +12,68 @@
 #include <unistd.h>
 #include "include/process.h"
 
+// A program starts with no signal blocked, whatever thread (a dispatch worker blocks most) ran us.
 int ud_exec(const char *path, char *const argv[], char *const envp[], const char *cwd) {
+    sigset_t none, old;
     if (cwd && chdir(cwd) != 0) return errno;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, &old);
     execve(path, argv, envp);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     return errno;
 }
 
 static volatile pid_t ud_child = 0;
+static volatile int ud_to_children = 0;
+
+// Sends sig to the children of pid, read from /proc (open/read/close are async-signal-safe).
+static void ud_kill_children(pid_t pid, int sig) {
+    char path[64], buf[4096];
+    int fd, n, i;
+    long v = 0;
+    int have = 0;
+    // /proc/PID/task/PID/children lists the children of the main thread.
+    char num[24];
+    int len = 0;
+    long p = pid;
+    do { num[len++] = (char)('0' + p % 10); p /= 10; } while (p > 0 && len < 20);
+    i = 0;
+    const char *a = "/proc/";
+    while (*a) path[i++] = *a++;
+    for (int k = len - 1; k >= 0; k--) path[i++] = num[k];
+    a = "/task/";
+    while (*a) path[i++] = *a++;
+    for (int k = len - 1; k >= 0; k--) path[i++] = num[k];
+    a = "/children";
+    while (*a) path[i++] = *a++;
+    path[i] = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { kill(pid, sig); return; }
+    n = (int)read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) { kill(pid, sig); return; }
+    for (i = 0; i < n; i++) {
+        if (buf[i] >= '0' && buf[i] <= '9') { v = v * 10 + (buf[i] - '0'); have = 1; }
+        else if (have) { kill((pid_t)v, sig); v = 0; have = 0; }
+    }
+    if (have) kill((pid_t)v, sig);
+}
 
 // A terminal's ^C reaches the whole foreground group (si_pid 0): the child has it already.
 static void ud_forward(int sig, siginfo_t *si, void *ctx) {
     (void)ctx;
     pid_t child = ud_child;
-    if (child > 0 && si && si->si_pid != 0 && si->si_pid != child) kill(child, sig);
+    if (child <= 0 || !si || si->si_pid == 0 || si->si_pid == child) return;
+    if (ud_to_children && sig != SIGCONT && sig != SIGWINCH) ud_kill_children(child, sig);
+    else kill(child, sig);
 }
 
 static const int ud_forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
 
-int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], const char *cwd, int *status) {
+int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], const char *cwd, int to_children, int *status) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
-    sigset_t all, old, defaults;
+    sigset_t all, old, defaults, none, forwarded;
     pid_t pid;
     int rc, ws, i;
 
@@ -42,7 +84,8 @@ int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], cons
     sigprocmask(SIG_BLOCK, &all, &old);
     sigfillset(&defaults);
     posix_spawnattr_setsigdefault(&at, &defaults);
-    posix_spawnattr_setsigmask(&at, &old);
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     rc = posix_spawn(&pid, path, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -52,6 +95,7 @@ int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], cons
         return rc;
     }
     ud_child = pid;
+    ud_to_children = to_children;
     for (i = 0; i < (int)(sizeof(ud_forwarded) / sizeof(ud_forwarded[0])); i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -60,6 +104,10 @@ int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], cons
         sigemptyset(&sa.sa_mask);
         sigaction(ud_forwarded[i], &sa, NULL);
     }
+    // The signals we forward must reach us even if the caller had them blocked.
+    sigemptyset(&forwarded);
+    for (i = 0; i < (int)(sizeof(ud_forwarded) / sizeof(ud_forwarded[0])); i++) sigaddset(&forwarded, ud_forwarded[i]);
+    for (i = 0; i < (int)(sizeof(ud_forwarded) / sizeof(ud_forwarded[0])); i++) sigdelset(&old, ud_forwarded[i]);
     sigprocmask(SIG_SETMASK, &old, NULL);
     for (;;) {
         if (waitpid(pid, &ws, 0) == pid) break;

@@ -52,9 +52,9 @@ import Glibc
         #expect(run.stdout == "hello from host\nfrom-container\nfrom-host\n", "\(run.stdout)")
         #expect(String(decoding: try FileIO.readFile(host + "/from-container"), as: UTF8.self) == "written\n")
         // A host path that does not exist is refused before anything starts.
-        let bad = r.run(["run", "--nobanner", "-v", host + "/missing:/m", "c", "/bin/true"])
+        let bad = r.run(["run", "--nobanner", "-v", host + "/missing:/m", "c", "/bin/sh"])
         #expect(bad.status == 1 && bad.stderr.contains("invalid host volume path"), "\(bad.stderr)")
-        let rel = r.run(["run", "--nobanner", "-v", "relative:/m", "c", "/bin/true"])
+        let rel = r.run(["run", "--nobanner", "-v", "relative:/m", "c", "/bin/sh"])
         #expect(rel.status == 1 && rel.stderr.contains("absolute"), "\(rel.stderr)")
     }
 
@@ -68,7 +68,7 @@ import Glibc
                      ["FROM_HOST": "hostvalue"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout == "/bin\nfile option p hostvalue\n", "\(run.stdout)")
-        let bad = r.run(["run", "--nobanner", "-w", "/no/such/dir", "c", "/bin/true"])
+        let bad = r.run(["run", "--nobanner", "-w", "/no/such/dir", "c", "/bin/sh"])
         #expect(bad.status == 1 && bad.stderr.contains("invalid working directory"), "\(bad.stderr)")
         // The host environment stays out unless --hostenv.
         let hidden = r.run(["run", "--nobanner", "c", "/bin/sh", "-c", "echo [$SECRET_HOST_VAR]"], ["SECRET_HOST_VAR": "s"])
@@ -84,7 +84,7 @@ import Glibc
         let numeric = r.run(["run", "--nobanner", "--user=1234:4321", "c", "/bin/sh", "-c", "id -u; id -g; grep ^udoc1234: /etc/passwd"])
         #expect(numeric.status == 0, "\(numeric.stderr)")
         #expect(numeric.stdout == "1234\n4321\nudoc1234:x:1234:4321:*UDOCKER*:/:/bin/sh\n", "\(numeric.stdout)")
-        let bad = r.run(["run", "--nobanner", "--user=bad:user:x", "c", "/bin/true"])
+        let bad = r.run(["run", "--nobanner", "--user=bad:user:x", "c", "/bin/sh"])
         #expect(bad.status == 1 && bad.stderr.contains("invalid user"), "\(bad.stderr)")
         // The container's own files are not changed for the entry: it is a separate file bound over.
         let rootPath = r.run(["inspect", "-p", "c"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -93,11 +93,11 @@ import Glibc
 
     @Test func entrypointAndMissingCommand() throws {
         let r = try container()
-        let ep = r.run(["run", "--nobanner", "--entrypoint=/bin/echo", "c", "a", "b"])
+        let ep = r.run(["run", "--nobanner", "--entrypoint=/bin/busybox", "c", "echo", "a", "b"])
         #expect(ep.status == 0 && ep.stdout == "a b\n", "\(ep)")
-        let multi = r.run(["run", "--nobanner", "--entrypoint=/bin/echo first", "c", "second"])
+        let multi = r.run(["run", "--nobanner", "--entrypoint=/bin/busybox echo first", "c", "second"])
         #expect(multi.stdout == "first second\n", "\(multi)")
-        let none = r.run(["run", "--nobanner", "--entrypoint=", "c", "/bin/echo", "plain"])
+        let none = r.run(["run", "--nobanner", "--entrypoint=", "c", "/bin/busybox", "echo", "plain"])
         #expect(none.stdout == "plain\n", "\(none)")
         let missing = r.run(["run", "--nobanner", "c", "/no/such/program"])
         #expect(missing.status == 1 && missing.stderr.contains("command not found"), "\(missing.stderr)")
@@ -109,7 +109,7 @@ import Glibc
     @Test func runImageCreatesPullsAndRemoves() throws {
         let r = try ImageRepo()
         // Not pulled yet and --pull=never: a clear error, nothing made.
-        let never = r.run(["run", "--pull=never", "test/busybox:oci", "/bin/true"])
+        let never = r.run(["run", "--pull=never", "test/busybox:oci", "/bin/sh"])
         #expect(never.status == 1 && never.stderr.contains("test/busybox:oci"), "\(never.stderr)")
         #expect(((try? FileIO.listDirectory(r.repo + "/containers")) ?? []).isEmpty)
         // Pulled on demand, run once, removed with --rm.
@@ -119,7 +119,7 @@ import Glibc
         // --name with --pull=reuse makes the container once and then reuses it.
         let first = r.run(["run", "--nobanner", "--name=keep", "--pull=reuse", "test/busybox:oci", "/bin/sh", "-c", "echo 1 > /mark"])
         #expect(first.status == 0, "\(first.stderr)")
-        let second = r.run(["run", "--nobanner", "--name=keep", "--pull=reuse", "test/busybox:oci", "/bin/cat", "/mark"])
+        let second = r.run(["run", "--nobanner", "--name=keep", "--pull=reuse", "test/busybox:oci", "/bin/busybox", "cat", "/mark"])
         #expect(second.status == 0 && second.stdout == "1\n", "\(second)")
         let dirs = ((try? FileIO.listDirectory(r.repo + "/containers")) ?? []).filter { $0 != "keep" }
         #expect(dirs.count == 1, "\(dirs)")
@@ -136,7 +136,7 @@ import Glibc
         let r = try container()
         let run = r.run(["run", "--nobanner", "--cpuset-cpus=0", "c", "/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status"])
         #expect(run.status == 0 && run.stdout.hasSuffix("\t0\n"), "\(run)")
-        let bad = r.run(["run", "--nobanner", "--cpuset-cpus=x-y", "c", "/bin/true"])
+        let bad = r.run(["run", "--nobanner", "--cpuset-cpus=x-y", "c", "/bin/sh", "-c", "true"])
         #expect(bad.status == 1 && bad.stderr.contains("--cpuset-cpus"), "\(bad.stderr)")
     }
 

@@ -20,6 +20,9 @@ public struct Launch: Sendable {
     /// argv[0] for the program when it must differ from `executable` (a host path the program
     /// should not see, as Fakechroot's F3/F4 start patched files directly).
     public var argv0: String? = nil
+    /// Signals sent to udocker go to the engine's children rather than the engine: PRoot does not
+    /// pass them on to the program it traces. Makes the launcher spawn and wait.
+    public var signalsToChildren = false
 
     public init(executable: String, arguments: [String], environment: [String], hostWorkdir: String? = nil) {
         self.executable = executable
@@ -43,12 +46,13 @@ public enum Launcher {
         }
         return try withCStrings([launch.argv0 ?? launch.executable] + launch.arguments) { argv in
             try withCStrings(launch.environment) { envp in
-                if mayExec && launch.cleanup == nil {
+                if mayExec && launch.cleanup == nil && !launch.signalsToChildren {
                     let err = ud_exec(launch.executable, argv, envp, launch.hostWorkdir)
                     throw RuntimeError.executionFailed("starting \(launch.executable)", String(cString: strerror(err)))
                 }
                 var status: Int32 = 0
-                let err = ud_spawn_wait(launch.executable, argv, envp, launch.hostWorkdir, &status)
+                let err = ud_spawn_wait(launch.executable, argv, envp, launch.hostWorkdir,
+                                        launch.signalsToChildren ? 1 : 0, &status)
                 launch.cleanup?()
                 if err != 0 {
                     throw RuntimeError.executionFailed("starting \(launch.executable)", String(cString: strerror(err)))

@@ -101,6 +101,37 @@ struct Run: UdockerCommand {
 
     enum PullPolicy: String { case missing, never, always, reuse }
 
+    /// Stands for `--entrypoint=` (no entrypoint): the parser would take the next word as its value.
+    static let noEntrypoint = "\u{1}none"
+
+    static let valueOptions: Set<String> = ["-v", "-e", "-w", "-u", "-p", "--volume", "--env", "--workdir", "--user",
+        "--publish", "--novol", "--env-file", "--cpuset-cpus", "--name", "--kernel", "--device", "--location",
+        "--platform", "--pull", "--httpproxy", "--registry", "--index", "--materialize"]
+
+    static func prepareArguments(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        var optionsEnded = false
+        while i < args.count {
+            let a = args[i]
+            if !optionsEnded && a == "--entrypoint=" {
+                out.append("--entrypoint=" + noEntrypoint)
+            } else if !optionsEnded && a == "--entrypoint" && i + 1 < args.count && args[i + 1].isEmpty {
+                out.append("--entrypoint=" + noEntrypoint)
+                i += 1
+            } else if !optionsEnded && Self.valueOptions.contains(a) && i + 1 < args.count {
+                out += [a, args[i + 1]]
+                i += 1
+            } else {
+                // Everything after the container belongs to the command.
+                if !a.hasPrefix("-") { optionsEnded = true }
+                out.append(a)
+            }
+            i += 1
+        }
+        return out
+    }
+
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         guard let policy = PullPolicy(rawValue: (pull ?? "missing").lowercased()) else {
             throw UsageError(description: "invalid --pull value '\(pull ?? "")': use missing, never, always or reuse")
@@ -117,7 +148,7 @@ struct Run: UdockerCommand {
         options.hostAuth = hostAuth
         options.containerAuth = containerAuth
         options.bindHome = bindHome
-        options.entrypoint = entrypoint
+        options.entrypoint = entrypoint == Self.noEntrypoint ? "" : entrypoint
         options.noMeta = noMeta
         options.publish = publish
         options.publishAll = publishAll

@@ -44,7 +44,7 @@ enum Runner {
 
         var command: any UdockerCommand
         do {
-            let parsed = try type.parseAsRoot(commandArgs)
+            let parsed = try type.parseAsRoot(type.prepareArguments(commandArgs))
             guard let c = parsed as? any UdockerCommand else {
                 // parseAsRoot returns the type itself or its built-in help; help is handled below.
                 Output.write(1, type.helpText + "\n")

@@ -41,6 +41,9 @@ protocol UdockerCommand: ParsableCommand {
     /// Whether the configuration files must be read first (false only for help, which must work
     /// even when a configuration file is broken).
     static var needsConfiguration: Bool { get }
+    /// The command's arguments as the parser should see them (default: unchanged). For spellings
+    /// swift-argument-parser cannot take, such as an option given an empty value (`--entrypoint=`).
+    static func prepareArguments(_ args: [String]) -> [String]
 
     /// Runs the command; returns the exit status. Errors thrown are printed as "Error: <error>"
     /// with exit status 1.
@@ -51,6 +54,7 @@ extension UdockerCommand {
     static var helpLines: [HelpLine] { [] }
     static var helpExamples: [String] { [] }
     static var needsConfiguration: Bool { true }
+    static func prepareArguments(_ args: [String]) -> [String] { args }
     static var name: String { configuration.commandName ?? "" }
 }
 
