@@ -17,7 +17,7 @@ SMALL_FILES=${SMALL_FILES:-20000}
 mkdir -p "$WORK"
 
 OLD=$(udocker_venv "$here/benchmarks/.venv")
-if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --product udocker); fi
+if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --static-swift-stdlib --product udocker); fi
 UD="$here/.build/release/udocker"
 ROOT_OPT=$(root_option)
 BENCH_ENV=("HOME=$WORK/home" "PATH=/usr/local/bin:/usr/bin:/bin" "UDOCKER_TARBALL=" "UDOCKER_NOSYSCONF=1")

@@ -23,7 +23,7 @@ mkdir -p "$WORK"
 
 # --- tools ---------------------------------------------------------------------------------
 OLD=$(udocker_venv "$here/benchmarks/.venv")
-if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --product udocker); fi
+if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --static-swift-stdlib --product udocker); fi
 UD="$here/.build/release/udocker"
 ROOT_OPT=$(root_option)
 # A private HOME; UDOCKER_TARBALL empty so udocker 1.3.17 does not try to download its tools on

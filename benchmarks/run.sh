@@ -34,7 +34,7 @@ fi
 command -v hyperfine >/dev/null || { echo "run.sh: hyperfine is not installed (scripts/setup-host.sh installs it)" >&2; exit 1; }
 
 OLD=$(udocker_venv "$here/benchmarks/.venv")
-if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --product udocker); fi
+if [ -z "${SKIP_BUILD:-}" ]; then (cd "$here" && swift build -c release -q --static-swift-stdlib --product udocker); fi
 UD="$here/.build/release/udocker"
 ROOT_OPT=$(root_option)
 

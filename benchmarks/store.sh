@@ -10,7 +10,7 @@ RUNS=${RUNS:-3}
 
 source "$here/benchmarks/lib.sh"
 cd "$here"
-swift build -c release -q --product udocker
+swift build -c release -q --static-swift-stdlib --product udocker
 UD="$here/.build/release/udocker"
 ROOTOPT=(); [ "$(id -u)" -eq 0 ] && ROOTOPT=(--allow-root)
 # Each timed run gets new directories, removed only at the end: extracting into a directory just

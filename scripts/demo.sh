@@ -12,7 +12,7 @@ fi
 bash "$here/scripts/setup-host.sh"
 
 echo "==> building udocker (release)"
-(cd "$here" && swift build -c release -q --product udocker)
+(cd "$here" && swift build -c release -q --static-swift-stdlib --product udocker)
 bin="$here/.build/release/udocker"
 work=$(mktemp -d /tmp/udocker-demo.XXXXXX)
 chmod 755 "$work"
