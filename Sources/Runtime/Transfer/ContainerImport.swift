@@ -1,5 +1,5 @@
 // import --clone: a tar made by `export --clone` becomes a new container (fresh id, optional name);
-// import --tocontainer: a rootfs tar becomes a container without an image (needs container creation).
+// import --tocontainer: a rootfs tar becomes a container without an image.
 import CAS
 import CShim
 import Foundation
@@ -28,6 +28,12 @@ public enum ContainerImport {
     /// owner rwx (as udocker does, so the user can always remove the container). On failure nothing
     /// is left behind. Returns the new container's id.
     public static func importClone(_ request: ContainerImportRequest, repository: Repository) throws -> (id: String, notes: [String]) {
+        try unpackContainer(request, repository: repository, rootfsOnly: false)
+    }
+
+    /// Unpacks the tar into a new container directory: the whole directory (`--clone`), or, with
+    /// `rootfsOnly`, its ROOT, with udocker's metadata files written for it (`--tocontainer`).
+    static func unpackContainer(_ request: ContainerImportRequest, repository: Repository, rootfsOnly: Bool) throws -> (id: String, notes: [String]) {
         try checkName(request.name, repository)
         let sourceName = request.source == "-" ? "standard input" : request.source
         let fd: Int32
@@ -40,17 +46,30 @@ public enum ContainerImport {
         let id = UUID().uuidString.lowercased()
         let containers = repository.containersdir
         let temp = containers + "/.import-\(id)"
-        try BlobContent.cas { try FileIO.mkdirs(temp, mode: 0o700) }
+        let target = rootfsOnly ? temp + "/ROOT" : temp
+        try BlobContent.cas { try FileIO.mkdirs(target, mode: 0o700) }
         do {
             let manifest: LayerManifest
-            do { manifest = try LayerUnpacker().unpack(fd: fd, sourceName: sourceName, into: temp) } catch let e as CASError {
+            do { manifest = try LayerUnpacker().unpack(fd: fd, sourceName: sourceName, into: target) } catch let e as CASError {
                 if case .badLayer(let why) = e { throw RuntimeError.archiveRead(sourceName, BlobContent.withoutPullHint(why)) }
                 throw e
             }
-            guard FileIO.isDirectory(temp + "/ROOT") else {
-                throw RuntimeError.badArchive(sourceName, "not a container clone: it has no ROOT directory; to make a container from a rootfs tar use 'udocker import --tocontainer'")
+            if rootfsOnly {
+                restoreModes(root: target, manifest)
+                _ = chmod(target, 0o755)
+                let arch = HostInfo.architecture == "x86_64" ? "amd64" : HostInfo.architecture
+                try BlobContent.cas {
+                    try FileIO.writeAtomically(temp + "/" + ContainerStore.configFile,
+                                              Array("{\"architecture\": \"\(arch)\", \"config\": {}, \"os\": \"linux\"}".utf8))
+                    try FileIO.writeAtomically(temp + "/" + ContainerStore.imageFile, Array((request.image ?? "IMPORTED:unknown").utf8))
+                    try FileIO.writeAtomically(temp + "/" + ContainerStore.execModeFile, Array(ContainerStore.defaultExecMode.utf8))
+                }
+            } else {
+                guard FileIO.isDirectory(temp + "/ROOT") else {
+                    throw RuntimeError.badArchive(sourceName, "not a container clone: it has no ROOT directory; to make a container from a rootfs tar use 'udocker import --tocontainer'")
+                }
+                restoreModes(root: temp, manifest)
             }
-            restoreModes(root: temp, manifest)
             // Made 0700 so nobody sees it half-made; now a container directory like any other.
             _ = chmod(temp, 0o755)
             if ud_rename_noreplace(AT_FDCWD, temp, AT_FDCWD, containers + "/" + id) != 0 {
@@ -71,23 +90,16 @@ public enum ContainerImport {
         }
     }
 
-    /// `import --tocontainer FILE [REPO:TAG]`: the options are checked here; making the container
-    /// needs the container module's creation code (container.json, imagerepo.name, execmode,
-    /// materialisation rules), which `createContainerFromRootfsTar` is to call.
-    public static func importToContainer(_ request: ContainerImportRequest, repository: Repository) throws -> String {
+    /// `import --tocontainer FILE [REPO:TAG]`: the rootfs tar becomes a container's ROOT directly
+    /// (no image, no store layer: its files are the container's own, as in udocker), with
+    /// container.json, imagerepo.name (REPO:TAG or IMPORTED:unknown) and execmode written for it.
+    public static func importToContainer(_ request: ContainerImportRequest, repository: Repository) throws -> (id: String, notes: [String]) {
         try checkName(request.name, repository)
         if request.source != "-" && !FileIO.exists(request.source) {
             throw RuntimeError.badArchive(request.source, "tar file does not exist")
         }
         if let image = request.image { _ = try ImageName(parsing: image) }
-        return try createContainerFromRootfsTar(request, repository: repository)
-    }
-
-    /// The lead connects this to container creation (issue 4, create): make a container of the rootfs
-    /// tar `request.source`, recording `request.image ?? "IMPORTED:unknown"` as its image, named
-    /// `request.name`; return its id.
-    static func createContainerFromRootfsTar(_ request: ContainerImportRequest, repository: Repository) throws -> String {
-        throw RuntimeError.notAvailable("'import --tocontainer' is not available in this build yet: use 'udocker import FILE REPO:TAG' and 'udocker create' instead")
+        return try unpackContainer(request, repository: repository, rootfsOnly: true)
     }
 
     static func checkName(_ name: String?, _ repository: Repository) throws {

@@ -48,8 +48,9 @@ struct Import: UdockerCommand {
             return 0
         }
         if toContainer {
-            let id = try ContainerImport.importToContainer(ContainerImportRequest(source: source, name: name, image: image),
-                                                           repository: repo)
+            let (id, notes) = try ContainerImport.importToContainer(ContainerImportRequest(source: source, name: name, image: image),
+                                                                    repository: repo)
+            for n in notes { context.output.warning(n) }
             context.output.out(id)
             return 0
         }
