@@ -17,16 +17,18 @@ let package = Package(
                        providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
-        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+        // Headers only: libcurl itself is loaded on first use by CCurlShim (see curl_lazy.c).
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         // Small C helpers for calls Swift cannot make directly (variadic ioctl/fcntl/curl_easy_setopt)
         // and for the SHA-256 inner loop over OpenSSL's libcrypto.
         .target(name: "CShim", path: "Sources/CShim",
                 linkerSettings: [.linkedLibrary("crypto")]),
 
-        // Non-variadic wrappers for curl_easy_setopt/getinfo; separate from CShim so only Registry links libcurl.
+        // Non-variadic wrappers for curl_easy_setopt/getinfo, and libcurl loaded with dlopen on first
+        // use, so commands that never touch the network (run above all) start without it.
         .target(name: "CCurlShim", path: "Sources/CCurlShim",
-                linkerSettings: [.linkedLibrary("curl")]),
+                linkerSettings: [.linkedLibrary("dl")]),
 
         .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
         .target(name: "Registry", dependencies: ["CAS", "CCurl", "CCurlShim", "CShim"]),
