@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian machine: install what is needed, build udocker, and as an
 # unprivileged user start a local registry, push an image built from Debian's busybox-static to it,
-# pull it with udocker and create containers from it (run follows when the engines land).
+# pull it with udocker, create containers from it and run them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
@@ -39,7 +39,11 @@ runuser -u "$TEST_USER" -- env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbi
   say ./udocker ps -m
   root=$(./udocker inspect -p demo)
   say ls -l "$root/bin/busybox"
+  say ./udocker run demo
+  say ./udocker run --nobanner --user=1000 -e GREETING=hi demo /bin/sh -c "echo \$GREETING from uid \$(id -u) in \$container_execmode"
   say ./udocker clone --name=demo2 demo
+  say ./udocker run --nobanner demo2 /bin/sh -c "echo clone runs too; exit 3" || echo "exit code: $?"
+  say ./udocker info
   say ./udocker store stats
 '
 echo
