@@ -101,6 +101,12 @@ public struct SingularityEngine: ExecutionEngine {
         let uid = getuid()
         let entries = PasswdEntry.parse(RunPlanner.readText(plan.root + "/etc/passwd"))
         let ownName = entries.first { $0.uid == uid }?.name ?? Accounts.hostUserName() ?? "udoc\(uid)"
+        // Accounts gives host-only engines the host user; what was asked is in requestedUser.
+        let asked = plan.requestedUser ?? ""
+        let askedRoot = asked == "root" || Accounts.numericUser(asked)?.0 == 0
+        if askedRoot && uid != 0 {
+            return "S1 runs the program as your own user (uid \(uid)): --user=root is not emulated; use P1 or R1 for a root-like user"
+        }
         if plan.user.name == ownName || (uid == 0 && plan.user.name == "root") { return nil }
         if plan.user.name == "root" {
             return "S1 runs the program as your own user (uid \(uid)): --user=root is not emulated; use P1 or R1 for a root-like user"
