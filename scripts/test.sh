@@ -28,7 +28,8 @@ echo "==> building (as $TEST_USER)"
 as_user "set -o pipefail; swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]'"
 echo "==> running tests (as $TEST_USER)"
 # UDOCKER_TEST_FILTER runs only the matching tests (swift test --filter), for work on one area.
-filter=${UDOCKER_TEST_FILTER:+--filter '$UDOCKER_TEST_FILTER'}
+filter=""
+if [ -n "${UDOCKER_TEST_FILTER:-}" ]; then filter="--filter '$UDOCKER_TEST_FILTER'"; fi
 as_user "swift test --skip-build $filter 2>&1" | tee "$BUILD_TREE/test.log"
 status=${PIPESTATUS[0]}
 exit "$status"
