@@ -16,13 +16,18 @@ final class RuncRepo {
     let tmp: String
     let env: [String: String]
 
-    init() throws {
+    /// With `hostImage`, that image of the host's programs (TestSupport's HostImage) is loaded too.
+    init(hostImage: HostImageSpec? = nil) throws {
         tmp = makeTempDirectory("runc")
         env = ["UDOCKER_DIR": tmp + "/repo"]
         let archive = tmp + "/image.tar"
         try Self.buildImage(work: tmp + "/image", archive: archive)
         let load = run(["load", "-i", archive, "runctest/busybox"])
         try #require(load.status == 0, "\(load.stderr)")
+        if let hostImage {
+            let host = run(["load", "-i", try HostImage.shared(hostImage)])
+            try #require(host.status == 0, "\(host.stderr)")
+        }
     }
     deinit { try? FileIO.removeTree(tmp) }
 
@@ -32,8 +37,8 @@ final class RuncRepo {
 
     /// A new container named `name` in `mode`; returns its ROOT.
     @discardableResult
-    func container(_ name: String, mode: String, materialize: String = "auto") throws -> String {
-        let c = run(["create", "--name=" + name, "--materialize=" + materialize, Self.image])
+    func container(_ name: String, mode: String, materialize: String = "auto", image: String = RuncRepo.image) throws -> String {
+        let c = run(["create", "--name=" + name, "--materialize=" + materialize, image])
         try #require(c.status == 0, "\(c.stderr)")
         let root = run(["inspect", "-p", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try #require(root.hasSuffix("/ROOT"), "\(root)")
@@ -235,6 +240,31 @@ struct RuncTests {
                 #expect(lstat(root + "/.udocker/engine/" + name, &st) == 0 && st.st_size == 0, "\(name)")
             }
         }
+    }
+
+    @Test(arguments: modes) func hostProgramsAndDpkgAsRoot(mode: String) throws {
+        let hello = "/usr/share/udocker-hello/hello.txt"
+        let spec = HostImageSpec(name: "hostimg:runc", withDpkg: true, files: [hello: "from the image\n"])
+        let r = try RuncRepo(hostImage: spec)
+        let root = try r.container("c1", mode: mode, image: spec.name)
+        let other = try r.container("c2", mode: mode, image: spec.name)
+
+        // The image's own dynamic programs and libc, whatever runs PRoot.
+        let shell = r.run(["run", "--nobanner", "c1", "/bin/bash", "-c", "echo \"bash ${BASH_VERSINFO[0]}\"; id -un; /bin/ls / | /bin/grep -c '^usr$'"])
+        #expect(shell.status == 0, "\(shell.stderr)")
+        #expect(shell.stdout.hasPrefix("bash ") && shell.stdout.hasSuffix("\nroot\n1\n"), "\(shell.stdout)")
+        let tester = r.run(["run", "--nobanner", "--user=tester", "c1", "/bin/sh", "-c", "id -un; id -u; touch $HOME/mine && echo made"])
+        #expect(tester.stdout == "tester\n1000\nmade\n", "\(tester.stderr)")
+
+        // dpkg as root: /usr is linked from the store, and dpkg replaces hello.txt by renaming.
+        let deb = try HostImage.buildDeb(name: "udocker-hello", version: "1.0", files: [hello: "hello from the package\n"], into: r.tmp)
+        let install = r.run(["run", "--nobanner", "-v", deb + ":/tmp/hello.deb", "c1", "dpkg", "-i", "/tmp/hello.deb"])
+        #expect(install.status == 0, "\(install.stdout)\n\(install.stderr)")
+        #expect(install.stdout.contains("Setting up udocker-hello (1.0) ..."), "\(install.stdout)")
+        #expect(r.run(["run", "--nobanner", "c1", "/bin/cat", hello]).stdout == "hello from the package\n")
+        #expect((try? FileIO.readFile(other + hello)).map { String(decoding: $0, as: UTF8.self) } == "from the image\n")
+        #expect(r.run(["run", "--nobanner", "c2", "dpkg", "-s", "udocker-hello"]).status == 1)
+        #expect(FileIO.exists(root + "/var/lib/dpkg/info/udocker-hello.list"))
     }
 
     @Test(arguments: ["R1", "R2"]) func concurrentRunsOfOneContainer(mode: String) throws {
