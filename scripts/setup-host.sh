@@ -8,8 +8,8 @@ APT_PACKAGES=(
   liblmdb-dev libarchive-dev libcurl4-openssl-dev libssl-dev pkg-config
   # tests and demo: images are built from busybox-static; compressors; a real registry
   busybox-static zstd xz-utils gzip tar lmdb-utils docker-registry apache2-utils openssl
-  # execution engines used by the run tests
-  proot fakechroot runc crun patchelf
+  # execution engines used by the run tests and by scripts/build-tools-bundle.sh
+  proot fakechroot libfakechroot runc crun patchelf
   # yardsticks used by the benchmarks
   skopeo hyperfine bc python3
 )

@@ -79,6 +79,16 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case executionFailed(String, String)
     /// A container patched for a Fakechroot mode whose directory moved since (old, new root, id).
     case containerMoved(old: String, new: String, container: String)
+    /// `setup --nvidia` cannot be done (what, what to do).
+    case nvidiaFailed(String, String)
+
+    // MARK: install
+    /// A tools bundle that is refused before anything of it is installed (source, reason).
+    case badToolsBundle(String, String)
+    /// Installing a verified tools bundle into bin/ and lib/ could not be done (what, what to do).
+    case toolsInstallFailed(String, String)
+    /// A container whose execmode needs patched files (F3/F4) that were never patched (container, mode).
+    case containerNotSetUp(container: String, mode: String)
 
     public var description: String {
         switch self {
@@ -166,6 +176,12 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(what) failed: \(why)"
         case .containerMoved(let old, let new, let c):
             return "container \(c) was set up at \(old) and is now at \(new): its patched files still point to the old place; run 'udocker setup --force \(c)' to patch them for the new place"
+        case .badToolsBundle(let source, let why):
+            return "tools bundle \(source) refused: \(why); nothing was installed (make a bundle with scripts/build-tools-bundle.sh)"
+        case .toolsInstallFailed(let what, let todo), .nvidiaFailed(let what, let todo):
+            return "\(what): \(todo)"
+        case .containerNotSetUp(let c, let mode):
+            return "container \(c) is in mode \(mode) but its files are not patched for it: run 'udocker setup --execmode=\(mode) --force \(c)'"
         }
     }
 

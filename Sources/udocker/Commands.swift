@@ -7,6 +7,8 @@ enum Commands {
             Help.self,
             Version.self,
             Showconf.self,
+            Install.self,
+            Info.self,
             Mkrepo.self,
             Pull.self,
             Push.self,

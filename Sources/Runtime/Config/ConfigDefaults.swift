@@ -6,7 +6,7 @@ public enum ConfigDefaults {
     public static let udockerRelease = "1.3.16"
 
     /// Keys added by this implementation (not in udocker 1.3); shown after udocker's own keys.
-    public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel"]
+    public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel", "nvi_ldconfig"]
 
     /// The default configuration in udocker's order. `home` is the user's home directory,
     /// `tmpdir` the value of TMPDIR (udocker falls back to /tmp).
@@ -101,6 +101,8 @@ public enum ConfigDefaults {
             ("materialize_link_dirs", "('/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt')"),
             // Layers a pull downloads at once.
             ("pull_parallel", "3"),
+            // The program whose `-p` lists the host's libraries for `setup --nvidia`; None skips it.
+            ("nvi_ldconfig", "ldconfig"),
         ]
     }
 
@@ -134,6 +136,7 @@ public enum ConfigDefaults {
         ("UDOCKER_MATERIALIZE", "materialize"),
         ("UDOCKER_MATERIALIZE_LINK_DIRS", "materialize_link_dirs"),
         ("UDOCKER_PULL_PARALLEL", "pull_parallel"),
+        ("UDOCKER_NVI_LDCONFIG", "nvi_ldconfig"),
     ]
 
     /// Set (to anything but the empty string) to skip /etc/udocker.conf, as in udocker 1.3's manual.

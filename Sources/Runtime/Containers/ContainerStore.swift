@@ -394,11 +394,13 @@ public final class ContainerStore: Sendable {
         return try ContainerTree.fixPermissions(directory(id) + "/" + Self.rootDir)
     }
 
-    /// `setup --purge`: removes what running the container left in its directory. Execution engines
-    /// do not exist yet, so there is nothing to remove; returns the files removed.
+    /// `setup --purge`: removes what running the container left: the Fakechroot modes' volume links
+    /// in ROOT and their regenerated files in the container's directory. Returns what was removed.
     public func purge(_ idOrName: String) throws -> [String] {
-        guard resolve(idOrName) != nil else { throw RuntimeError.containerNotFound(idOrName) }
-        return []
+        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
+        let dir = directory(id)
+        return try FakechrootVolumes.purge(root: dir + "/" + Self.rootDir, stateDir: dir)
+            + FakechrootTree.removeGenerated(stateDir: dir)
     }
 
     // MARK: helpers

@@ -53,6 +53,8 @@ public enum Accounts {
         let hostName = hostUserName() ?? "udoc\(hostUID)"
         var requested = spec ?? ""
         if requested.isEmpty { requested = defaultRoot && support == .any ? "root" : "" }
+        // An engine that cannot be root runs as the host user instead, as udocker does.
+        if support == .hostOnly && (requested == "root" || numericUser(requested)?.0 == 0) { requested = "" }
         var user: RunUser
         if requested.isEmpty {
             let e = passwd.first { $0.uid == hostUID }

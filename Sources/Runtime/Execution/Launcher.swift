@@ -17,6 +17,9 @@ public struct Launch: Sendable {
     public var notes: [String] = []
     /// Work after the program ends (e.g. removing runc's state); forces spawn-and-wait.
     public var cleanup: (@Sendable () -> Void)? = nil
+    /// argv[0] for the program when it must differ from `executable` (a host path the program
+    /// should not see, as Fakechroot's F3/F4 start patched files directly).
+    public var argv0: String? = nil
 
     public init(executable: String, arguments: [String], environment: [String], hostWorkdir: String? = nil) {
         self.executable = executable
@@ -38,7 +41,7 @@ public enum Launcher {
                 throw RuntimeError.badRunOption("--cpuset-cpus=\(cpus) cannot be applied (\(String(cString: strerror(rc))))", "use CPUs this job may run on (see taskset -p $$)")
             }
         }
-        return try withCStrings([launch.executable] + launch.arguments) { argv in
+        return try withCStrings([launch.argv0 ?? launch.executable] + launch.arguments) { argv in
             try withCStrings(launch.environment) { envp in
                 if mayExec && launch.cleanup == nil {
                     let err = ud_exec(launch.executable, argv, envp, launch.hostWorkdir)

@@ -44,6 +44,8 @@ public struct RunPlan: Sendable {
     /// container's own lack the user (or --hostauth asked for the host's).
     public var passwdFile: String?
     public var groupFile: String?
+    /// The user asked for (--user or the image's User), for engines that cannot honour it to say so.
+    public var requestedUser: String? = nil
 
     public func environmentValue(_ name: String) -> String? {
         let prefix = name + "="
@@ -76,7 +78,16 @@ public struct RunPlanner: Sendable {
 
         // Volumes first: they decide which passwd file and working directory the program sees.
         let bindHome = options.bindHome ? (hostEnvironment["HOME"] ?? Accounts.hostHome()) : nil
-        let volumes = try volumeList(options, bindHome: bindHome)
+        var volumes = try volumeList(options, bindHome: bindHome)
+        // A container set up with `setup --nvidia` gets the host's GPU devices, as udocker does.
+        var devices = options.devices
+        if let dir = containerDir, NvidiaMode.isEnabled(containerDir: dir) {
+            for d in NvidiaMode.devices(configuration)
+            where !volumes.contains(where: { $0.container == d }) && !options.novolumes.contains(d) {
+                volumes.append(Volume(host: d, container: d))
+                devices.append(d)
+            }
+        }
 
         // The user, against the passwd file the container will see.
         let passwdPath = options.hostAuth ? "/etc/passwd"
@@ -175,9 +186,9 @@ public struct RunPlanner: Sendable {
         return RunPlan(containerID: id, containerDir: containerDir, root: root, names: names, mode: mode,
                        command: command, executable: executable, environment: env.entries, workdir: workdir,
                        user: user, volumes: volumes, ports: ports, publishAll: options.publishAll,
-                       cpuset: options.cpusetCPUs, kernel: options.kernel, devices: options.devices,
+                       cpuset: options.cpusetCPUs, kernel: options.kernel, devices: devices,
                        hostname: hostname, banner: !options.noBanner, runDir: runDir,
-                       passwdFile: passwdFile, groupFile: groupFile)
+                       passwdFile: passwdFile, groupFile: groupFile, requestedUser: userSpec)
     }
 
     /// -v volumes, the system directories (unless --nosysdirs), --dri, --bindhome, minus --novol.

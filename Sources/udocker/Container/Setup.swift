@@ -1,5 +1,5 @@
 // udocker setup [--execmode=MODE] [--force] [--purge] [--fixperm] [--nvidia] CONTAINER: container
-// execution settings. Execution modes and NVIDIA come with the execution engines.
+// execution settings: the mode switch (F3/F4 patching and restoring) is ModeSwitch in Runtime.
 import ArgumentParser
 import Runtime
 
@@ -68,16 +68,44 @@ struct Setup: UdockerCommand {
             context.output.debug("fixed the permissions of \(n) entries")
         }
         if nvidia {
-            throw RuntimeError.notAvailable("setup --nvidia is not available yet: it comes with the execution engines")
+            let report = try NvidiaMode(configuration: context.configuration, environment: context.environment)
+                .install(containerDir: containers.directory(id), force: force)
+            for d in report.hostLibraryDirs { context.output.debug("nvidia libraries from \(d) into \(report.containerLibraryDir)") }
+            for f in report.added { context.output.debug("nvidia file added: \(f)") }
+            for n in report.notFound { context.output.debug("nvidia file not on this host: \(n)") }
+            context.output.info("nvidia mode set")
         }
-        if let m = execMode?.uppercased() {
-            if m == current && !force { return 0 }
-            throw RuntimeError.notAvailable("setup --execmode=\(m) is not available yet: execution modes come with the execution engines (the container stays in \(current))")
+        // --force alone re-patches an F3/F4 container (with --nvidia it belongs to that).
+        if execMode != nil || (force && !nvidia) {
+            try switchMode(id: id, containers: containers, context: context)
         }
-        if !(force || purge || fixperm) {
+        if !(force || purge || fixperm || nvidia || execMode != nil) {
             context.output.out("execmode: \(current)")
-            context.output.out("nvidiamode: False")
+            context.output.out("nvidiamode: \(NvidiaMode.isEnabled(containerDir: containers.directory(id)) ? "True" : "False")")
         }
         return 0
+    }
+
+    /// --execmode and --force: the mode switch (patching or restoring F3/F4 files), then what it did.
+    private func switchMode(id: String, containers: ContainerStore, context: CommandContext) throws {
+        let dir = containers.directory(id)
+        let mode = execMode.flatMap { ExecMode(parsing: $0) }
+        if execMode == nil && containers.isProtected(id) && ModeSwitch.isPatched(containerDir: dir) {
+            throw RuntimeError.containerProtected(container)
+        }
+        let runner = ContainerRun(repository: try context.repository(), configuration: context.configuration,
+                                  environment: context.environment, debug: context.output.level >= Output.debug)
+        let report = try ModeSwitch(context: runner.context).apply(containerDir: dir, to: mode, force: force)
+        let r = report.restored
+        if r.restored > 0 { context.output.info("restored \(r.restored) patched files byte for byte") }
+        if r.reverted > 0 { context.output.info("set back the interpreter and rpath of \(r.reverted) patched files whose originals were gone") }
+        if r.changed > 0 { context.output.info("\(r.changed) patched files were changed inside the container since: kept") }
+        if r.missing > 0 { context.output.info("\(r.missing) patched files were removed inside the container since") }
+        if let root = report.patchedFor {
+            context.output.info("patched \(report.patched) ELF files (interpreter and rpath) for \(root)")
+        }
+        if !report.removedLinks.isEmpty { context.output.info("removed volume links \(report.removedLinks.joined(separator: " "))") }
+        for n in report.notes { context.output.info(n) }
+        if report.changedMode { context.output.info("execmode: \(report.previous ?? "none") -> \(report.mode)") }
     }
 }

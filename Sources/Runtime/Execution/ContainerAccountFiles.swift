@@ -1,0 +1,66 @@
+// Adds the user's entry to the container's own /etc/passwd and /etc/group (Fakechroot binds nothing):
+// a new file renamed over the old one, never a write into a store file; a lock for concurrent runs.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CAS
+
+enum ContainerAccountFiles {
+    /// Adds `user` (and its group) to the tree's /etc/passwd and /etc/group unless they have it.
+    /// Returns the container files changed.
+    @discardableResult
+    static func install(_ user: RunUser, tree: FakechrootTree) throws -> [String] {
+        guard let etc = tree.inside("/etc"), FileIO.isDirectory(etc) else { return [] }
+        let lock = try containerLock(tree.stateDir + "/.accounts.lock")
+        defer { lock.unlock() }
+        let passwdPath = tree.inside("/etc/passwd") ?? etc + "/passwd"
+        let groupPath = tree.inside("/etc/group") ?? etc + "/group"
+        let passwdText = RunPlanner.readText(passwdPath)
+        let groupText = RunPlanner.readText(groupPath)
+        guard let files = Accounts.withEntry(for: user, passwdText: passwdText, groupText: groupText) else { return [] }
+        var changed: [String] = []
+        if files.passwd != passwdText {
+            try replace(passwdPath, with: files.passwd)
+            changed.append("/etc/passwd")
+        }
+        if files.group != groupText {
+            try replace(groupPath, with: files.group)
+            changed.append("/etc/group")
+        }
+        return changed
+    }
+
+    /// Writes a new file beside `path` with the old one's mode and renames it over: the old inode
+    /// (perhaps the store's) is left as it was.
+    static func replace(_ path: String, with text: String) throws {
+        var st = stat()
+        let mode: mode_t = lstat(path, &st) == 0 ? (st.st_mode & 0o7777) | 0o200 : 0o644
+        let tmp = FileIO.parent(of: path) + "/.\(FileIO.basename(of: path)).udocker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try ContainerStore.io {
+            let fd = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+            do {
+                try Array(text.utf8).withUnsafeBytes { try FileIO.writeAll(fd, $0, path: tmp) }
+                _ = fchmod(fd, mode)
+                try FileIO.fsync(fd, path: tmp)
+                _ = close(fd)
+            } catch {
+                _ = close(fd)
+                _ = unlink(tmp)
+                throw error
+            }
+        }
+        if rename(tmp, path) != 0 {
+            let e = errno
+            _ = unlink(tmp)
+            throw RuntimeError.io("rename", path, e)
+        }
+    }
+}
+
+/// An exclusive lock on `path` (made, with its directory, when missing), as a RuntimeError on failure.
+func containerLock(_ path: String) throws -> FileLock {
+    try ContainerStore.io {
+        try FileIO.mkdirs(FileIO.parent(of: path), mode: 0o700)
+        return try FileLock(path: path)
+    }
+}
