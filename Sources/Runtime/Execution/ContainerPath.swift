@@ -36,7 +36,12 @@ public struct ContainerPath: Sendable {
             }
             let host = root + inContainer
             var st = stat()
-            guard lstat(host, &st) == 0 else { return nil }
+            guard lstat(host, &st) == 0 else {
+                // A missing directory above a volume (-v /data:/mnt/data without /mnt in the
+                // image): the engine makes it, so the path goes on to the volume.
+                if volumes.contains(where: { $0.container.hasPrefix(inContainer + "/") }) { continue }
+                return nil
+            }
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 hops += 1
                 guard hops <= 40, let target = Self.readLink(host) else { return nil }

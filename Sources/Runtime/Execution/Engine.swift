@@ -57,12 +57,17 @@ public struct ProbeCache: Sendable {
 
     /// The cached answer for `tool`'s `question`, or the result of `ask` stored for next time.
     public func answer(_ tool: String, _ question: String, ask: () -> String) -> String {
+        answerIfKnown(tool, question, ask: { ask() }) ?? ""
+    }
+
+    /// Like `answer`, but a nil from `ask` (the tool could not tell) is returned and not stored.
+    public func answerIfKnown(_ tool: String, _ question: String, ask: () -> String?) -> String? {
         var st = stat()
         guard stat(tool, &st) == 0 else { return ask() }
         let key = "\(tool)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)|\(question)"
         let file = dir + "/" + Self.name(key)
         if let b = try? FileIO.readFile(file) { return String(decoding: b, as: UTF8.self) }
-        let value = ask()
+        guard let value = ask() else { return nil }
         try? FileIO.mkdirs(dir, mode: 0o700)
         try? FileIO.writeAtomically(file, Array(value.utf8), mode: 0o600)
         return value

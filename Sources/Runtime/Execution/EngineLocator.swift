@@ -86,15 +86,15 @@ public struct EngineLocator: Sendable {
     /// reason to look elsewhere: the user asked for that file.
     public func find(_ tool: EngineTool) throws -> LocatedTool? {
         if let setting = explicitSetting(tool) {
+            // UDOCKER_USE_RUNC_EXECUTABLE names one program; it counts as runc or crun by its name.
+            if tool == .runc || tool == .crun {
+                let isCrun = FileIO.basename(of: setting).hasPrefix("crun")
+                if isCrun != (tool == .crun) { return nil }
+            }
             let path = setting.contains("/") ? setting : lookInPath(setting)
             guard let p = path, FileIO.exists(p) else {
                 throw RuntimeError.engineMissing(tool: tool.rawValue,
                     why: "\(tool.variable) (or \(tool.configKey) in udocker.conf) names \(setting), which does not exist")
-            }
-            // UDOCKER_USE_RUNC_EXECUTABLE names one program; it counts as runc or crun by its name.
-            if tool == .runc || tool == .crun {
-                let isCrun = FileIO.basename(of: p).hasPrefix("crun")
-                if isCrun != (tool == .crun) { return nil }
             }
             return LocatedTool(tool: tool, path: p, origin: .setting)
         }

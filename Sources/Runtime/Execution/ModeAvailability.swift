@@ -1,5 +1,8 @@
 // Which execution modes can run on this host with the tools found: for error messages, `info`
-// and `install`. Cheap checks only (files and sysctls); engines probe deeper when they start.
+// and `install`. Cheap checks (files, sysctls, probe answers cached per tool binary).
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct ModeAvailability: Sendable {
     public let context: EngineContext
@@ -18,8 +21,12 @@ public struct ModeAvailability: Sendable {
             return nil
         case .runc:
             if !has(.runc) && !has(.crun) { return "neither runc nor crun found" }
-            if let why = UserNamespaces.unavailableReason() { return why }
-            if !has(.runc) && CgroupLayout.current() == .hybrid { return "only crun found, and crun 1.8 refuses hosts with a hybrid cgroup v1/v2 layout; install runc" }
+            if geteuid() != 0, let why = UserNamespaces.unavailableReason() { return why }
+            // The engine's own choice: crun unless it refuses this host's cgroup layout (a cached trial).
+            switch (try? RuncTool.choose(context)) ?? .unusable("UDOCKER_USE_RUNC_EXECUTABLE names a missing file") {
+            case .unusable(let why): return why
+            case .use: break
+            }
             if mode.prootInside && !has(.proot) { return "proot not found (R2 and R3 run it inside the container)" }
             return nil
         case .singularity:
