@@ -74,12 +74,15 @@ public enum FileIO {
     }
 
     /// Writes a small file atomically and durably: temp file beside it, fsync, rename, fsync dir.
+    /// The old file at `path` (perhaps a hard link into the store) is replaced, never written.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
         let dir = parent(of: path)
         let tmp = "\(dir)/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(basename(of: path))"
-        let fd = try open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode)
+        let fd = try open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
         do {
             try bytes.withUnsafeBytes { b in try writeAll(fd, b, path: tmp) }
+            // Exactly `mode`, whatever the umask.
+            _ = fchmod(fd, mode)
             try fsync(fd, path: tmp)
             _ = close(fd)
         } catch {

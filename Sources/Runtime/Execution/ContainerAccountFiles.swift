@@ -35,25 +35,7 @@ enum ContainerAccountFiles {
     static func replace(_ path: String, with text: String) throws {
         var st = stat()
         let mode: mode_t = lstat(path, &st) == 0 ? (st.st_mode & 0o7777) | 0o200 : 0o644
-        let tmp = FileIO.parent(of: path) + "/.\(FileIO.basename(of: path)).udocker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try ContainerStore.io {
-            let fd = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
-            do {
-                try Array(text.utf8).withUnsafeBytes { try FileIO.writeAll(fd, $0, path: tmp) }
-                _ = fchmod(fd, mode)
-                try FileIO.fsync(fd, path: tmp)
-                _ = close(fd)
-            } catch {
-                _ = close(fd)
-                _ = unlink(tmp)
-                throw error
-            }
-        }
-        if rename(tmp, path) != 0 {
-            let e = errno
-            _ = unlink(tmp)
-            throw RuntimeError.io("rename", path, e)
-        }
+        try ContainerStore.io { try FileIO.writeAtomically(path, Array(text.utf8), mode: mode) }
     }
 }
 

@@ -423,24 +423,7 @@ final class StagedBundle {
     /// Reads the archive (tar, plain or compressed with gzip, zstd, xz or bzip2), refusing the
     /// whole bundle at the first entry that is not a plain file or symlink under bin/ or lib/.
     func read(fd: Int32) throws {
-        let a = try BlobContent.layerReader()
-        defer { archive_read_free(a) }
-        archive_read_support_format_tar(a)
-        archive_read_support_format_gnutar(a)
-        if archive_read_open_fd(a, fd, 1 << 20) != ARCHIVE_OK {
-            throw RuntimeError.archiveRead(source, ArchiveWriter.errorText(a))
-        }
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buf.deallocate() }
-        var entry: OpaquePointer?
-        var count = 0
-        while true {
-            let rc = archive_read_next_header(a, &entry)
-            if rc == ARCHIVE_EOF { break }
-            guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
-                throw RuntimeError.archiveRead(source, (count == 0 ? "" : "after \(count) entries: ") + ArchiveWriter.errorText(a))
-            }
-            count += 1
+        try TarEntries.read(fd: fd, source: source) { tar, entry, count in
             if count > ToolsInstaller.maxEntries { throw bad("it has more than \(ToolsInstaller.maxEntries) entries") }
             let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
             let path = try canonical(raw)
@@ -450,16 +433,16 @@ final class StagedBundle {
             }
             if path.isEmpty || path == "bin" || path == "lib" {
                 guard type == S_IFDIR else { throw bad("entry '\(raw)' must be a directory") }
-                continue
+                return
             }
             if path == ToolsBundleManifest.fileName {
                 guard type == S_IFREG, manifestBytes == nil else { throw bad("entry '\(raw)' must be one regular file") }
                 let size = archive_entry_size(entry)
                 guard size <= ToolsInstaller.maxManifestBytes else { throw bad("its BUNDLE.json is \(size) bytes, too big") }
                 var bytes: [UInt8] = []
-                try pump(a, raw, buf) { bytes.append(contentsOf: $0) }
+                try tar.pump(raw) { bytes.append(contentsOf: $0) }
                 manifestBytes = bytes
-                continue
+                return
             }
             guard let (dir, _) = ToolsInstaller.splitEntryPath(path) else {
                 throw bad("entry '\(raw)' is not bin/NAME or lib/NAME (a bundle has no other files or subdirectories)")
@@ -467,7 +450,7 @@ final class StagedBundle {
             guard items[path] == nil else { throw bad("entry '\(raw)' appears twice") }
             switch type {
             case S_IFREG:
-                items[path] = try writeFile(a, raw: raw, path: path, executable: dir == "bin", buf)
+                items[path] = try writeFile(tar, raw: raw, path: path, executable: dir == "bin")
             case S_IFLNK:
                 let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
                 guard ToolsInstaller.symlinkDestination(target, from: dir) != nil else {
@@ -491,15 +474,14 @@ final class StagedBundle {
         return parts.joined(separator: "/")
     }
 
-    private func writeFile(_ a: OpaquePointer, raw: String, path: String, executable: Bool,
-                           _ buf: UnsafeMutableRawBufferPointer) throws -> Item {
+    private func writeFile(_ tar: TarEntries, raw: String, path: String, executable: Bool) throws -> Item {
         let dest = staging + "/" + path
         let fd = Glibc.open(dest, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if fd < 0 { throw RuntimeError.io("create", dest, errno) }
         defer { _ = close(fd) }
         let hasher = try BlobContent.cas { try SHA256Hasher() }
         var size: Int64 = 0
-        try pump(a, raw, buf) { chunk in
+        try tar.pump(raw) { chunk in
             size += Int64(chunk.count)
             total += Int64(chunk.count)
             if total > ToolsInstaller.maxTotalBytes {
@@ -512,16 +494,6 @@ final class StagedBundle {
         if fchmod(fd, executable ? 0o755 : 0o644) != 0 { throw RuntimeError.io("chmod", dest, errno) }
         try BlobContent.cas { try FileIO.fsync(fd, path: dest) }
         return .file(sha256: hasher.finish().hex, size: size)
-    }
-
-    private func pump(_ a: OpaquePointer, _ raw: String, _ buf: UnsafeMutableRawBufferPointer,
-                      _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        while true {
-            let n = archive_read_data(a, buf.baseAddress, buf.count)
-            if n < 0 { throw RuntimeError.archiveRead(source, "\(raw): " + ArchiveWriter.errorText(a)) }
-            if n == 0 { return }
-            try sink(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
     }
 
     /// Checks what was read against BUNDLE.json: the same entries, each file's sha256 and size,

@@ -40,37 +40,20 @@ final class ArchiveScan {
 
     /// Reads the archive on `fd` (plain tar, or tar compressed with gzip, zstd, xz or bzip2).
     func read(fd: Int32) throws {
-        let a = try BlobContent.layerReader()
-        defer { archive_read_free(a) }
-        archive_read_support_format_tar(a)
-        archive_read_support_format_gnutar(a)
-        if archive_read_open_fd(a, fd, 1 << 20) != ARCHIVE_OK {
-            throw RuntimeError.archiveRead(sourceName, ArchiveWriter.errorText(a))
-        }
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buf.deallocate() }
-        var entry: OpaquePointer?
-        var count = 0
-        while true {
-            let rc = archive_read_next_header(a, &entry)
-            if rc == ARCHIVE_EOF { break }
-            guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
-                throw RuntimeError.archiveRead(sourceName, (count == 0 ? "" : "after \(count) entries: ") + ArchiveWriter.errorText(a))
-            }
-            count += 1
+        try TarEntries.read(fd: fd, source: sourceName) { tar, entry, _ in
             let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
             guard let path = Self.normalize(raw) else {
                 notes.append("ignored archive entry '\(raw)': its path leads outside the archive")
-                continue
+                return
             }
-            if path.isEmpty { continue }
+            if path.isEmpty { return }
             if let target = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
                 guard let t = Self.normalize(target), !t.isEmpty else {
                     notes.append("ignored archive entry '\(raw)': a hard link to '\(target)', outside the archive")
-                    continue
+                    return
                 }
                 items[path] = .hardlink(t)
-                continue
+                return
             }
             switch mode_t(archive_entry_filetype(entry)) {
             case S_IFDIR:
@@ -78,19 +61,19 @@ final class ArchiveScan {
             case S_IFLNK:
                 items[path] = .symlink(archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
             case S_IFREG:
-                items[path] = try readFile(a, path: path, size: archive_entry_size(entry), buf)
+                items[path] = try readFile(tar, path: path, size: archive_entry_size(entry))
             default:
                 notes.append("ignored archive entry '\(raw)': not a file, directory or link")
             }
         }
     }
 
-    private func readFile(_ a: OpaquePointer, path: String, size: Int64, _ buf: UnsafeMutableRawBufferPointer) throws -> Item {
+    private func readFile(_ tar: TarEntries, path: String, size: Int64) throws -> Item {
         let named = Self.blobDigest(path)
         if named == nil && size <= Self.memoryFileLimit && memoryUsed + size <= Self.memoryTotalLimit {
             var bytes = [UInt8]()
             bytes.reserveCapacity(Int(max(size, 0)))
-            try pump(a, path, buf) { bytes.append(contentsOf: $0) }
+            try tar.pump(path) { bytes.append(contentsOf: $0) }
             memoryUsed += Int64(bytes.count)
             return .bytes(bytes)
         }
@@ -99,28 +82,18 @@ final class ArchiveScan {
             // Reserved before it is stored, as a pull does, so GC cannot take it in between.
             try assembly.hold([named])
             if store.hasBlob(named) {
-                _ = archive_read_data_skip(a)
+                tar.skip()
                 return .blob(named)
             }
         }
         let w = try BlobContent.cas { try store.beginBlob(expected: named) }
-        try pump(a, path, buf) { chunk in try BlobContent.cas { try w.write(chunk) } }
+        try tar.pump(path) { chunk in try BlobContent.cas { try w.write(chunk) } }
         let r: BlobRecord
         do { r = try w.commit() } catch CASError.digestMismatch(let expected, let actual) {
             throw RuntimeError.badArchive(sourceName, "\(path) does not match its digest (its content is \(actual), the name says \(expected)); the archive is corrupt or was tampered with, nothing of it was loaded")
         }
         try assembly.hold([r.digest])
         return .blob(r.digest)
-    }
-
-    private func pump(_ a: OpaquePointer, _ path: String, _ buf: UnsafeMutableRawBufferPointer,
-                      _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        while true {
-            let n = archive_read_data(a, buf.baseAddress, buf.count)
-            if n < 0 { throw RuntimeError.archiveRead(sourceName, "\(path): " + ArchiveWriter.errorText(a)) }
-            if n == 0 { return }
-            try sink(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
     }
 
     /// The digest a blobs/sha256/<hex> path names, else nil.
