@@ -42,9 +42,10 @@ final class RuncRepo {
         try #require(c.status == 0, "\(c.stderr)")
         let root = run(["inspect", "-p", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try #require(root.hasSuffix("/ROOT"), "\(root)")
-        // `setup --execmode` comes with the execution-mode work of another change: the container's
-        // execmode file (which `run` reads) is written directly.
-        try writeFile(FileIO.parent(of: root) + "/execmode", mode + "\n")
+        let setup = run(["setup", "--execmode=" + mode, name])
+        try #require(setup.status == 0, "\(setup.stderr)")
+        try #require(String(decoding: try FileIO.readFile(FileIO.parent(of: root) + "/execmode"), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines) == mode)
         return root
     }
 
