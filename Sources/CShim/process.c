@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "include/process.h"
@@ -24,39 +25,76 @@ int ud_exec(const char *path, char *const argv[], char *const envp[], const char
 }
 
 static volatile pid_t ud_child = 0;
-static volatile int ud_to_children = 0;
+static volatile int ud_depth = 0;
 
-// Sends sig to the children of pid, read from /proc (open/read/close are async-signal-safe).
-static void ud_kill_children(pid_t pid, int sig) {
-    char path[64], buf[4096];
-    int fd, n, i;
-    long v = 0;
-    int have = 0;
-    // /proc/PID/task/PID/children lists the children of the main thread.
+// Appends the decimal digits of v to buf at *i.
+static void ud_put_number(char *buf, int *i, long v) {
     char num[24];
     int len = 0;
-    long p = pid;
-    do { num[len++] = (char)('0' + p % 10); p /= 10; } while (p > 0 && len < 20);
-    i = 0;
-    const char *a = "/proc/";
-    while (*a) path[i++] = *a++;
-    for (int k = len - 1; k >= 0; k--) path[i++] = num[k];
-    a = "/task/";
-    while (*a) path[i++] = *a++;
-    for (int k = len - 1; k >= 0; k--) path[i++] = num[k];
-    a = "/children";
-    while (*a) path[i++] = *a++;
+    do { num[len++] = (char)('0' + v % 10); v /= 10; } while (v > 0 && len < 20);
+    while (len > 0) buf[(*i)++] = num[--len];
+}
+
+static void ud_put_text(char *buf, int *i, const char *t) {
+    while (*t) buf[(*i)++] = *t++;
+}
+
+static void ud_kill_at_depth(pid_t pid, int sig, int depth);
+
+// Signals the children listed in /proc/PID/task/TID/children; returns how many it found.
+static int ud_kill_task_children(pid_t pid, long tid, int sig, int depth) {
+    char path[96], buf[4096];
+    int fd, n, i = 0, found = 0, have = 0;
+    long v = 0;
+    ud_put_text(path, &i, "/proc/");
+    ud_put_number(path, &i, pid);
+    ud_put_text(path, &i, "/task/");
+    ud_put_number(path, &i, tid);
+    ud_put_text(path, &i, "/children");
     path[i] = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { kill(pid, sig); return; }
+    if (fd < 0) return 0;
     n = (int)read(fd, buf, sizeof(buf) - 1);
     close(fd);
-    if (n <= 0) { kill(pid, sig); return; }
     for (i = 0; i < n; i++) {
         if (buf[i] >= '0' && buf[i] <= '9') { v = v * 10 + (buf[i] - '0'); have = 1; }
-        else if (have) { kill((pid_t)v, sig); v = 0; have = 0; }
+        else if (have) { ud_kill_at_depth((pid_t)v, sig, depth - 1); found++; v = 0; have = 0; }
     }
-    if (have) kill((pid_t)v, sig);
+    if (have) { ud_kill_at_depth((pid_t)v, sig, depth - 1); found++; }
+    return found;
+}
+
+// Sends sig to the descendants of pid `depth` generations down (to pid itself when it has none).
+// The children of every thread count: a Go program such as runc starts processes from any of its
+// threads. Only async-signal-safe calls: open, read, getdents64, close, kill.
+static void ud_kill_at_depth(pid_t pid, int sig, int depth) {
+    char path[64], dents[4096];
+    int fd, i = 0, found = 0;
+    long n;
+    if (depth <= 0) { kill(pid, sig); return; }
+    ud_put_text(path, &i, "/proc/");
+    ud_put_number(path, &i, pid);
+    ud_put_text(path, &i, "/task");
+    path[i] = 0;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        while ((n = syscall(SYS_getdents64, fd, dents, sizeof(dents))) > 0) {
+            long off = 0;
+            while (off < n) {
+                struct ud_dirent { unsigned long long ino; long long off; unsigned short reclen; unsigned char type; char name[]; };
+                struct ud_dirent *d = (struct ud_dirent *)(dents + off);
+                long tid = 0;
+                const char *c = d->name;
+                if (*c >= '0' && *c <= '9') {
+                    while (*c >= '0' && *c <= '9') tid = tid * 10 + (*c++ - '0');
+                    found += ud_kill_task_children(pid, tid, sig, depth);
+                }
+                off += d->reclen;
+            }
+        }
+        close(fd);
+    }
+    if (found == 0) kill(pid, sig);
 }
 
 // A terminal's ^C reaches the whole foreground group (si_pid 0): the child has it already.
@@ -64,13 +102,13 @@ static void ud_forward(int sig, siginfo_t *si, void *ctx) {
     (void)ctx;
     pid_t child = ud_child;
     if (child <= 0 || !si || si->si_pid == 0 || si->si_pid == child) return;
-    if (ud_to_children && sig != SIGCONT && sig != SIGWINCH) ud_kill_children(child, sig);
+    if (ud_depth > 0 && sig != SIGCONT && sig != SIGWINCH) ud_kill_at_depth(child, sig, ud_depth);
     else kill(child, sig);
 }
 
 static const int ud_forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
 
-int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], const char *cwd, int to_children, int *status) {
+int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], const char *cwd, int depth, int *status) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t all, old, defaults, none, forwarded;
@@ -95,7 +133,7 @@ int ud_spawn_wait(const char *path, char *const argv[], char *const envp[], cons
         return rc;
     }
     ud_child = pid;
-    ud_to_children = to_children;
+    ud_depth = depth;
     for (i = 0; i < (int)(sizeof(ud_forwarded) / sizeof(ud_forwarded[0])); i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));

@@ -319,6 +319,21 @@ struct RuncTests {
         #expect(p.stderr.contains("-p/--publish and -P are not supported in R1"), "\(p.stderr)")
     }
 
+    /// In R2/R3 runc hands signals to PRoot, which keeps them: udocker sends them to PRoot's child.
+    @Test(arguments: ["R2", "R3"]) func signalsReachTheProgramUnderProot(mode: String) throws {
+        let r = try RuncRepo()
+        try r.container("c", mode: mode)
+        let marker = r.tmp + "/started"
+        let pid = try startWithDefaultSignals(["run", "--nobanner", "-v", r.tmp + ":/host", "c", "/bin/sh", "-c",
+                                               "trap 'echo term > /host/got; exit 42' TERM; touch /host/started; while :; do sleep 0.1; done"],
+                                              env: r.env.merging(["HOME": r.tmp]) { $1 })
+        for _ in 0..<600 where !FileIO.exists(marker) { usleep(50_000) }
+        #expect(FileIO.exists(marker))
+        #expect(kill(pid, SIGTERM) == 0)
+        #expect(waitForExit(pid) == 42)
+        #expect(FileIO.exists(r.tmp + "/got"))
+    }
+
     @Test(.enabled(if: FileIO.exists("/dev/kmsg"), "a host device outside runc's defaults")) func deviceIsBound() throws {
         let r = try RuncRepo()
         try r.container("c", mode: "R1")

@@ -20,9 +20,10 @@ public struct Launch: Sendable {
     /// argv[0] for the program when it must differ from `executable` (a host path the program
     /// should not see, as Fakechroot's F3/F4 start patched files directly).
     public var argv0: String? = nil
-    /// Signals sent to udocker go to the engine's children rather than the engine: PRoot does not
-    /// pass them on to the program it traces. Makes the launcher spawn and wait.
-    public var signalsToChildren = false
+    /// How many generations below the engine the signals sent to udocker go: 0 the engine itself,
+    /// 1 its children (PRoot does not pass signals on to the program it traces), 2 (PRoot under
+    /// runc). Above 0 the launcher spawns and waits.
+    public var signalDepth: Int32 = 0
 
     public init(executable: String, arguments: [String], environment: [String], hostWorkdir: String? = nil) {
         self.executable = executable
@@ -46,13 +47,13 @@ public enum Launcher {
         }
         return try withCStrings([launch.argv0 ?? launch.executable] + launch.arguments) { argv in
             try withCStrings(launch.environment) { envp in
-                if mayExec && launch.cleanup == nil && !launch.signalsToChildren {
+                if mayExec && launch.cleanup == nil && launch.signalDepth == 0 {
                     let err = ud_exec(launch.executable, argv, envp, launch.hostWorkdir)
                     throw RuntimeError.executionFailed("starting \(launch.executable)", String(cString: strerror(err)))
                 }
                 var status: Int32 = 0
                 let err = ud_spawn_wait(launch.executable, argv, envp, launch.hostWorkdir,
-                                        launch.signalsToChildren ? 1 : 0, &status)
+                                        launch.signalDepth, &status)
                 launch.cleanup?()
                 if err != 0 {
                     throw RuntimeError.executionFailed("starting \(launch.executable)", String(cString: strerror(err)))

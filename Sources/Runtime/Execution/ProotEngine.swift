@@ -59,7 +59,7 @@ public struct ProotEngine: ExecutionEngine {
         if let t = context.hostEnvironment["PROOT_TMP_DIR"] { env.append("PROOT_TMP_DIR=" + t) }
         var launch = Launch(executable: proot.path, arguments: args, environment: env)
         launch.notes = notes
-        launch.signalsToChildren = true
+        launch.signalDepth = 1
         return launch
     }
 }

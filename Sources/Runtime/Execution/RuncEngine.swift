@@ -85,6 +85,9 @@ public struct RuncEngine: ExecutionEngine {
         launch.notes = notes
         let dir = work.dir
         launch.cleanup = { try? FileIO.removeTree(dir) }
+        // runc passes signals to the container's first process; in R2/R3 that is PRoot, which
+        // keeps them: they go to its child, the program.
+        if mode.prootInside { launch.signalDepth = 2 }
         return launch
     }
 
