@@ -73,6 +73,14 @@ public enum FileIO {
         return out
     }
 
+    /// Writes a new scratch file (it must not exist), without fsync: for per-run files such as an
+    /// engine's config, which nothing needs after a crash.
+    public static func writeNew(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+        let fd = try open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        defer { _ = close(fd) }
+        try bytes.withUnsafeBytes { b in try writeAll(fd, b, path: path) }
+    }
+
     /// Writes a small file atomically and durably: temp file beside it, fsync, rename, fsync dir.
     /// The old file at `path` (perhaps a hard link into the store) is replaced, never written.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
