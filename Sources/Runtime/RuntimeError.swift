@@ -52,8 +52,6 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case badContainer(path: String, reason: String)
     /// Creating (or cloning) a container failed part way; what was made has been removed.
     case createFailed(what: String, reason: String)
-    /// An option that is recognised but whose feature is not available yet.
-    case notAvailable(String)
 
     // MARK: export, import, load, save
     /// An archive that could not be written (path or "standard output", reason).
@@ -160,8 +158,6 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "container \(path) is damaged (\(reason)): remove it with 'udocker rm -f' and create it again"
         case .createFailed(let what, let reason):
             return "\(what) failed: \(reason); the partly made container was removed"
-        case .notAvailable(let what):
-            return what
         case .engineMissing(let tool, let why):
             return "\(tool) not found: \(why); install it with 'udocker install' or your distribution's package, set \(EngineTool(rawValue: tool)?.variable ?? "its UDOCKER_USE_* variable"), or choose another mode with 'udocker setup --execmode=MODE CONTAINER' (see 'udocker info')"
         case .modeUnusable(let mode, let why, let usable):

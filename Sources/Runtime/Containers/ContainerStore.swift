@@ -68,7 +68,7 @@ public final class ContainerStore: Sendable {
     public static let imageFile = "imagerepo.name"
     public static let execModeFile = "execmode"
     public static let protectFile = "PROTECT"
-    /// The execution mode written at create (engines come later; udocker's default on x86_64 and arm64).
+    /// The execution mode written at create (udocker's default on x86_64 and arm64).
     public static let defaultExecMode = "P1"
 
     /// `images` must be of the same repository; see `imageStore(repository:store:)` for one whose
