@@ -34,6 +34,13 @@ public final class SHA256Hasher {
         return Digest(bytes: out)
     }
 
+    /// The digest of bytes in memory (names of content-addressed scratch files and caches).
+    public static func digest(of bytes: [UInt8]) throws -> Digest {
+        let h = try SHA256Hasher()
+        h.update(bytes)
+        return h.finish()
+    }
+
     /// Hashes a whole file from its start. Returns the digest and its size.
     public static func hash(fileAt path: String) throws -> (Digest, UInt64) {
         let fd = try FileIO.open(path, O_RDONLY)

@@ -132,9 +132,7 @@ public enum Accounts {
     /// container share it and nothing needs removing afterwards.
     public static func contentFile(_ text: String, kind: String, in dir: String) throws -> String {
         let bytes = Array(text.utf8)
-        let hasher = try SHA256Hasher()
-        hasher.update(bytes)
-        let name = "\(kind)-" + String(hasher.finish().hex.prefix(16))
+        let name = "\(kind)-" + String(try SHA256Hasher.digest(of: bytes).hex.prefix(16))
         let path = dir + "/" + name
         if FileIO.exists(path) { return path }
         try FileIO.mkdirs(dir, mode: 0o700)

@@ -44,7 +44,7 @@ public struct ContainerPath: Sendable {
             }
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 hops += 1
-                guard hops <= 40, let target = Self.readLink(host) else { return nil }
+                guard hops <= 40, let target = ContainerStore.readLink(host) else { return nil }
                 done.removeLast()
                 if target.hasPrefix("/") { done = [] }
                 pending = Self.components(target) + pending
@@ -86,11 +86,4 @@ public struct ContainerPath: Sendable {
     }
 
     static func components(_ p: String) -> [String] { p.split(separator: "/").map(String.init) }
-
-    static func readLink(_ path: String) -> String? {
-        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(path, &buf, buf.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }

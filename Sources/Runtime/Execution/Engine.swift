@@ -74,8 +74,7 @@ public struct ProbeCache: Sendable {
     }
 
     static func name(_ key: String) -> String {
-        guard let h = try? SHA256Hasher() else { return "probe" }
-        h.update(Array(key.utf8))
-        return "probe-" + String(h.finish().hex.prefix(24))
+        guard let d = try? SHA256Hasher.digest(of: Array(key.utf8)) else { return "probe" }
+        return "probe-" + String(d.hex.prefix(24))
     }
 }

@@ -109,9 +109,8 @@ public struct FakechrootEngine: ExecutionEngine {
     /// The container's directory; for --location a directory of the run directory per tree.
     private func stateDir(_ plan: RunPlan) throws -> String {
         if let d = plan.containerDir { return d }
-        let hasher = try ContainerStore.io { try SHA256Hasher() }
-        hasher.update(Array((FakechrootTree.realPath(plan.root) ?? plan.root).utf8))
-        return plan.runDir + "/fakechroot-" + String(hasher.finish().hex.prefix(16))
+        let digest = try ContainerStore.io { try SHA256Hasher.digest(of: Array((FakechrootTree.realPath(plan.root) ?? plan.root).utf8)) }
+        return plan.runDir + "/fakechroot-" + String(digest.hex.prefix(16))
     }
 
     /// Warnings about the identity: these modes run as the host user.

@@ -213,9 +213,8 @@ public struct FakechrootTree: Sendable {
     /// Named by the original's digest, so it is made once and shared by concurrent runs.
     public func f2Loader(from hostLoader: String) throws -> String {
         let original = try ContainerStore.io { try FileIO.readFile(hostLoader) }
-        let hasher = try ContainerStore.io { try SHA256Hasher() }
-        hasher.update(original)
-        let path = stateDir + "/ld.so.f2-" + String(hasher.finish().hex.prefix(16))
+        let digest = try ContainerStore.io { try SHA256Hasher.digest(of: original) }
+        let path = stateDir + "/ld.so.f2-" + String(digest.hex.prefix(16))
         if FileIO.exists(path) { return path }
         guard let patched = Self.protectLoader(original) else {
             throw RuntimeError.modeUnusable(mode: "F2", why: "the container's loader \(hostLoader) has no built-in library directories to change (it is not a glibc ld.so)", usable: ["F1", "F3", "P1"])

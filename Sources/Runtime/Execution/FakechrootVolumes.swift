@@ -112,7 +112,7 @@ public enum FakechrootVolumes {
         }
         switch st.st_mode & S_IFMT {
         case S_IFLNK:
-            let current = ContainerPath.readLink(host)
+            let current = ContainerStore.readLink(host)
             if current == link.target { return Link(path: link.path, target: link.target, emptyDirectoryMode: ours?.emptyDirectoryMode) }
             guard let ours else { break }
             guard mayRepoint else {
@@ -171,7 +171,7 @@ public enum FakechrootVolumes {
               parent == root || parent.hasPrefix(root + "/") else { return }
         let host = parent + "/" + FileIO.basename(of: link.path)
         var st = stat()
-        guard lstat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, ContainerPath.readLink(host) == link.target else { return }
+        guard lstat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK, ContainerStore.readLink(host) == link.target else { return }
         if unlink(host) == 0, let mode = link.emptyDirectoryMode { _ = mkdir(host, mode_t(mode)) }
     }
 

@@ -186,7 +186,7 @@ public struct NvidiaMode: Sendable {
                 var st = stat()
                 guard lstat(src, &st) == 0 else { continue }
                 let kind: Item.Kind
-                if (st.st_mode & S_IFMT) == S_IFLNK, let target = ContainerPath.readLink(src) {
+                if (st.st_mode & S_IFMT) == S_IFLNK, let target = ContainerStore.readLink(src) {
                     // A link to a file copied alongside stays a link; any other is followed.
                     let sibling = (FileIO.parent(of: rel) == "." || !rel.contains("/")) ? target : FileIO.parent(of: rel) + "/" + target
                     if !target.contains("/") && relSet.contains(sibling) { kind = .symlink(target) }

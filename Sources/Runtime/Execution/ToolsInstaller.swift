@@ -280,7 +280,7 @@ public struct ToolsInstaller: Sendable {
     func installedFilesIntact(_ manifest: ToolsBundleManifest) -> Bool {
         manifest.entries.allSatisfy { e in
             let dest = destination(e.path)
-            if let target = e.symlink { return readLink(dest) == target }
+            if let target = e.symlink { return ContainerStore.readLink(dest) == target }
             let fd = Glibc.open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if fd < 0 { return false }
             defer { _ = close(fd) }
@@ -367,13 +367,6 @@ public struct ToolsInstaller: Sendable {
         }
         if fchmod(dst, st.st_mode & 0o777) != 0 { throw RuntimeError.io("chmod", to, errno) }
         try BlobContent.cas { try FileIO.fsync(dst, path: to) }
-    }
-
-    private func readLink(_ path: String) -> String? {
-        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(path, &buf, buf.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     // MARK: names

@@ -24,9 +24,7 @@ enum UsernsHelper {
     /// rebuilt helper never replaces one in use) and returns its path.
     static func install(in dir: String) throws -> String? {
         guard let bytes else { return nil }
-        let hasher = try SHA256Hasher()
-        hasher.update(bytes)
-        let path = dir + "/userns-exec-" + String(hasher.finish().hex.prefix(16))
+        let path = dir + "/userns-exec-" + String(try SHA256Hasher.digest(of: bytes).hex.prefix(16))
         if FileIO.exists(path) { return path }
         try FileIO.mkdirs(dir, mode: 0o700)
         try FileIO.writeAtomically(path, bytes, mode: 0o755)
