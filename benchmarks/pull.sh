@@ -49,23 +49,35 @@ REG="127.0.0.1:$REGISTRY_PORT"
 HOME="$WORK/home" skopeo --insecure-policy copy -q --format v2s2 --dest-tls-verify=false \
   "oci:$layout:latest" "docker://$REG/$IMAGE"
 
-# --- the timed commands (each starts from an empty repository or directory) ----------------
+# --- the timed commands (each into a new, empty repository or directory) ------------------
+# Nothing is removed right before a timed run: creating thousands of files just after a large tree
+# was deleted is several times slower on ext4 (it scans the recently deleted inodes), which would
+# measure the previous run's removal and penalise whichever tool creates the most files. Every run
+# gets new directories under $WORK/runs, removed at the end; the commands of a round run in a
+# different order each round, so none always follows another's writes.
 old() { as_user "$OLD" $ROOT_OPT "$@"; }
 ours() { as_user "$UD" $ROOT_OPT "$@"; }
-fresh() { rm -rf "$WORK/old-repo" "$WORK/our-repo" "$WORK/skopeo-dir"; sync; }
+RUNS_DIR="$WORK/runs"
+rm -rf "$RUNS_DIR"; mkdir -p "$RUNS_DIR"
+[ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown "$BENCH_USER" "$RUNS_DIR"
+sync; sleep 3
+RUN_DIR=""   # set per timed run
 
-old_pull() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/old-repo"); old pull --registry="http://$REG" "$IMAGE"; }
-old_pull_create() { old_pull && { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/old-repo"); old create --name=bench "$IMAGE"; }; }
-our_pull() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/our-repo"); ours pull --registry="http://$REG" "$IMAGE"; }
-our_pull_create() { our_pull && { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$WORK/our-repo"); ours create --name=bench "$IMAGE"; }; }
-skopeo_copy() { HOME="$WORK/home" skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$REG/$IMAGE" "dir:$WORK/skopeo-dir"; }
+old_pull() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$RUN_DIR/repo"); old pull --registry="http://$REG" "$IMAGE"; }
+old_pull_create() { old_pull && { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$RUN_DIR/repo"); old create --name=bench "$IMAGE"; }; }
+our_pull() { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$RUN_DIR/repo"); ours pull --registry="http://$REG" "$IMAGE"; }
+our_pull_create() { our_pull && { local -a BENCH_ENV=("${BENCH_ENV[@]}" "UDOCKER_DIR=$RUN_DIR/repo"); ours create --name=bench "$IMAGE"; }; }
+skopeo_copy() { HOME="$WORK/home" skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$REG/$IMAGE" "dir:$RUN_DIR/dir"; }
 
-# time_it NAME FUNCTION: one timed run; prints seconds, or fails with the command's output.
+# time_it NAME: one timed run of the function NAME in a new directory; prints seconds, or fails
+# with the command's output.
 time_it() {
   local t0 t1 log="$WORK/$1.log"
-  fresh
+  RUN_DIR=$(mktemp -d "$RUNS_DIR/$1.XXXXXX")
+  [ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown "$BENCH_USER" "$RUN_DIR"
+  sync
   t0=$(now)
-  if ! "$2" > "$log" 2>&1; then echo "$1 failed; output:" >&2; cat "$log" >&2; return 1; fi
+  if ! "$1" > "$log" 2>&1; then echo "$1 failed; output:" >&2; cat "$log" >&2; return 1; fi
   t1=$(now)
   secs "$t0" "$t1"
 }
@@ -74,20 +86,26 @@ have_pull=no; has_command pull && have_pull=yes
 have_create=no; [ $have_pull = yes ] && has_command create && have_create=yes
 
 declare -A times
-for name in old_pull old_pull_create skopeo_copy our_pull our_pull_create; do times[$name]=""; done
+names=(old_pull old_pull_create skopeo_copy)
+[ $have_pull = yes ] && names+=(our_pull)
+[ $have_create = yes ] && names+=(our_pull_create)
+for name in "${names[@]}"; do times[$name]=""; done
 for run in $(seq "$RUNS"); do
   echo "run $run of $RUNS ..." >&2
-  times[old_pull]+=" $(time_it old_pull old_pull)"
-  times[old_pull_create]+=" $(time_it old_pull_create old_pull_create)"
-  times[skopeo_copy]+=" $(time_it skopeo_copy skopeo_copy)"
-  [ $have_pull = yes ] && times[our_pull]+=" $(time_it our_pull our_pull)"
-  [ $have_create = yes ] && times[our_pull_create]+=" $(time_it our_pull_create our_pull_create)"
+  # Rotate the order: round r starts with the r-th command.
+  n=${#names[@]}
+  for k in $(seq 0 $((n - 1))); do
+    name=${names[$(( (k + run - 1) % n ))]}
+    times[$name]+=" $(time_it "$name")"
+  done
 done
-fresh
-bench_cleanup; BENCH_PIDS=(); rm -rf "$WORK/registry"   # the built layout stays, for the next run
+bench_cleanup; BENCH_PIDS=(); rm -rf "$WORK/registry" "$RUNS_DIR"   # the built layout stays, for the next run
 
 best() { min_of ${times[$1]}; }
-op=$(best old_pull); opc=$(best old_pull_create); sk=$(best skopeo_copy); np=$(best our_pull); npc=$(best our_pull_create)
+op=$(best old_pull); opc=$(best old_pull_create); sk=$(best skopeo_copy)
+np=n/a; npc=n/a
+[ $have_pull = yes ] && np=$(best our_pull)
+[ $have_create = yes ] && npc=$(best our_pull_create)
 
 echo
 echo "Image: $layer_count layers, $((image_bytes / 1048576)) MB compressed, Docker v2 schema 2, local docker-registry over HTTP."

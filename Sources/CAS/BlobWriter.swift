@@ -111,11 +111,14 @@ public final class BlobWriter {
         finished = true
         Failpoint.hit("ingest-before-rename")
 
+        var typeWritten = false
         do {
             try store.files.makeDirectory(layout.blobDir(actual))
             if let t = mediaType, !t.isEmpty, !FileIO.exists(layout.blobTypePath(actual)) {
                 // Before the blob, so a visible blob never lacks its type; first writer's type wins.
-                try store.files.writeAtomically(layout.blobTypePath(actual), Array(t.utf8), mode: 0o444, replace: false)
+                // Its directory is fsynced once below, for both names.
+                typeWritten = try store.files.writeAtomically(layout.blobTypePath(actual), Array(t.utf8), mode: 0o444,
+                                                              replace: false, syncDirectory: false)
             }
         } catch {
             _ = unlink(tempPath)
@@ -131,6 +134,7 @@ public final class BlobWriter {
         } else {
             let e = errno
             _ = unlink(tempPath)
+            if typeWritten { try? FileIO.fsyncDirectory(layout.blobDir(actual)) }
             guard e == EEXIST else { throw CASError.io("rename", dest, e) }
             guard let existing = store.files.blobRecord(actual) else { throw CASError.blobMissing(actual) }
             record = existing

@@ -94,9 +94,7 @@ final class LayerStream: @unchecked Sendable {
         knownDiffID = verifiedBlobDigest
         streamHasher = try SHA256Hasher()
         fileHasher = try SHA256Hasher()
-        input = UnsafeMutableRawPointer.allocate(byteCount: LayerStream.slotSize, alignment: 4096)
-        slots = UnsafeMutableRawPointer.allocate(byteCount: LayerStream.slotSize * LayerStream.slotCount,
-                                                 alignment: 4096)
+        (input, slots) = RingMemory.shared.take()
         lengths = UnsafeMutablePointer<Int>.allocate(capacity: LayerStream.slotCount)
         lengths.initialize(repeating: 0, count: LayerStream.slotCount)
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -161,8 +159,7 @@ final class LayerStream: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
         lengths.deallocate()
-        slots.deallocate()
-        input.deallocate()
+        RingMemory.shared.give(input: input, slots: slots)
         zeros?.deallocate()
     }
 
@@ -541,5 +538,44 @@ final class LayerStream: @unchecked Sendable {
         let (p, n) = Unmanaged<LayerStream>.fromOpaque(client).takeUnretainedValue().next()
         out.pointee = p
         return n
+    }
+}
+
+/// The input buffer and slot ring of finished streams, kept for the next stream of this process: a
+/// pull unpacks several layers, and fresh 9 MiB buffers cost a page fault per 4 KiB on first use.
+final class RingMemory: @unchecked Sendable {
+    // @unchecked: `free` is used only with `lock` held.
+    static let shared = RingMemory()
+    /// Rings kept at most (parallel pulls use about as many at once).
+    private static let keep = 4
+    private let lock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+    private var free: [(input: UnsafeMutableRawPointer, slots: UnsafeMutableRawPointer)] = []
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
+    }
+
+    func take() -> (UnsafeMutableRawPointer, UnsafeMutableRawPointer) {
+        if let r = locked({ free.popLast() }) { return (r.input, r.slots) }
+        return (UnsafeMutableRawPointer.allocate(byteCount: LayerStream.slotSize, alignment: 4096),
+                UnsafeMutableRawPointer.allocate(byteCount: LayerStream.slotSize * LayerStream.slotCount, alignment: 4096))
+    }
+
+    func give(input: UnsafeMutableRawPointer, slots: UnsafeMutableRawPointer) {
+        let kept = locked { () -> Bool in
+            guard free.count < RingMemory.keep else { return false }
+            free.append((input, slots))
+            return true
+        }
+        if !kept {
+            input.deallocate()
+            slots.deallocate()
+        }
     }
 }

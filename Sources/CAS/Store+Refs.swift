@@ -38,6 +38,11 @@ public enum Holder {
         return tag.map { base + "/" + $0 } ?? base
     }
 
+    /// Whether `holder` is a reservation of a running process ("pending/..."). Such a ref lives as
+    /// long as its process: after a system crash it is dead whatever the disk kept, so its changes
+    /// need not be durable, only atomic.
+    static func isPending(_ holder: String) -> Bool { holder.hasPrefix("pending/") }
+
     /// Whether `holder` is a pending holder of a process that is gone (checked on this host only).
     public static func isDeadPending(_ holder: String) -> Bool {
         let c = holder.split(separator: "/")
@@ -96,7 +101,12 @@ extension Store {
         }
         try FileLock.with(layout.refsLock) {
             let gen = files.refsGeneration() + 1
-            try files.writeAtomically(layout.refsGenerationFile, Array("\(gen)\n".utf8))
+            // A reservation's change is not fsynced (see `Holder.isPending`). If a crash loses this
+            // bump, the next durable change reuses the number and the index, a generation ahead or
+            // on a dead reservation, resyncs or keeps a ref GC drops anyway.
+            let durable = !Holder.isPending(holder)
+            try files.writeAtomically(layout.refsGenerationFile, Array("\(gen)\n".utf8),
+                                      syncFile: durable, syncDirectory: durable)
             try change()
             // The index is only a mirror: if this fails, the generation mismatch makes the next read resync.
             try? mirrorRefChange(holder, to: new, generation: gen)
@@ -131,8 +141,9 @@ extension Store {
 
     func writeRefFile(holder: String, digests: [Digest]) throws {
         let rf = RefFile(format: 1, holder: holder, digests: Array(Set(digests)).sorted())
+        let durable = !Holder.isPending(holder)
         try files.writeAtomically(layout.refFile(holderHash: String(Holder.fileName(holder).dropLast(5))),
-                                  try StoreFiles.encode(rf))
+                                  try StoreFiles.encode(rf), syncFile: durable, syncDirectory: durable)
     }
 
     func deleteRefFile(holder: String) throws {
@@ -141,7 +152,7 @@ extension Store {
             if errno == ENOENT { return }
             throw CASError.io("unlink", path, errno)
         }
-        try FileIO.fsyncDirectory(layout.refsDir)
+        if !Holder.isPending(holder) { try FileIO.fsyncDirectory(layout.refsDir) }
     }
 
     /// Rewrites the index's refs from the ref files; the caller holds the refs lock.

@@ -200,14 +200,17 @@ struct StoreFiles {
 
     /// Writes a small file atomically and durably through a temp file in STORE/tmp, so a crash
     /// leaves only a temp file that the sweep recognises. With `replace` false an existing file is
-    /// kept and false returned.
+    /// kept and false returned. `syncFile` false skips the file's fsync and `syncDirectory` false the
+    /// directory's: for files whose loss in a system crash is harmless, or whose directory the
+    /// caller fsyncs afterwards anyway. Other processes see the same atomic rename either way.
     @discardableResult
-    func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, replace: Bool = true) throws -> Bool {
+    func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, replace: Bool = true,
+                         syncFile: Bool = true, syncDirectory: Bool = true) throws -> Bool {
         let (fd, tmp) = try createTemp("file")
         do {
             try bytes.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: tmp) }
             if fchmod(fd, mode) != 0 { throw CASError.io("chmod", tmp, errno) }
-            try FileIO.fsync(fd, path: tmp)
+            if syncFile { try FileIO.fsync(fd, path: tmp) }
             _ = close(fd)
         } catch {
             _ = close(fd)
@@ -221,7 +224,7 @@ struct StoreFiles {
             if !replace && e == EEXIST { return false }
             throw CASError.io("rename", path, e)
         }
-        try FileIO.fsyncDirectory(FileIO.parent(of: path))
+        if syncDirectory { try FileIO.fsyncDirectory(FileIO.parent(of: path)) }
         return true
     }
 

@@ -49,15 +49,16 @@ public final class ImagePuller: @unchecked Sendable {
 
     private func pullImage(_ ref: ImageReference, manifest: FetchedManifest, image m: ImageManifest,
                            index: FetchedManifest?, holder: String, options: PullOptions) throws -> PulledImage {
-        var reserved = [manifest.digest, m.config.digest] + m.layers.map(\.digest) + (index.map { [$0.digest] } ?? [])
-        // Reserve before looking at what the store has: a blob seen here cannot vanish afterwards.
-        try store.setRef(holder: holder, digests: reserved)
+        // The config is read before anything is reserved: it is only kept in memory until the
+        // reservation below holds its digest, so one reservation covers everything.
         let configBytes = try fetchSmallBlob(ref.repository, m.config)
         let config = try ImageConfigSummary.parse(configBytes)
         guard config.diffIDs.count == m.layers.count else {
             throw RegistryError.badConfig("it lists \(config.diffIDs.count) diff_ids for \(m.layers.count) layers")
         }
-        reserved += config.diffIDs
+        // Reserve before looking at what the store has: a blob seen here cannot vanish afterwards.
+        let reserved = [manifest.digest, m.config.digest] + m.layers.map(\.digest) + (index.map { [$0.digest] } ?? [])
+            + config.diffIDs
         try store.setRef(holder: holder, digests: reserved)
 
         options.progress?(.plan(manifest: manifest.digest, layers: m.layers.map { ($0.digest, $0.size) }))
@@ -155,22 +156,31 @@ public final class ImagePuller: @unchecked Sendable {
                             state: ParallelState<LayerResult>) throws -> LayerResult {
         var downloaded = false
         var size: UInt64
+        var streamed: LayerManifest? = nil
         if let r = try store.blobRecord(job.digest) {
             size = r.size
         } else {
             let writer = try store.beginBlob(expected: job.digest, expectedSize: job.size, mediaType: job.mediaType)
-            let sink = StoreBlobSink(writer, index: job.index, progress: options.progress, cancelled: { state.isCancelled })
+            // The layer is unpacked while it downloads; if that cannot start, it is unpacked from the
+            // blob afterwards, as below.
+            let unpack = try? store.beginStreamingUnpack(blob: job.digest, diffID: job.expectedDiffID)
+            let sink = StoreBlobSink(writer, index: job.index, progress: options.progress, unpack: unpack,
+                                     cancelled: { state.isCancelled })
             do {
                 try client.fetchBlob(repository, digest: job.digest, expectedSize: job.size, into: sink)
                 size = try commit(writer, what: "blob \(job.digest) of \(repository)").size
             } catch {
                 writer.abort()
+                unpack?.abandon()
                 throw error
             }
             downloaded = true
+            do { streamed = try unpack?.finish() } catch let e as CASError {
+                throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)")
+            }
         }
         let layer: LayerManifest
-        do { layer = try store.unpackLayer(blob: job.digest) } catch let e as CASError {
+        do { layer = try streamed ?? store.unpackLayer(blob: job.digest) } catch let e as CASError {
             throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)")
         }
         if let expected = job.expectedDiffID, layer.diffID != expected {
@@ -261,12 +271,15 @@ final class StoreBlobSink: VerifyingBlobSink {
     private let index: Int
     private let progress: (@Sendable (PullEvent) -> Void)?
     private let cancelled: () -> Bool
+    private let unpack: StreamingUnpack?
     private var reported: UInt64 = 0
 
-    init(_ writer: BlobWriter, index: Int, progress: (@Sendable (PullEvent) -> Void)?, cancelled: @escaping () -> Bool) {
+    init(_ writer: BlobWriter, index: Int, progress: (@Sendable (PullEvent) -> Void)?, unpack: StreamingUnpack? = nil,
+         cancelled: @escaping () -> Bool) {
         self.writer = writer
         self.index = index
         self.progress = progress
+        self.unpack = unpack
         self.cancelled = cancelled
     }
 
@@ -277,6 +290,7 @@ final class StoreBlobSink: VerifyingBlobSink {
         do { try writer.write(chunk) } catch CASError.sizeMismatch(let expected, let actual, let d) {
             throw RegistryError.sizeMismatch(what: "blob \(d)", expected: expected, actual: actual)
         }
+        unpack?.feed(chunk)
         if let progress, writer.bytesWritten - reported >= 256 << 10 {
             reported = writer.bytesWritten
             progress(.layerProgress(index: index, bytes: reported))
@@ -285,6 +299,7 @@ final class StoreBlobSink: VerifyingBlobSink {
 
     func restart() throws {
         try writer.restart()
+        unpack?.restart()
         reported = 0
     }
 }

@@ -158,6 +158,35 @@ final class EventLog: @unchecked Sendable {
         #expect(try t.store.verify(blob: pulled.layers[0].digest).problems.isEmpty)
     }
 
+    @Test func rangeIgnoredMidLayerStartsOverAndUnpacksTheVerifiedBlob() throws {
+        // The layer is unpacked while it downloads; a server that answers the resumed request with
+        // the whole blob makes that stream useless, so the layer comes from the committed blob.
+        let s = try SharedRegistry.get()
+        guard case .image(let m) = try client(s.registry).fetchManifest("test/busybox", reference: "oci").content else { return }
+        let layer = m.layers[0]
+        let whole = [UInt8](try Data(contentsOf: URL(fileURLWithPath: s.registry.blobDataPath(hex: layer.digest.hex))))
+        #expect(whole.count > 200_000, "the test needs a layer larger than the cut")
+        let requests = LockedBox(0)
+        let upstream = s.registry.port
+        let proxy = try TinyServer { req in
+            guard req.target.contains("/blobs/\(layer.digest)") && req.method == "GET" else {
+                return .proxy(port: upstream, cutAfter: nil)
+            }
+            if requests.update({ n in n += 1; return n }) == 1 { return .proxy(port: upstream, cutAfter: 100_000) }
+            return .respond(status: 200, headers: [("Content-Type", "application/octet-stream")], body: whole)
+        }
+        defer { proxy.stop() }
+        let t = try TempStore()
+        let pulled = try puller(port: proxy.port, t).pull(try ImageReference.parse("127.0.0.1:\(proxy.port)/test/busybox:oci")) { _ in }
+        #expect(requests.get() == 2)
+        #expect(pulled.layersDownloaded == 1)
+        #expect(try t.store.verify(blob: layer.digest).problems.isEmpty)
+        let unpacked = try #require(try t.store.layer(diffID: pulled.layers[0].diffID))
+        #expect(unpacked.blobs == [layer.digest])
+        #expect(try t.store.verify(layer: pulled.layers[0].diffID).problems.isEmpty)
+        #expect(((try? FileIO.listDirectory(t.store.layout.tmpDir)) ?? []).isEmpty, "no temp file left")
+    }
+
     @Test func serverErrorIsRetriedAndSecondPullDownloadsNothing() throws {
         let s = try SharedRegistry.get()
         let failed = LockedBox(0)
