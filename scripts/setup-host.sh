@@ -10,8 +10,8 @@ APT_PACKAGES=(
   busybox-static zstd xz-utils gzip tar lmdb-utils docker-registry apache2-utils openssl
   # execution engines used by the run tests and by scripts/build-tools-bundle.sh
   proot fakechroot libfakechroot runc crun patchelf
-  # yardsticks used by the benchmarks
-  skopeo hyperfine bc python3
+  # yardsticks used by the benchmarks; xfsprogs: benchmarks/containers.sh also measures on XFS
+  skopeo hyperfine bc python3 xfsprogs
 )
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
 
