@@ -221,7 +221,8 @@ final class LayerTreeWriter {
                          from a: OpaquePointer) throws {
         try replaceExisting(path: path, parentFD: parentFD, name: name, keepDirectory: false)
         let mode = LayerTreeWriter.storeFileMode(meta.mode)
-        var fd = openat(parentFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        // withCString: passing the String straight to openat() copies a short name into a new array.
+        var fd = name.withCString { openat(parentFD, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
         if fd < 0 { throw creationError("open", path) }
         defer { if fd >= 0 { _ = close(fd) } }
 
