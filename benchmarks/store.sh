@@ -7,6 +7,8 @@ WORK=${BENCH_WORK:-/var/tmp/udocker-bench-store}
 INGEST_MB=${INGEST_MB:-1024}
 SMALL_FILES=${SMALL_FILES:-20000}
 RUNS=${RUNS:-3}
+# Seconds of rest (after sync) before every timed run.
+SETTLE=${SETTLE:-3}
 
 source "$here/benchmarks/lib.sh"
 cd "$here"
@@ -15,28 +17,38 @@ UD="$here/.build/release/udocker"
 ROOTOPT=(); [ "$(id -u)" -eq 0 ] && ROOTOPT=(--allow-root)
 # Each timed run gets new directories, removed only at the end: extracting into a directory just
 # emptied of 20,000 files makes ext4 scan its recently deleted inodes, for tar and us alike.
-ud() { "$UD" "${ROOTOPT[@]}" --repo="$(cat "$WORK/current-repo")" "$@"; }
+REPO=
+ud() { "$UD" "${ROOTOPT[@]}" --repo="$REPO" "$@"; }
 
 mkdir -p "$WORK"
-# best_of CMD...: the fastest of $RUNS runs, in seconds; $PREP (a function name) runs untimed before each.
-best_of() {
-  local all="" t0 t1
-  for _ in $(seq "$RUNS"); do
-    [ -n "${PREP:-}" ] && "$PREP"
-    sync
-    t0=$(now); "$@" >/dev/null; t1=$(now)
-    all="$all $(secs "$t0" "$t1")"
+# race NAME...: $RUNS rounds; each round runs every command once, in the given order on even rounds
+# and in reverse on odd ones, so no command always runs after the others (this disk slows down as
+# more is written in a short time, and whatever runs later would lose). Before each timed run:
+# prep_NAME (untimed, if defined), sync, and $SETTLE seconds for the disk to catch up. run_NAME is
+# timed. Sets BEST[NAME] to each command's fastest run, in seconds.
+declare -A BEST
+race() {
+  local names=("$@") order=() r i n t0 t1
+  for n in "${names[@]}"; do BEST[$n]=n/a; done
+  for r in $(seq 0 $((RUNS - 1))); do
+    order=()
+    if (( r % 2 == 0 )); then order=("${names[@]}")
+    else for (( i = ${#names[@]} - 1; i >= 0; i-- )); do order+=("${names[$i]}"); done; fi
+    for n in "${order[@]}"; do
+      if declare -F "prep_$n" >/dev/null; then "prep_$n"; fi
+      sync; sleep "$SETTLE"
+      t0=$(now); "run_$n" >/dev/null; t1=$(now)
+      BEST[$n]=$(min_of "${BEST[$n]}" "$(secs "$t0" "$t1")")
+    done
   done
-  min_of $all
 }
 
 fresh_repo() {
-  local r; r=$(mktemp -u "$WORK/runs/repo.XXXXXX")
-  echo "$r" > "$WORK/current-repo"
-  "$UD" "${ROOTOPT[@]}" mkrepo "$r" >/dev/null
+  REPO=$(mktemp -u "$WORK/runs/repo.XXXXXX")
+  "$UD" "${ROOTOPT[@]}" mkrepo "$REPO" >/dev/null
 }
 rm -rf "$WORK/runs"; mkdir -p "$WORK/runs"
-trap 'rm -rf "$WORK/runs"; bench_cleanup' EXIT
+trap 'rm -rf "$WORK/runs"; [ -n "${shm:-}" ] && rm -rf "$shm"; bench_cleanup' EXIT
 
 # --- inputs -------------------------------------------------------------------------------
 big="$WORK/ingest.bin"
@@ -69,54 +81,51 @@ if [ ! -f "$mixed_tar" ]; then
 fi
 
 # --- ingest -------------------------------------------------------------------------------
-t_sha=$(best_of sha256sum "$big")
-t_ossl=$(best_of openssl dgst -sha256 "$big")
+run_sha256sum() { sha256sum "$big"; }
+run_openssl() { openssl dgst -sha256 "$big"; }
 # The I/O floor of a durable ingest: the same bytes written to a new file on the store's disk, fsynced.
-rm_copy() { rm -f "$WORK/runs/dd.out"; }
-PREP=rm_copy
-t_dd=$(best_of dd if="$big" of="$WORK/runs/dd.out" bs=1M conv=fsync status=none)
-PREP=
-PREP=fresh_repo
-t_ing=$(best_of ud store ingest "$big")
-PREP=
+prep_dd() { dd_out=$(mktemp -u "$WORK/runs/dd.XXXXXX"); }
+run_dd() { dd if="$big" of="$dd_out" bs=1M conv=fsync status=none; }
+prep_ingest() { fresh_repo; }
+run_ingest() { ud store ingest "$big"; }
 # The same ingest into a store on tmpfs, where the disk is out of the picture: what the hashing and
 # copying pipeline costs against openssl's hash alone.
-t_shm=n/a
-if [ -d /dev/shm ] && [ "$(df -k --output=avail /dev/shm | tail -1)" -gt $((INGEST_MB * 3 * 1024)) ]; then
+ingest_cmds=(sha256sum openssl dd ingest)
+shm=
+if [ -d /dev/shm ] && [ "$(df -k --output=avail /dev/shm | tail -1)" -gt $((INGEST_MB * (RUNS + 2) * 1024)) ]; then
   shm=$(mktemp -d /dev/shm/udocker-bench.XXXXXX)
   cp "$big" "$shm/in.bin"
-  shm_repo() { rm -rf "$shm/repo"; "$UD" "${ROOTOPT[@]}" mkrepo "$shm/repo" >/dev/null; }
-  shm_ingest() { "$UD" "${ROOTOPT[@]}" --repo="$shm/repo" store ingest "$shm/in.bin"; }
-  PREP=shm_repo
-  t_shm=$(best_of shm_ingest)
-  PREP=
-  rm -rf "$shm"
+  prep_shm() { shm_repo=$(mktemp -u "$shm/repo.XXXXXX"); "$UD" "${ROOTOPT[@]}" mkrepo "$shm_repo" >/dev/null; }
+  run_shm() { "$UD" "${ROOTOPT[@]}" --repo="$shm_repo" store ingest "$shm/in.bin"; }
+  ingest_cmds+=(shm)
 fi
+race "${ingest_cmds[@]}"
+t_sha=${BEST[sha256sum]} t_ossl=${BEST[openssl]} t_dd=${BEST[dd]} t_ing=${BEST[ingest]} t_shm=${BEST[shm]:-n/a}
+[ -n "$shm" ] && rm -rf "$shm"
+shm=
 gb=$(echo "$INGEST_MB / 1024" | bc -l)
 
 # --- unpack -------------------------------------------------------------------------------
-prep_tar_dir() { mktemp -d "$WORK/runs/x.XXXXXX" > "$WORK/current-x"; sync; sleep 3; }
-tar_x() { tar -x"$1"f "$2" -C "$(cat "$WORK/current-x")"; }
+# tar -x into a new directory against `udocker store unpack` of the same file ingested into a new
+# store just before (untimed; the settle pause lets the disk absorb that write).
+prep_tar() { tar_dir=$(mktemp -d "$WORK/runs/x.XXXXXX"); }
+run_tar() { tar -x"$row_flag"f "$row_file" -C "$tar_dir"; }
+prep_unpack() { fresh_repo; row_digest=$(ud store ingest "$row_file" | awk '{print $1}'); }
+run_unpack() { ud store unpack "$row_digest"; }
 unpack_row() { # name tarfile tar-flag
-  local name=$1 file=$2 flag=$3 digest files bytes t_tar t_ud
-  files=$(tar -tf "$file" | grep -vc '/$' || true)
-  bytes=$(tar -tvf "$file" | awk '{s+=$3} END {print s}')
-  PREP=prep_tar_dir
-  t_tar=$(best_of tar_x "$flag" "$file")
-  # The ingest writes the blob to disk just before the timed unpack; give the disk time to settle
-  # (a burst-limited VM disk would otherwise slow the unpack that follows).
-  prep_ud() { fresh_repo; ud store ingest "$file" | awk '{print $1}' > "$WORK/digest"; sync; sleep 3; }
-  ud_unpack() { ud store unpack "$(cat "$WORK/digest")"; }
-  PREP=prep_ud
-  t_ud=$(best_of ud_unpack)
-  PREP=
+  local name=$1 files bytes t_tar t_ud
+  row_file=$2 row_flag=$3
+  files=$(tar -tf "$row_file" | grep -vc '/$' || true)
+  bytes=$(tar -tvf "$row_file" | awk '{s+=$3} END {print s}')
+  race tar unpack
+  t_tar=${BEST[tar]} t_ud=${BEST[unpack]}
   printf '| unpack %s (%s files, %s MB) | tar -x%sf %ss | udocker %ss | %s files/s, %s MB/s | %s |\n' \
-    "$name" "$files" "$((bytes / 1048576))" "$flag" "$t_tar" "$t_ud" \
+    "$name" "$files" "$((bytes / 1048576))" "$row_flag" "$t_tar" "$t_ud" \
     "$(printf '%.0f' "$(echo "$files / $t_ud" | bc -l)")" "$(rate "$((bytes / 1048576))" "$t_ud")" \
     "$(ratio "$t_ud" "$t_tar")"
 }
 
-echo "Store benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), best of $RUNS runs"
+echo "Store benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), best of $RUNS interleaved rounds, ${SETTLE}s settle"
 echo
 echo "| what | yardstick | ours | rate | ours / yardstick |"
 echo "|---|---|---|---|---|"

@@ -40,11 +40,22 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
     public var rawBytes: [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(32)
-        var it = hex.utf8.makeIterator()
-        while let hi = it.next(), let lo = it.next() {
-            out.append(Digest.nibble(hi) << 4 | Digest.nibble(lo))
-        }
+        appendRawBytes(to: &out)
         return out
+    }
+
+    /// Appends the 32 raw bytes to `out` (index values are built this way, without a temporary array).
+    func appendRawBytes(to out: inout [UInt8]) {
+        var raw: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var text = hex
+        text.withUTF8 { hex in
+            withUnsafeMutableBytes(of: &raw) { dst in
+                for i in 0..<min(32, hex.count / 2) {
+                    dst[i] = Digest.nibble(hex[2 * i]) << 4 | Digest.nibble(hex[2 * i + 1])
+                }
+            }
+        }
+        withUnsafeBytes(of: &raw) { out.append(contentsOf: $0) }
     }
 
     public static func < (a: Digest, b: Digest) -> Bool { a.hex < b.hex }

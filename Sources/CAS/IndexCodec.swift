@@ -71,14 +71,26 @@ enum IndexCodec {
     // files: diffID(32) | sha256(path)(32) -> file digest(32) | size u64 | path UTF-8.
     // The path is hashed in the key because LMDB keys are limited to 511 bytes and paths are not.
     static func fileKey(layer: Digest, path: String, hasher: SHA256Hasher) -> [UInt8] {
-        hasher.update(Array(path.utf8))
-        return layer.rawBytes + hasher.finish().rawBytes
+        fileKey(layer: layer.rawBytes, path: path, hasher: hasher)
+    }
+
+    /// The key with the layer's raw digest given: a layer's files all share it.
+    static func fileKey(layer: [UInt8], path: String, hasher: SHA256Hasher) -> [UInt8] {
+        var key = [UInt8]()
+        key.reserveCapacity(64)
+        key.append(contentsOf: layer)
+        var path = path
+        path.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
+        hasher.finish(appendingTo: &key)
+        return key
     }
 
     static func fileValue(digest: Digest, size: UInt64, path: String) -> [UInt8] {
-        var out = digest.rawBytes
+        var out = [UInt8]()
+        out.reserveCapacity(40 + path.utf8.count)
+        digest.appendRawBytes(to: &out)
         u64(size, into: &out)
-        out.append(contentsOf: Array(path.utf8))
+        out.append(contentsOf: path.utf8)
         return out
     }
 
@@ -89,10 +101,14 @@ enum IndexCodec {
 
     /// The files-database entries of a layer manifest: one per regular file with a digest.
     static func fileEntries(_ m: LayerManifest, hasher: SHA256Hasher) -> [([UInt8], [UInt8])] {
-        m.entries.compactMap { e in
-            guard e.kind == .file, let d = e.digest else { return nil }
-            return (fileKey(layer: m.diffID, path: e.path, hasher: hasher),
-                    fileValue(digest: d, size: e.size ?? 0, path: e.path))
+        let layer = m.diffID.rawBytes
+        var out = [([UInt8], [UInt8])]()
+        out.reserveCapacity(m.entries.count)
+        for e in m.entries where e.kind == .file {
+            guard let d = e.digest else { continue }
+            out.append((fileKey(layer: layer, path: e.path, hasher: hasher),
+                        fileValue(digest: d, size: e.size ?? 0, path: e.path)))
         }
+        return out
     }
 }

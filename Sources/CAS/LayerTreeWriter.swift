@@ -62,6 +62,8 @@ final class LayerTreeWriter {
     private let umaskBits: mode_t
     /// atime (left alone) and mtime for futimens/utimensat, reused so no entry allocates for it.
     private let times: UnsafeMutablePointer<timespec>
+    /// Sets the times of regular files and closes them on its own thread.
+    private let finisher: FileFinisher
 
     init(root: String, sourceName: String, stream: LayerStream) throws {
         rootPath = root
@@ -76,9 +78,17 @@ final class LayerTreeWriter {
         umaskBits = LayerTreeWriter.currentUmask()
         times = UnsafeMutablePointer<timespec>.allocate(capacity: 2)
         times.initialize(repeating: timespec(tv_sec: 0, tv_nsec: LayerTreeWriter.utimeOmit), count: 2)
+        do {
+            finisher = try FileFinisher()
+        } catch {
+            _ = close(fd)
+            times.deallocate()
+            throw error
+        }
     }
 
     deinit {
+        finisher.stop()
         for fd in dirFDs.values { _ = close(fd) }
         _ = close(rootFD)
         times.deallocate()
@@ -221,7 +231,8 @@ final class LayerTreeWriter {
                          from a: OpaquePointer) throws {
         try replaceExisting(path: path, parentFD: parentFD, name: name, keepDirectory: false)
         let mode = LayerTreeWriter.storeFileMode(meta.mode)
-        var fd = openat(parentFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        // withCString: passing the String straight to openat() copies a short name into a new array.
+        var fd = name.withCString { openat(parentFD, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
         if fd < 0 { throw creationError("open", path) }
         defer { if fd >= 0 { _ = close(fd) } }
 
@@ -254,15 +265,18 @@ final class LayerTreeWriter {
             pos = size
         }
         stream.endFile()
-        if futimens(fd, times(meta)) != 0 { throw CASError.io("set times of", rootPath + "/" + path, errno) }
-        if mode & umaskBits != 0 && fchmod(fd, mode) != 0 {
-            throw CASError.io("chmod", rootPath + "/" + path, errno)
-        }
-        let closed = close(fd)
-        fd = -1
-        if closed != 0 && errno != EINTR { throw CASError.io("close", rootPath + "/" + path, errno) }
         record(LayerEntry(path: path, kind: .file, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtime,
                           size: UInt64(pos)), node: .file, digest: .file(fileNumber))
+        // The content is written: times, mode and close happen on the finisher's thread.
+        let job = FileFinisher.Job(fd: fd, mtime: timespec(tv_sec: Int(meta.mtime), tv_nsec: meta.nsec), mode: mode,
+                                   chmod: mode & umaskBits != 0, entry: entries.count - 1)
+        if let failure = finisher.submit(job) { throw finisherError(failure) }
+        fd = -1
+    }
+
+    /// An earlier file's times, mode or close failed on the finisher's thread.
+    private func finisherError(_ f: FileFinisher.Failure) -> Error {
+        CASError.io(f.op, rootPath + "/" + entries[f.entry].path, f.err)
     }
 
     private func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, at offset: Int64, path: String) throws {
@@ -347,6 +361,8 @@ final class LayerTreeWriter {
             let err = errno
             // Only when the filesystem refuses the link (too many links, protected_hardlinks): copy instead.
             guard (err == EMLINK || err == EPERM) && current.kind == .file else { throw creationError("link", path, err) }
+            // The copy takes the target's mtime, which the finisher may not have set yet.
+            if let failure = finisher.drain() { throw finisherError(failure) }
             try copyFile(from: targetParentFD, targetName, to: parentFD, name, path: path)
         }
         var linked = LayerEntry(path: path, kind: .hardlink, mode: meta.mode, uid: meta.uid, gid: meta.gid,
@@ -544,6 +560,7 @@ final class LayerTreeWriter {
 
     /// Sets directory mtimes once nothing more is created inside them.
     func finish() throws {
+        if let failure = finisher.drain() { throw finisherError(failure) }
         for (index, time) in directoryTimes where live[index] {
             trimDirectoryCache()
             let path = entries[index].path

@@ -14,7 +14,8 @@ public struct LayerUnpacker: Sendable {
     ///
     /// One pass over the input: a worker thread decompresses into a ring of buffers; the calling thread
     /// parses the tar from those buffers and writes the tree; two more threads hash the same buffers, whole
-    /// (the diff_id) and file by file, so the calling thread does little more than `tar -x` does. Store rules: files read-only (original mode in the manifest),
+    /// (the diff_id) and file by file, and another sets the times of written files and closes them
+    /// (FileFinisher), so the calling thread does little more than `tar -x` does. Store rules: files read-only (original mode in the manifest),
     /// directories owner-rwx, mtimes set, nothing chowned, device nodes never created, whiteouts and
     /// opaque markers recorded but not created. Entries that would reach outside `root` are skipped and
     /// listed in `skipped`. A "./" entry is recorded as the directory "" (the root) but not applied.

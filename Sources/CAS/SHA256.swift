@@ -34,6 +34,17 @@ public final class SHA256Hasher {
         return Digest(bytes: out)
     }
 
+    /// Appends the digest's 32 raw bytes to `out` and resets the hasher: for index keys, which hold raw
+    /// bytes, without going through the hex text of a Digest.
+    public func finish(appendingTo out: inout [UInt8]) {
+        var raw: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &raw) { buf in
+            _ = ud_sha256_final(ctx, buf.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }
+        withUnsafeBytes(of: &raw) { out.append(contentsOf: $0) }
+        byteCount = 0
+    }
+
     /// The digest of bytes in memory (names of content-addressed scratch files and caches).
     public static func digest(of bytes: [UInt8]) throws -> Digest {
         let h = try SHA256Hasher()

@@ -52,6 +52,13 @@ struct StoreFiles {
         }
     }
 
+    /// layer.json: the same bytes as the generic encoder, written by hand because a layer of many files
+    /// made JSONEncoder a large part of the unpack. Declared `throws` like the generic one, so call
+    /// sites pick this overload without change.
+    static func encode(_ m: LayerManifest) throws -> [UInt8] {
+        LayerManifestJSON.encode(m)
+    }
+
     static func mtime(_ st: stat) -> Int64 { Int64(st.st_mtim.tv_sec) }
 
     // MARK: blobs

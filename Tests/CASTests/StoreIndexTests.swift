@@ -115,6 +115,33 @@ struct StoreIndexTests {
         }
         #expect(n == 5000)
     }
+
+    /// The files database holds what docs/store-format.md says: key diff_id (32) + sha256 of the path
+    /// (32), value file digest (32) + size (u64 little-endian) + path; one record per regular file.
+    @Test func fileRecordsFollowTheDocumentedLayout() throws {
+        let dir = try TempDir()
+        let store = try Store.create(at: dir.path)
+        let blob = try store.ingest(bytes: randomBytes(100))
+        let files = ["bin/sh": randomBytes(300), "usr/share/doc/a rather long name of a file/é.txt": randomBytes(70_000),
+                     "empty": []]
+        let layer = try installHandmadeLayer(store, blob: blob.digest, files: files)
+        var expected = [[UInt8]: [UInt8]]()
+        for (path, bytes) in files {
+            var size = UInt64(bytes.count).littleEndian
+            let sizeBytes = withUnsafeBytes(of: &size) { Array($0) }
+            expected[layer.diffID.rawBytes + (try sha(Array(path.utf8))).rawBytes] =
+                (try sha(bytes)).rawBytes + sizeBytes + Array(path.utf8)
+        }
+        var found = [[UInt8]: [UInt8]]()
+        try store.index.read { t in
+            try t.forEach(.files, prefix: layer.diffID.rawBytes) { k, v in
+                found[k] = v
+                return true
+            }
+        }
+        #expect(found == expected)
+        #expect(try store.fileDigest(layer: layer.diffID, path: "empty")?.digest == (try sha([])))
+    }
 }
 
 @Suite("Store on a network filesystem")
