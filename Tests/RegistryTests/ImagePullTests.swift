@@ -187,6 +187,41 @@ final class EventLog: @unchecked Sendable {
         #expect(((try? FileIO.listDirectory(t.store.layout.tmpDir)) ?? []).isEmpty, "no temp file left")
     }
 
+    @Test func concurrentPullsOfOneImageIntoOneStoreKeepOneCopy() throws {
+        // Each puller opens the store itself, as separate processes would; all stream-unpack the same
+        // layers at once, and the first to adopt a layer wins.
+        let s = try SharedRegistry.get()
+        let t = try TempStore()
+        let root = t.store.layout.root
+        let ref = try ImageReference.parse("127.0.0.1:\(s.registry.port)/test/busybox:oci")
+        let results = LockedBox<[Result<PulledImage, any Error>]>([])
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                let r = Result {
+                    let store = try Store.create(at: root)
+                    var o = HTTPOptions()
+                    o.backoffSeconds = 0.05
+                    let c = RegistryClient(endpoint: RegistryEndpoint(scheme: "http", host: "127.0.0.1:\(s.registry.port)"),
+                                           http: HTTPClient(options: o))
+                    return try ImagePuller(client: c, store: store).pull(ref) { _ in }
+                }
+                results.update { $0.append(r) }
+            }.start()
+        }
+        group.wait()
+        let pulled = try results.get().map { try $0.get() }
+        #expect(pulled.count == 4)
+        #expect(Set(pulled.map(\.manifestDigest)).count == 1)
+        let diffIDs = Set(pulled.flatMap { $0.layers.map(\.diffID.hex) })
+        #expect(Set(t.layerDirs) == diffIDs, "one unpacked layer per diff_id")
+        let report = try t.store.verify(repair: false)
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        #expect(((try? FileIO.listDirectory(t.store.layout.tmpDir)) ?? []).isEmpty, "no temp file left")
+    }
+
     @Test func serverErrorIsRetriedAndSecondPullDownloadsNothing() throws {
         let s = try SharedRegistry.get()
         let failed = LockedBox(0)
