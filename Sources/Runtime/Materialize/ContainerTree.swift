@@ -27,6 +27,7 @@ enum ContainerTree {
         let src = open(srcRoot, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if src < 0 { throw RuntimeError.io("open", srcRoot, errno) }
         defer { _ = close(src) }
+        c.trustDirectoryInodes = inodesComparable(srcRoot, store.layout.root)
         let dst = open(dstRoot, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if dst < 0 { throw RuntimeError.io("open", dstRoot, errno) }
         defer { _ = close(dst) }
@@ -42,6 +43,16 @@ enum ContainerTree {
         return c.report
     }
 
+    /// Whether a directory entry's d_ino can stand for the file's inode when comparing a container
+    /// file with the store's: both on one device of a local filesystem whose readdir reports real
+    /// inode numbers (not overlayfs, FUSE or a network filesystem, where d_ino may be made up).
+    private static func inodesComparable(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0, sa.st_dev == sb.st_dev else { return false }
+        let ext4: Int = 0xEF53, xfs: Int = 0x5846_5342, btrfs: Int = 0x9123_683E, tmpfs: Int = 0x0102_1994
+        return [ext4, xfs, btrfs, tmpfs].contains(ud_statfs_type(a))
+    }
+
     private final class Cloner {
         let sources: LayerDirCache
         let copier = FileCopier()
@@ -50,6 +61,13 @@ enum ContainerTree {
         var dstRootFD: Int32 = -1
         /// Copied files by source inode, so hardlinks inside the container stay hardlinks.
         var copied: [UInt64: String] = [:]
+        /// See `inodesComparable`: then a file whose d_ino is the store file's is linked again
+        /// without a stat of either (two stats a file were most of a clone's system calls).
+        var trustDirectoryInodes = false
+        /// d_ino by name of the store directories listed for the container directory `storeInodesPath`,
+        /// by layer (a directory's files may come from several layers, in any order).
+        private var storeInodesPath: String?
+        private var storeInodes: [Int: [String: UInt64]] = [:]
 
         init(store: Store, layers: [Digest], dstRoot: String) {
             sources = LayerDirCache(store: store, layers: layers)
@@ -58,11 +76,15 @@ enum ContainerTree {
 
         func cloneDirectory(src: Int32, dst: Int32, path: String, merged: MergedNode?, depth: Int) throws {
             if dstRootFD < 0 { dstRootFD = dst }
-            for (name, _) in try AtFile.list(src, path: path).sorted(by: { $0.name < $1.name }) {
+            for (name, type, inode) in try AtFile.list(src, path: path).sorted(by: { $0.name < $1.name }) {
                 let childPath = path.isEmpty ? name : path + "/" + name
+                let node = merged?.kind == .directory ? merged?.children[name] : nil
+                if type == UInt8(DT_REG), try relinkUnchanged(name: name, inode: inode, node: node, dst: dst,
+                                                             path: childPath, parentPath: path) {
+                    continue
+                }
                 var st = stat()
                 if fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw RuntimeError.io("stat", "/" + childPath, errno) }
-                let node = merged?.kind == .directory ? merged?.children[name] : nil
                 switch st.st_mode & S_IFMT {
                 case S_IFDIR:
                     guard depth < ContainerTree.maxDepth else {
@@ -101,6 +123,33 @@ enum ContainerTree {
                     report.notes.append("'/\(childPath)' is a device or socket; not cloned")
                 }
             }
+        }
+
+        /// Links `name` again from the store when its d_ino is the store file's (see
+        /// `trustDirectoryInodes`); false when that cannot be told this way.
+        private func relinkUnchanged(name: String, inode: UInt64, node: MergedNode?, dst: Int32, path: String,
+                                     parentPath: String) throws -> Bool {
+            guard trustDirectoryInodes, inode != 0, let node, node.kind == .file, node.layer >= 0,
+                  let storeDir = try? sources.directory(node.layer, parentPath) else { return false }
+            if storeInodesPath != parentPath {
+                storeInodesPath = parentPath
+                storeInodes = [:]
+            }
+            if storeInodes[node.layer] == nil {
+                var inodes = [String: UInt64]()
+                for e in (try? AtFile.list(storeDir, path: parentPath)) ?? [] { inodes[e.name] = e.inode }
+                storeInodes[node.layer] = inodes
+            }
+            guard storeInodes[node.layer]?[name] == inode else { return false }
+            if linkat(storeDir, name, dst, name, 0) == 0 {
+                report.linked += 1
+                return true
+            }
+            let e = errno
+            guard e == EMLINK || e == EPERM || e == EXDEV || e == EACCES else {
+                throw RuntimeError.io("link", dstRoot + "/" + path, e)
+            }
+            return false
         }
 
         private func cloneFile(src: Int32, dst: Int32, name: String, path: String, st: stat, node: MergedNode?, parentPath: String) throws {
@@ -169,7 +218,7 @@ enum ContainerTree {
         if fd < 0 { throw RuntimeError.io("open", path, errno) }
         do {
             defer { _ = close(fd) }
-            for (child, type) in try AtFile.list(fd, path: path) {
+            for (child, type, _) in try AtFile.list(fd, path: path) {
                 if type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) {
                     guard depth < 4096 else { throw RuntimeError.io("remove", path + "/" + child, ELOOP) }
                     try remove(fd, child, path: path + "/" + child, depth: depth + 1)
@@ -201,7 +250,7 @@ enum ContainerTree {
 
     private static func fixPermissions(_ dirFD: Int32, path: String, copier: FileCopier, depth: Int) throws -> Int {
         var changed = 0
-        for (name, _) in try AtFile.list(dirFD, path: path) {
+        for (name, _, _) in try AtFile.list(dirFD, path: path) {
             var st = stat()
             if fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { continue }
             let mode = st.st_mode & 0o7777
@@ -249,7 +298,7 @@ enum ContainerTree {
     private static func diskUsage(_ dirFD: Int32, device: UInt, seen: inout Set<UInt64>, depth: Int) -> UInt64 {
         guard let entries = try? AtFile.list(dirFD, path: ""), depth < maxDepth else { return 0 }
         var total: UInt64 = 0
-        for (name, _) in entries {
+        for (name, _, _) in entries {
             var st = stat()
             guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_dev == device else { continue }
             if st.st_nlink > 1 && (st.st_mode & S_IFMT) != S_IFDIR && !seen.insert(UInt64(st.st_ino)).inserted { continue }

@@ -151,8 +151,8 @@ enum AtFile {
     }
 
     /// The entries of an open directory descriptor (any kind, O_PATH included), without "." and "..",
-    /// with their d_type.
-    static func list(_ dirFD: Int32, path: String) throws -> [(name: String, type: UInt8)] {
+    /// with their d_type and d_ino.
+    static func list(_ dirFD: Int32, path: String) throws -> [(name: String, type: UInt8, inode: UInt64)] {
         let fd = openat(dirFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", path, errno) }
         guard let dir = fdopendir(fd) else {
@@ -161,11 +161,11 @@ enum AtFile {
             throw RuntimeError.io("opendir", path, e)
         }
         defer { closedir(dir) }
-        var out: [(String, UInt8)] = []
+        var out: [(String, UInt8, UInt64)] = []
         while let d = readdir(dir) {
             let n = name(d)
             if n == "." || n == ".." { continue }
-            out.append((n, d.pointee.d_type))
+            out.append((n, d.pointee.d_type, UInt64(d.pointee.d_ino)))
         }
         return out
     }
