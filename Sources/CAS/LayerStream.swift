@@ -52,6 +52,9 @@ final class LayerStream: @unchecked Sendable {
     /// The diff_id, when the caller already knows it (a verified digest of an uncompressed blob): then the
     /// stream hasher does not run and `hashed` follows `produced`.
     private var knownDiffID: Digest?
+    /// Most decompressed bytes to produce before failing (for input not verified yet: a decompression
+    /// bomb is stopped before it fills the disk).
+    private let outputLimit: Int64?
     private let streamHasher: SHA256Hasher
     private let fileHasher: SHA256Hasher
     private var digests: [Digest] = []
@@ -88,9 +91,10 @@ final class LayerStream: @unchecked Sendable {
     /// first bytes. The descriptor stays open and owned by the caller. `verifiedBlobDigest`, the digest the
     /// caller verified these bytes against, becomes the diff_id if the layer turns out to be uncompressed
     /// (the blob then is the tar), so the whole stream is not hashed a second time; otherwise it is ignored.
-    init(fd: Int32, sourceName: String, verifiedBlobDigest: Digest? = nil) throws {
+    init(fd: Int32, sourceName: String, verifiedBlobDigest: Digest? = nil, outputLimit: Int64? = nil) throws {
         self.sourceName = sourceName
         self.fd = fd
+        self.outputLimit = outputLimit
         knownDiffID = verifiedBlobDigest
         streamHasher = try SHA256Hasher()
         fileHasher = try SHA256Hasher()
@@ -309,12 +313,18 @@ final class LayerStream: @unchecked Sendable {
         var pending: UnsafeRawPointer?
         var pendingCount = 0
         var atEnd = false
+        var total: Int64 = 0
         while !atEnd {
             guard let slot = acquireSlot() else { return }
             let base = slots + slot * LayerStream.slotSize
             var filled = 0
             var failure: String?
             while filled < LayerStream.slotSize {
+                if let limit = outputLimit, total + Int64(filled) > limit {
+                    failure = "it expands to more than \(limit) bytes"
+                    atEnd = true
+                    break
+                }
                 if pendingCount == 0 {
                     var block: UnsafeRawPointer?
                     var size = 0
@@ -340,6 +350,7 @@ final class LayerStream: @unchecked Sendable {
                 pending = src + n
                 pendingCount -= n
             }
+            total += Int64(filled)
             publish(slot: slot, count: filled, atEnd: atEnd, failure: failure)
         }
     }

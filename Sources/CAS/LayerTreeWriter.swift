@@ -245,7 +245,7 @@ final class LayerTreeWriter {
             let r = archive_read_data_block(a, &block, &count, &offset)
             if r == ARCHIVE_EOF { break }
             if r != ARCHIVE_OK && r != ARCHIVE_WARN {
-                throw CASError.badLayer("\(sourceName): entry '\(path)': \(LayerStream.errorText(a)) (the layer is truncated or corrupt; pull the image again)")
+                throw CASError.badLayer("\(sourceName): entry '\(path)': \(stream.failure ?? LayerStream.errorText(a)) (the layer is truncated or corrupt; pull the image again)")
             }
             if offset < pos {
                 throw CASError.badLayer("\(sourceName): entry '\(path)': data blocks out of order (corrupt sparse map)")

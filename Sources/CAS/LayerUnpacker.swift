@@ -27,9 +27,12 @@ public struct LayerUnpacker: Sendable {
     ///
     /// Throws `CASError.badLayer` for a truncated or corrupt layer and `CASError.io` when the disk fails;
     /// `root` may then be left partly filled, and the caller removes it.
+    ///
+    /// `outputLimit` bounds the decompressed bytes (input not verified yet); more is a `badLayer` error.
     public func unpack(fd: Int32, sourceName: String, into root: String,
-                       verifiedBlobDigest: Digest? = nil) throws -> LayerManifest {
-        let stream = try LayerStream(fd: fd, sourceName: sourceName, verifiedBlobDigest: verifiedBlobDigest)
+                       verifiedBlobDigest: Digest? = nil, outputLimit: Int64? = nil) throws -> LayerManifest {
+        let stream = try LayerStream(fd: fd, sourceName: sourceName, verifiedBlobDigest: verifiedBlobDigest,
+                                     outputLimit: outputLimit)
         let writer = try LayerTreeWriter(root: root, sourceName: sourceName, stream: stream)
         guard let tar = archive_read_new() else {
             throw CASError.internalFailure("cannot allocate a libarchive reader")

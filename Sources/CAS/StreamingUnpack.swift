@@ -25,8 +25,9 @@ public final class StreamingUnpack: @unchecked Sendable {
     private var outcome: Result<LayerManifest, any Error> = .failure(CASError.internalFailure("unpack did not run"))
     private let done = DispatchSemaphore(value: 0)
 
-    /// Starts the unpacker for `blob` (the digest the download will be verified against).
-    init(store: Store, blob: Digest) throws {
+    /// Starts the unpacker for `blob` (the digest the download will be verified against), of
+    /// `expectedSize` bytes when known.
+    init(store: Store, blob: Digest, expectedSize: UInt64?) throws {
         self.store = store
         self.blob = blob
         tempDir = store.layout.tmpDir + "/" + TempName.make("layer")
@@ -44,10 +45,18 @@ public final class StreamingUnpack: @unchecked Sendable {
         let receiveFD = fds[0]
         let root = tempDir + "/root"
         let name = blob.description
+        // The bytes are not verified yet: a layer that expands beyond 100x its size (at least 1 GiB;
+        // real layers rarely pass 10x) is left to the unpack of the verified blob, so a tampered
+        // stream cannot fill the disk.
+        let hundredfold = (expectedSize ?? UInt64(1) << 32).multipliedReportingOverflow(by: 100)
+        let limit = Int64(clamping: max(UInt64(1) << 30, hundredfold.overflow ? UInt64.max : hundredfold.partialValue))
         let thread = Thread { [self] in
             // The bytes are checked against `blob` before the layer is adopted, so an uncompressed
             // layer may take `blob` as its diff_id like a committed blob does.
-            outcome = Result { try LayerUnpacker().unpack(fd: receiveFD, sourceName: name, into: root, verifiedBlobDigest: blob) }
+            outcome = Result {
+                try LayerUnpacker().unpack(fd: receiveFD, sourceName: name, into: root, verifiedBlobDigest: blob,
+                                           outputLimit: limit)
+            }
             // Closing our end makes a feed that is still sending fail at once instead of blocking.
             _ = close(receiveFD)
             done.signal()
@@ -125,9 +134,9 @@ public final class StreamingUnpack: @unchecked Sendable {
 extension Store {
     /// A streaming unpack of `blob`, which the caller is about to download, or nil when its layer
     /// (diff_id `diffID`, when known) is in the store already, so there is nothing to unpack.
-    public func beginStreamingUnpack(blob: Digest, diffID: Digest?) throws -> StreamingUnpack? {
+    public func beginStreamingUnpack(blob: Digest, expectedSize: UInt64?, diffID: Digest?) throws -> StreamingUnpack? {
         if let diffID, try layerRecord(diffID: diffID) != nil { return nil }
         if try unpackedLayer(forBlob: blob) != nil { return nil }
-        return try StreamingUnpack(store: self, blob: blob)
+        return try StreamingUnpack(store: self, blob: blob, expectedSize: expectedSize)
     }
 }

@@ -163,7 +163,7 @@ public final class ImagePuller: @unchecked Sendable {
             let writer = try store.beginBlob(expected: job.digest, expectedSize: job.size, mediaType: job.mediaType)
             // The layer is unpacked while it downloads; if that cannot start, it is unpacked from the
             // blob afterwards, as below.
-            let unpack = try? store.beginStreamingUnpack(blob: job.digest, diffID: job.expectedDiffID)
+            let unpack = try? store.beginStreamingUnpack(blob: job.digest, expectedSize: job.size, diffID: job.expectedDiffID)
             let sink = StoreBlobSink(writer, index: job.index, progress: options.progress, unpack: unpack,
                                      cancelled: { state.isCancelled })
             do {

@@ -349,6 +349,23 @@ import Testing
         #expect(fcntl(fd, F_GETFD) >= 0)
     }
 
+    @Test func outputLimitStopsALayerThatExpandsTooFar() throws {
+        // 8 MiB of zeros gzip to a few KiB: with a 1 MiB limit the unpack fails, naming the limit.
+        let box = try Sandbox()
+        try writeTar([.file("zeros", String(repeating: "\0", count: 8 << 20))], to: box.path("bomb.tar.gz"), filter: .gzip)
+        let fd = open(box.path("bomb.tar.gz"), O_RDONLY)
+        defer { close(fd) }
+        do {
+            _ = try LayerUnpacker().unpack(fd: fd, sourceName: "bomb", into: try box.emptyDirectory("r1"), outputLimit: 1 << 20)
+            Issue.record("a layer beyond the output limit was unpacked")
+        } catch let e as CASError {
+            #expect("\(e)".contains("expands to more than 1048576 bytes"), "\(e)")
+        }
+        #expect(lseek(fd, 0, SEEK_SET) == 0)
+        let m = try LayerUnpacker().unpack(fd: fd, sourceName: "bomb", into: try box.emptyDirectory("r2"), outputLimit: 64 << 20)
+        #expect(m.entries.contains { $0.path == "zeros" && $0.size == 8 << 20 })
+    }
+
     @Test func normalisesPaths() {
         #expect(LayerPath.normalise("./a//b/./c/") == .path("a/b/c"))
         #expect(LayerPath.normalise("/etc/passwd") == .path("etc/passwd"))
