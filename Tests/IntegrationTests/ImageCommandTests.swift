@@ -46,6 +46,25 @@ final class ImageRepo {
 }
 
 @Suite struct ImageCommandTests {
+    @Test func pullKilledAtAnyMomentLeavesAStoreThatVerifiesAndTheNextPullCompletes() throws {
+        // Layers are unpacked while they download: a kill -9 may land in the download, the streamed
+        // unpack, the blob commit or the adoption of the layer.
+        let r = try ImageRepo()
+        for delay in [3_000, 10_000, 20_000, 35_000, 60_000, 100_000] as [UInt32] {
+            let pid = startUdocker(["-q", "pull", "test/busybox:oci"], env: r.env)
+            usleep(delay)
+            kill(pid, SIGKILL)
+            _ = waitForExit(pid)
+            let verify = r.run(["store", "verify"])
+            #expect(verify.status == 0, "after kill at \(delay) µs: \(verify.stdout) \(verify.stderr)")
+        }
+        let pull = r.run(["-q", "pull", "test/busybox:oci"])
+        #expect(pull.status == 0, "\(pull.stderr)")
+        #expect(r.run(["verify", "test/busybox:oci"]).status == 0)
+        #expect(r.run(["store", "verify"]).status == 0)
+        #expect(((try? FileIO.listDirectory(r.store + "/tmp")) ?? []).isEmpty, "temp files left after a completed pull")
+    }
+
     @Test func pullListInspectAndProgressLines() throws {
         let r = try ImageRepo()
         let pull = r.run(["pull", "test/busybox:oci"])
