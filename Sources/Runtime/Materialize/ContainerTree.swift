@@ -141,6 +141,12 @@ enum ContainerTree {
                 storeInodes[node.layer] = inodes
             }
             guard storeInodes[node.layer]?[name] == inode else { return false }
+            return try linkFromStore(storeDir, name, dst: dst, path: path)
+        }
+
+        /// Links the store file `name` of `storeDir` into `dst`: true when linked, false (counted as a
+        /// fallback) when the filesystem refuses the link, so the file is copied instead.
+        private func linkFromStore(_ storeDir: Int32, _ name: String, dst: Int32, path: String) throws -> Bool {
             if linkat(storeDir, name, dst, name, 0) == 0 {
                 report.linked += 1
                 return true
@@ -149,24 +155,19 @@ enum ContainerTree {
             guard e == EMLINK || e == EPERM || e == EXDEV || e == EACCES else {
                 throw RuntimeError.io("link", dstRoot + "/" + path, e)
             }
+            report.linkFallbacks += 1
             return false
         }
 
         private func cloneFile(src: Int32, dst: Int32, name: String, path: String, st: stat, node: MergedNode?, parentPath: String) throws {
             // Still the store's inode: link again (the store file is read-only, so it is unchanged).
-            if let node, node.kind == .file, node.layer >= 0, st.st_nlink > 1,
+            // Where directory inodes are trusted, `relinkUnchanged` has decided this already.
+            if !trustDirectoryInodes, let node, node.kind == .file, node.layer >= 0, st.st_nlink > 1,
                let storeDir = try? sources.directory(node.layer, parentPath) {
                 var sst = stat()
-                if fstatat(storeDir, name, &sst, AT_SYMLINK_NOFOLLOW) == 0 && sst.st_dev == st.st_dev && sst.st_ino == st.st_ino {
-                    if linkat(storeDir, name, dst, name, 0) == 0 {
-                        report.linked += 1
-                        return
-                    }
-                    let e = errno
-                    guard e == EMLINK || e == EPERM || e == EXDEV || e == EACCES else {
-                        throw RuntimeError.io("link", dstRoot + "/" + path, e)
-                    }
-                    report.linkFallbacks += 1
+                if fstatat(storeDir, name, &sst, AT_SYMLINK_NOFOLLOW) == 0 && sst.st_dev == st.st_dev && sst.st_ino == st.st_ino,
+                   try linkFromStore(storeDir, name, dst: dst, path: path) {
+                    return
                 }
             }
             if st.st_nlink > 1, let first = copied[UInt64(st.st_ino)], linkat(dstRootFD, first, dst, name, 0) == 0 {
