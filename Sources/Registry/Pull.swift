@@ -156,14 +156,14 @@ public final class ImagePuller: @unchecked Sendable {
                             state: ParallelState<LayerResult>) throws -> LayerResult {
         var downloaded = false
         var size: UInt64
-        var streamed: LayerManifest? = nil
+        var unpack: StreamingUnpack? = nil
         if let r = try store.blobRecord(job.digest) {
             size = r.size
         } else {
             let writer = try store.beginBlob(expected: job.digest, expectedSize: job.size, mediaType: job.mediaType)
             // The layer is unpacked while it downloads; if that cannot start, it is unpacked from the
             // blob afterwards, as below.
-            let unpack = try? store.beginStreamingUnpack(blob: job.digest, expectedSize: job.size, diffID: job.expectedDiffID)
+            unpack = try? store.beginStreamingUnpack(blob: job.digest, expectedSize: job.size, diffID: job.expectedDiffID)
             let sink = StoreBlobSink(writer, index: job.index, progress: options.progress, unpack: unpack,
                                      cancelled: { state.isCancelled })
             do {
@@ -175,12 +175,9 @@ public final class ImagePuller: @unchecked Sendable {
                 throw error
             }
             downloaded = true
-            do { streamed = try unpack?.finish() } catch let e as CASError {
-                throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)")
-            }
         }
         let layer: LayerManifest
-        do { layer = try streamed ?? store.unpackLayer(blob: job.digest) } catch let e as CASError {
+        do { layer = try unpack?.finish() ?? store.unpackLayer(blob: job.digest) } catch let e as CASError {
             throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)")
         }
         if let expected = job.expectedDiffID, layer.diffID != expected {

@@ -30,10 +30,14 @@ func puller(_ r: TestRegistry, _ s: TempStore) throws -> ImagePuller {
 }
 
 func puller(port: UInt16, _ s: TempStore) -> ImagePuller {
+    puller(port: port, store: s.store)
+}
+
+func puller(port: UInt16, store: Store) -> ImagePuller {
     var o = HTTPOptions()
     o.backoffSeconds = 0.05
     return ImagePuller(client: RegistryClient(endpoint: RegistryEndpoint(scheme: "http", host: "127.0.0.1:\(port)"),
-                                              http: HTTPClient(options: o)), store: s.store)
+                                              http: HTTPClient(options: o)), store: store)
 }
 
 func ref(_ r: TestRegistry, _ name: String) throws -> ImageReference {
@@ -201,12 +205,7 @@ final class EventLog: @unchecked Sendable {
             Thread {
                 defer { group.leave() }
                 let r = Result {
-                    let store = try Store.create(at: root)
-                    var o = HTTPOptions()
-                    o.backoffSeconds = 0.05
-                    let c = RegistryClient(endpoint: RegistryEndpoint(scheme: "http", host: "127.0.0.1:\(s.registry.port)"),
-                                           http: HTTPClient(options: o))
-                    return try ImagePuller(client: c, store: store).pull(ref) { _ in }
+                    try puller(port: s.registry.port, store: try Store.create(at: root)).pull(ref) { _ in }
                 }
                 results.update { $0.append(r) }
             }.start()
