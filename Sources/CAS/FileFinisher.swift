@@ -31,8 +31,6 @@ final class FileFinisher: @unchecked Sendable {
     static let capacity = 64
     static let batch = 16
 
-    private static let utimeOmit = (1 << 30) - 2
-
     private let ring: UnsafeMutablePointer<Job>
     private var head = 0
     private var count = 0
@@ -128,7 +126,7 @@ final class FileFinisher: @unchecked Sendable {
         taken.reserveCapacity(FileFinisher.capacity)
         let times = UnsafeMutablePointer<timespec>.allocate(capacity: 2)
         defer { times.deallocate() }
-        times[0] = timespec(tv_sec: 0, tv_nsec: FileFinisher.utimeOmit)   // atime left alone
+        times[0] = timespec(tv_sec: 0, tv_nsec: LayerTreeWriter.utimeOmit)   // atime left alone
         pthread_mutex_lock(mutex)
         while true {
             while count == 0 && !stopping {

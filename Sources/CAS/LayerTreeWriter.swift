@@ -31,7 +31,7 @@ final class LayerTreeWriter {
 
     // Glibc's Swift overlay does not import these (macros guarded by _GNU_SOURCE / built from shifts);
     // the values are the Linux ABI, the same on every architecture.
-    private static let utimeOmit = (1 << 30) - 2
+    static let utimeOmit = (1 << 30) - 2
     private static let oPath: Int32 = 0o10000000
 
     private let rootPath: String
