@@ -62,8 +62,10 @@ final class LayerTreeWriter {
     private let umaskBits: mode_t
     /// atime (left alone) and mtime for futimens/utimensat, reused so no entry allocates for it.
     private let times: UnsafeMutablePointer<timespec>
-    /// Sets the times of regular files and closes them on its own thread.
+    /// Creates small files, and sets the times of the others and closes them, on threads of its own.
     private let finisher: FileFinisher
+    /// Files were queued for creation since the last drain.
+    private var pendingCreates = false
 
     init(root: String, sourceName: String, stream: LayerStream) throws {
         rootPath = root
@@ -125,7 +127,7 @@ final class LayerTreeWriter {
 
     /// Writes one tar entry (header `e` of reader `a`, whose data is read here).
     func add(_ e: OpaquePointer, from a: OpaquePointer) throws {
-        trimDirectoryCache()
+        try trimDirectoryCache()
         guard let raw = archive_entry_pathname(e) else {
             skipped.append(SkippedEntry(path: "", reason: "entry without a name"))
             return
@@ -231,6 +233,12 @@ final class LayerTreeWriter {
                          from a: OpaquePointer) throws {
         try replaceExisting(path: path, parentFD: parentFD, name: name, keepDirectory: false)
         let mode = LayerTreeWriter.storeFileMode(meta.mode)
+        // A name longer than NAME_MAX is refused here, inline, so it is skipped in tar order.
+        if size >= 0 && size <= FileFinisher.createLimit && name.utf8.count <= 255 {
+            try addSmallFile(path: path, parentFD: parentFD, name: name, meta: meta, mode: mode, size: Int(size),
+                             from: a)
+            return
+        }
         // withCString: passing the String straight to openat() copies a short name into a new array.
         var fd = name.withCString { openat(parentFD, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
         if fd < 0 { throw creationError("open", path) }
@@ -272,6 +280,71 @@ final class LayerTreeWriter {
                                    chmod: mode & umaskBits != 0, entry: entries.count - 1)
         if let failure = finisher.submit(job) { throw finisherError(failure) }
         fd = -1
+    }
+
+    /// A small file's content is read into a buffer of its own and the file is created, written, timed and
+    /// closed by a finisher thread, so the unpacking thread makes no system call for it. Holes of a sparse
+    /// file are written as zeros (the content, hence the digest, is the same).
+    private func addSmallFile(path: String, parentFD: Int32, name: String, meta: Meta, mode: mode_t, size: Int,
+                              from a: OpaquePointer) throws {
+        let mtime = timespec(tv_sec: Int(meta.mtime), tv_nsec: meta.nsec)
+        var job = FileFinisher.createJob(dirFD: parentFD, name: name, size: size, mtime: mtime, mode: mode,
+                                         chmod: mode & umaskBits != 0, entry: entries.count)
+        var submitted = false
+        defer { if !submitted { FileFinisher.release(job) } }
+        let fileNumber = stream.beginFile()
+        var pos = 0
+        var block: UnsafeRawPointer?
+        var count = 0
+        var offset: Int64 = 0
+        while true {
+            let r = archive_read_data_block(a, &block, &count, &offset)
+            if r == ARCHIVE_EOF { break }
+            if r != ARCHIVE_OK && r != ARCHIVE_WARN {
+                throw CASError.badLayer("\(sourceName): entry '\(path)': \(stream.failure ?? LayerStream.errorText(a)) (the layer is truncated or corrupt; pull the image again)")
+            }
+            if offset < Int64(pos) {
+                throw CASError.badLayer("\(sourceName): entry '\(path)': data blocks out of order (corrupt sparse map)")
+            }
+            guard offset + Int64(count) <= Int64(size) else {
+                throw CASError.badLayer("\(sourceName): entry '\(path)': more data than the entry's size of \(size) bytes (corrupt header or sparse map)")
+            }
+            guard let block, let content = job.content else { continue }
+            if offset > Int64(pos) {
+                stream.fileZeros(offset - Int64(pos))
+                (content + pos).initializeMemory(as: UInt8.self, repeating: 0, count: Int(offset) - pos)
+                pos = Int(offset)
+            }
+            if count == 0 { continue }
+            stream.fileData(block, count)
+            (content + pos).copyMemory(from: block, byteCount: count)
+            pos += count
+        }
+        if pos < size, let content = job.content {
+            stream.fileZeros(Int64(size - pos))
+            (content + pos).initializeMemory(as: UInt8.self, repeating: 0, count: size - pos)
+        }
+        stream.endFile()
+        record(LayerEntry(path: path, kind: .file, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtime,
+                          size: UInt64(size)), node: .file, digest: .file(fileNumber))
+        job.entry = entries.count - 1
+        submitted = true
+        if let failure = finisher.submit(job) { throw finisherError(failure) }
+        pendingCreates = true
+    }
+
+    /// Waits for the finisher threads; applies the skips of names the filesystem refused. Needed before
+    /// anything that relies on the files queued so far existing (a hardlink, a replacement, a removal)
+    /// and before a directory descriptor they use is closed.
+    private func drainFinisher() throws {
+        if let failure = finisher.drain() { throw finisherError(failure) }
+        pendingCreates = false
+        for s in finisher.takeSkips() {
+            let path = entries[s.entry].path
+            live[s.entry] = false
+            if nodes[path]?.entry == s.entry { nodes[path] = nil }
+            skipped.append(SkippedEntry(path: path, reason: "\(s.op): \(String(cString: strerror(s.err))); not created"))
+        }
     }
 
     /// An earlier file's times, mode or close failed on the finisher's thread.
@@ -347,6 +420,8 @@ final class LayerTreeWriter {
             target = p
         }
         if target == path { throw SkipEntry(reason: "hardlink to itself ignored") }
+        // The target may still be queued for creation (or be refused its name).
+        if pendingCreates { try drainFinisher() }
         guard let node = nodes[target], node.kind != .directory, node.kind != .device else {
             throw SkipEntry(reason: "hardlink target '\(target)' is not a file written earlier by this layer; not created")
         }
@@ -362,7 +437,7 @@ final class LayerTreeWriter {
             // Only when the filesystem refuses the link (too many links, protected_hardlinks): copy instead.
             guard (err == EMLINK || err == EPERM) && current.kind == .file else { throw creationError("link", path, err) }
             // The copy takes the target's mtime, which the finisher may not have set yet.
-            if let failure = finisher.drain() { throw finisherError(failure) }
+            try drainFinisher()
             try copyFile(from: targetParentFD, targetName, to: parentFD, name, path: path)
         }
         var linked = LayerEntry(path: path, kind: .hardlink, mode: meta.mode, uid: meta.uid, gid: meta.gid,
@@ -424,6 +499,8 @@ final class LayerTreeWriter {
     @discardableResult
     private func replaceExisting(path: String, parentFD: Int32, name: String, keepDirectory: Bool) throws -> Bool {
         guard let old = nodes[path] else { return false }
+        // What is replaced or removed may still be queued for creation.
+        if pendingCreates && !(old.kind == .directory && keepDirectory) { try drainFinisher() }
         if old.kind == .directory {
             if keepDirectory {
                 if old.entry >= 0 { live[old.entry] = false }
@@ -486,8 +563,10 @@ final class LayerTreeWriter {
 
     // MARK: - Directory descriptors
 
-    private func trimDirectoryCache() {
+    private func trimDirectoryCache() throws {
         if dirFDs.count < dirFDLimit { return }
+        // Queued files are created relative to these descriptors.
+        try drainFinisher()
         for fd in dirFDs.values { _ = close(fd) }
         dirFDs.removeAll(keepingCapacity: true)
         lastDir = nil
@@ -560,9 +639,9 @@ final class LayerTreeWriter {
 
     /// Sets directory mtimes once nothing more is created inside them.
     func finish() throws {
-        if let failure = finisher.drain() { throw finisherError(failure) }
+        try drainFinisher()
         for (index, time) in directoryTimes where live[index] {
-            trimDirectoryCache()
+            try trimDirectoryCache()
             let path = entries[index].path
             let (parent, name) = LayerPath.split(path)
             let parentFD: Int32

@@ -1,5 +1,5 @@
-// Tests of the file finisher (times, modes and close of unpacked files on a second thread) and of an
-// unpack with many more files than its queue holds: every file ends with its tar mtime and store mode.
+// Tests of the file finisher (small files created, and times, modes and close of the others, on worker
+// threads) and of unpacks with many more files, or directories, than its queue or descriptor cache holds.
 import Foundation
 import Testing
 @testable import CAS
@@ -69,5 +69,118 @@ import Testing
         }
         // Directory times are set last, after every file in them is finished.
         for d in 0..<4 { #expect(lstatOf(root + "/d\(d)")?.st_mtim.tv_sec == 1_400_000_000 + d) }
+    }
+
+    @Test func createsFilesFromTheirContentOnSeveralThreads() throws {
+        let box = try Sandbox("finisher")
+        let finisher = try FileFinisher(workers: 3)
+        defer { finisher.stop() }
+        let dirs = try (0..<3).map { d -> Int32 in
+            try FileIO.mkdirs(box.path("d\(d)"))
+            let fd = open(box.path("d\(d)"), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            try #require(fd >= 0)
+            return fd
+        }
+        defer { for fd in dirs { close(fd) } }
+        let n = FileFinisher.capacity * 6 + 5
+        for i in 0..<n {
+            let text = Array("content of \(i) ".utf8) + Array(repeating: UInt8(i % 251), count: i * 7)
+            let job = FileFinisher.createJob(dirFD: dirs[i % 3], name: "f\(i)", size: text.count,
+                                             mtime: timespec(tv_sec: 2_000_000 + i, tv_nsec: 0),
+                                             mode: i % 2 == 0 ? 0o444 : 0o555, chmod: true, entry: i)
+            try #require(job.content != nil)
+            text.withUnsafeBytes { job.content?.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            #expect(finisher.submit(job) == nil)
+        }
+        #expect(finisher.drain() == nil)
+        #expect(finisher.takeSkips().isEmpty)
+        for i in 0..<n {
+            let path = box.path("d\(i % 3)/f\(i)")
+            let st = try #require(lstatOf(path))
+            #expect(st.st_mtim.tv_sec == 2_000_000 + i)
+            #expect(st.st_mode & 0o7777 == (i % 2 == 0 ? 0o444 : 0o555))
+            let expected = Array("content of \(i) ".utf8) + Array(repeating: UInt8(i % 251), count: i * 7)
+            #expect(FileManager.default.contents(atPath: path).map(Array.init) == expected, "content of \(path)")
+        }
+    }
+
+    @Test func aRefusedNameIsASkipAndAnExistingFileAFailure() throws {
+        let box = try Sandbox("finisher")
+        let finisher = try FileFinisher(workers: 2)
+        defer { finisher.stop() }
+        let dir = open(box.path(""), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try #require(dir >= 0)
+        defer { close(dir) }
+        func job(_ name: String, _ entry: Int) -> FileFinisher.Job {
+            FileFinisher.createJob(dirFD: dir, name: name, size: 0, mtime: timespec(tv_sec: 9, tv_nsec: 0),
+                                   mode: 0o444, chmod: false, entry: entry)
+        }
+        #expect(finisher.submit(job(String(repeating: "n", count: 300), 3)) == nil)
+        #expect(finisher.submit(job("fine", 4)) == nil)
+        #expect(finisher.drain() == nil)
+        #expect(finisher.takeSkips() == [FileFinisher.Failure(op: "open", entry: 3, err: ENAMETOOLONG)])
+        #expect(finisher.takeSkips().isEmpty)
+        #expect(lstatOf(box.path("fine"))?.st_mtim.tv_sec == 9)
+        // O_EXCL: a file that is there already is never written over.
+        try box.write("taken", [7])
+        #expect(finisher.submit(job("taken", 5)) == nil)
+        let failure = FileFinisher.Failure(op: "open", entry: 5, err: EEXIST)
+        #expect(finisher.drain() == failure)
+        #expect(finisher.submit(job("later", 6)) == failure)
+        #expect(FileManager.default.contents(atPath: box.path("taken")) == Data([7]))
+        #expect(lstatOf(box.path("later")) == nil)
+    }
+
+    @Test func unpackOfMoreDirectoriesThanTheDescriptorCacheHolds() throws {
+        let box = try Sandbox("finisher")
+        // More directories than the cache's largest size (1024), so it is emptied while files are queued.
+        var entries = [TarEntry]()
+        for d in 0..<1100 {
+            entries.append(.dir("d\(d)/"))
+            entries.append(.file("d\(d)/a", "a \(d)"))
+            entries.append(.file("d\(d)/b", "b \(d)"))
+        }
+        try writeTar(entries, to: box.path("layer.tar"))
+        let root = try box.emptyDirectory("root")
+        let m = try unpack(box.path("layer.tar"), into: root)
+        #expect(m.fileCount == 2200)
+        #expect(m.skipped.isEmpty)
+        for d in 0..<1100 {
+            #expect(fileText(root + "/d\(d)/a") == "a \(d)")
+            #expect(fileText(root + "/d\(d)/b") == "b \(d)")
+        }
+    }
+
+    @Test func aNameLongerThanTheFilesystemTakesIsSkippedAndTheRestUnpacked() throws {
+        let box = try Sandbox("finisher")
+        let long = String(repeating: "x", count: 300)
+        try writeTar([.file("before", "1"), .file("dir/" + long, "too long"), .file("after", "2"),
+                      .hardlink("alias", "before")], to: box.path("layer.tar"))
+        let root = try box.emptyDirectory("root")
+        let m = try unpack(box.path("layer.tar"), into: root)
+        #expect(m.entry("dir/" + long) == nil)
+        #expect(m.skipReason("dir/" + long)?.contains("not created") == true)
+        #expect(fileText(root + "/before") == "1")
+        #expect(fileText(root + "/after") == "2")
+        #expect(fileText(root + "/alias") == "1")
+    }
+
+    @Test func smallSparseFilesAreWrittenWithTheirHolesAsZeros() throws {
+        let box = try Sandbox("finisher")
+        try FileIO.mkdirs(box.path("src"))
+        let sparse = box.path("src/sparse")
+        let fd = open(sparse, O_WRONLY | O_CREAT, 0o644)
+        try #require(fd >= 0)
+        // 192 KiB with data at 64 KiB and at the end: small enough for the finisher threads.
+        _ = pwrite(fd, "middle", 6, 64 << 10)
+        _ = pwrite(fd, "tail", 4, (192 << 10) - 4)
+        close(fd)
+        try run("/usr/bin/tar", ["--sparse", "--format=pax", "-cf", box.path("sparse.tar"), "-C", box.path("src"), "sparse"])
+        let root = try box.emptyDirectory("root")
+        let m = try unpack(box.path("sparse.tar"), into: root)
+        let (digest, _) = try SHA256Hasher.hash(fileAt: sparse)
+        #expect(m.entry("sparse")?.size == 192 << 10)
+        #expect(m.entry("sparse")?.digest == digest)
+        #expect((try SHA256Hasher.hash(fileAt: root + "/sparse")).0 == digest)
     }
 }
