@@ -7,17 +7,26 @@ import Glibc
 
 /// A bounded queue of files and the threads that finish them. Creating a file is most of a small-file
 /// unpack's time, all of it in the kernel, and two threads create 20,000 files in about 60% of one
-/// thread's time on ext4, even in one directory; so files of up to `createLimit` bytes are created here.
+/// thread's time on ext4; so files of up to `createLimit` bytes are created here.
+///
+/// A file is made in two steps: `openat(O_CREAT)`, which the kernel runs under the directory's lock, then
+/// writing, timing and closing it, which needs no such lock. Only one worker at a time opens files in a
+/// given directory; the others meanwhile write the files it opened, or open files in other directories.
+/// Two workers creating in one directory would only queue on its lock, the second spinning on a CPU the
+/// unpack needs (and for seconds when ext4 is slow to find free inodes, after a large removal).
+///
 /// Only `*at()` calls relative to a directory descriptor the unpacker opened with O_NOFOLLOW, with
 /// O_CREAT|O_EXCL|O_NOFOLLOW, and descriptor-based calls are made, so nothing here can reach another path.
 /// The first failure is kept and handed back by `submit` or `drain`; the files queued after it are still
-/// closed (and those to create are dropped). A name the filesystem refuses (ENAMETOOLONG, EILSEQ) is not
-/// a failure: it is kept for `takeSkips`, and the unpack goes on without that file.
+/// closed (and those not yet created are dropped). A name the filesystem refuses (ENAMETOOLONG, EILSEQ) is
+/// not a failure: it is kept for `takeSkips`, and the unpack goes on without that file.
+
 final class FileFinisher: @unchecked Sendable {
-    // @unchecked: the stored vars and the ring's slots are used only with `mutex` held; a worker copies
-    // the jobs it takes out before letting go of the mutex, and then owns their buffers.
+    // @unchecked: the stored vars are used only with `mutex` held; a worker moves the jobs it takes out of
+    // `queue` or `opened` before letting go of the mutex, and then owns their descriptors and buffers.
     struct Job {
-        /// A file written inline, to finish; -1 for a file to create from `content`.
+        /// An open file to finish: written inline by the unpacker (`dirFD` -1), or opened here; -1 for a
+        /// file still to create.
         var fd: Int32
         var mtime: timespec
         var mode: mode_t
@@ -30,6 +39,8 @@ final class FileFinisher: @unchecked Sendable {
         var name: UnsafeMutablePointer<CChar>? = nil
         var content: UnsafeMutableRawPointer? = nil
         var size: Int = 0
+        /// `content` is one of the finisher's `pooledSize` buffers, to be reused.
+        var pooled = false
     }
 
     struct Failure: Equatable {
@@ -38,35 +49,46 @@ final class FileFinisher: @unchecked Sendable {
         var err: Int32
     }
 
-    /// Queued jobs at most (each holds an open descriptor or up to `createLimit` bytes), and how many
-    /// make a sleeping worker worth waking; a worker takes at most `batch` at a time.
+    /// Jobs queued at most (each holds an open descriptor or up to `createLimit` bytes), and how many make
+    /// a sleeping worker worth waking; a worker takes at most `batch` at a time.
     static let capacity = 64
     static let batch = 8
     /// Largest file created by the workers; bigger ones are written inline, where a copy would gain nothing.
     static let createLimit = 256 * 1024
+    /// Content buffers of this size are reused (most files of a layer are smaller): a fresh allocation for
+    /// each file cost page faults on the unpacking thread and frees across threads.
+    static let pooledSize = 16 * 1024
+    private static let poolLimit = capacity + 4 * batch
 
-    private let ring: UnsafeMutablePointer<Job>
-    private var head = 0
-    private var count = 0
-    /// Workers holding jobs taken out of the ring.
+    /// Files to create, in submission order.
+    private var queue: [Job] = []
+    /// Open files to write (if created here) and finish: inline ones, and those a worker has created.
+    private var opened: [Job] = []
+    /// Directories a worker is creating files in.
+    private var claimed: [Int32] = []
+    /// Workers holding jobs.
     private var busy = 0
     /// Workers sleeping on `ready`.
     private var idle = 0
     private var stopping = false
     private var failure: Failure?
     private var skips: [Failure] = []
+    private var pool: [UnsafeMutableRawPointer] = []
+    /// The submitter waits for room, or `drain` for the end: workers wake them only then (and the
+    /// submitter only once the queue is half empty), not after every batch.
+    private var submitterWaiting = false
+    private var drainWaiting = false
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let ready: UnsafeMutablePointer<pthread_cond_t>
     private let space: UnsafeMutablePointer<pthread_cond_t>
     private var threads: [pthread_t] = []
 
-    /// Two workers at least (the kernel's file creation is what they share out), four at most.
+    /// Two workers at least (one creates while another writes), four at most.
     static var defaultWorkers: Int { min(4, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) }
 
     init(workers: Int = FileFinisher.defaultWorkers) throws {
-        ring = UnsafeMutablePointer<Job>.allocate(capacity: FileFinisher.capacity)
-        ring.initialize(repeating: Job(fd: -1, mtime: timespec(), mode: 0, chmod: false, entry: -1),
-                        count: FileFinisher.capacity)
+        queue.reserveCapacity(FileFinisher.capacity)
+        opened.reserveCapacity(FileFinisher.capacity)
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         ready = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         space = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -95,8 +117,7 @@ final class FileFinisher: @unchecked Sendable {
     }
 
     deinit {
-        ring.deinitialize(count: FileFinisher.capacity)
-        ring.deallocate()
+        for b in pool { b.deallocate() }
         pthread_cond_destroy(ready)
         pthread_cond_destroy(space)
         pthread_mutex_destroy(mutex)
@@ -106,39 +127,58 @@ final class FileFinisher: @unchecked Sendable {
     }
 
     /// A job that creates `name` in `dirFD` with `size` bytes of content, which the caller fills in
-    /// through `job.content` before submitting (nil when `size` is 0).
-    static func createJob(dirFD: Int32, name: String, size: Int, mtime: timespec, mode: mode_t, chmod: Bool,
-                          entry: Int) -> Job {
+    /// through `job.content` before submitting (nil when `size` is 0). Pass it to `submit` or `release`.
+    func createJob(dirFD: Int32, name: String, size: Int, mtime: timespec, mode: mode_t, chmod: Bool,
+                   entry: Int) -> Job {
         var job = Job(fd: -1, mtime: mtime, mode: mode, chmod: chmod, entry: entry)
         job.dirFD = dirFD
         job.name = name.withCString { strdup($0) }
-        if size > 0 { job.content = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16) }
         job.size = size
+        if size > FileFinisher.pooledSize {
+            job.content = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        } else if size > 0 {
+            pthread_mutex_lock(mutex)
+            let reused = pool.popLast()
+            pthread_mutex_unlock(mutex)
+            job.content = reused ?? UnsafeMutableRawPointer.allocate(byteCount: FileFinisher.pooledSize, alignment: 16)
+            job.pooled = true
+        }
         return job
     }
 
     /// Frees what `createJob` allocated.
-    static func release(_ job: Job) {
-        free(job.name)
-        job.content?.deallocate()
+    func release(_ job: Job) {
+        pthread_mutex_lock(mutex)
+        recycle(job)
+        pthread_mutex_unlock(mutex)
     }
 
-    /// Queues a file, waiting while the queue is full. Returns the first failure so far instead of
-    /// queueing, in which case the caller still owns `job.fd` (a job to create is released here).
+    /// `release` with `mutex` held.
+    private func recycle(_ job: Job) {
+        free(job.name)
+        if let content = job.content {
+            if job.pooled && pool.count < FileFinisher.poolLimit { pool.append(content) } else { content.deallocate() }
+        }
+    }
+
+    /// Queues a file (one to create, or an open one to finish), waiting while the queue is full. Returns
+    /// the first failure so far instead of queueing, in which case the caller still owns `job.fd` (a job
+    /// to create is released here).
     func submit(_ job: Job) -> Failure? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while count == FileFinisher.capacity && failure == nil {
+        while queue.count + opened.count >= FileFinisher.capacity && failure == nil {
             if idle > 0 { pthread_cond_signal(ready) }
+            submitterWaiting = true
             pthread_cond_wait(space, mutex)
+            submitterWaiting = false
         }
         if let failure {
-            if job.fd < 0 { FileFinisher.release(job) }
+            if job.fd < 0 { recycle(job) }
             return failure
         }
-        ring[(head + count) % FileFinisher.capacity] = job
-        count += 1
-        if idle > 0 && count >= FileFinisher.batch { pthread_cond_signal(ready) }
+        if job.fd >= 0 { opened.append(job) } else { queue.append(job) }
+        if idle > 0 && queue.count + opened.count >= FileFinisher.batch { pthread_cond_signal(ready) }
         return nil
     }
 
@@ -146,9 +186,11 @@ final class FileFinisher: @unchecked Sendable {
     func drain() -> Failure? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while count > 0 || busy > 0 {
-            if idle > 0 && count > 0 { pthread_cond_broadcast(ready) }
+        while !queue.isEmpty || !opened.isEmpty || busy > 0 {
+            if idle > 0 { pthread_cond_broadcast(ready) }
+            drainWaiting = true
             pthread_cond_wait(space, mutex)
+            drainWaiting = false
         }
         return failure
     }
@@ -173,53 +215,135 @@ final class FileFinisher: @unchecked Sendable {
         for t in ts { pthread_join(t, nil) }
     }
 
+    // MARK: - Workers
+
+    /// With `mutex` held: moves the next work into `taken`; returns the directory it claimed to create
+    /// files in, -1 for files to write and finish, nil when there is nothing this worker may do now.
+    /// Creating comes first (it is the slower step, and serial per directory) unless opened files pile up.
+    private func take(into taken: inout [Job]) -> Int32? {
+        if opened.count < 2 * FileFinisher.batch,
+           let start = queue.firstIndex(where: { !claimed.contains($0.dirFD) }) {
+            let dir = queue[start].dirFD
+            var end = start
+            while end < queue.count && end - start < FileFinisher.batch && queue[end].dirFD == dir { end += 1 }
+            taken.append(contentsOf: queue[start..<end])
+            queue.removeSubrange(start..<end)
+            claimed.append(dir)
+            return dir
+        }
+        if !opened.isEmpty {
+            let n = min(opened.count, FileFinisher.batch)
+            taken.append(contentsOf: opened[0..<n])
+            opened.removeFirst(n)
+            return -1
+        }
+        return nil
+    }
+
+    /// With `mutex` held: there are files a worker other than those busy could take now.
+    private var workForAnother: Bool {
+        !opened.isEmpty || queue.contains { !claimed.contains($0.dirFD) }
+    }
+
     private func run() {
         var taken = [Job]()
         taken.reserveCapacity(FileFinisher.batch)
+        var created = [Job]()
+        created.reserveCapacity(FileFinisher.batch)
+        var done = [Job]()
+        done.reserveCapacity(FileFinisher.batch)
+        var skipped = [Failure]()
         let times = UnsafeMutablePointer<timespec>.allocate(capacity: 2)
         defer { times.deallocate() }
         times[0] = timespec(tv_sec: 0, tv_nsec: LayerTreeWriter.utimeOmit)   // atime left alone
-        var skipped = [Failure]()
         pthread_mutex_lock(mutex)
         while true {
-            while count == 0 && !stopping {
+            taken.removeAll(keepingCapacity: true)
+            guard let dir = take(into: &taken) else {
+                if stopping && queue.isEmpty && opened.isEmpty { break }
                 idle += 1
                 pthread_cond_wait(ready, mutex)
                 idle -= 1
+                continue
             }
-            if count == 0 { break }
-            taken.removeAll(keepingCapacity: true)
-            let n = min(count, FileFinisher.batch)
-            for i in 0..<n { taken.append(ring[(head + i) % FileFinisher.capacity]) }
-            head = (head + n) % FileFinisher.capacity
-            count -= n
             busy += 1
             // Another worker can take what is left while this one works.
-            if count > 0 && idle > 0 { pthread_cond_signal(ready) }
-            pthread_cond_broadcast(space)
+            if idle > 0 && workForAnother { pthread_cond_signal(ready) }
+            if submitterWaiting && queue.count + opened.count <= FileFinisher.capacity / 2 {
+                pthread_cond_broadcast(space)
+            }
             let failedBefore = failure != nil
             pthread_mutex_unlock(mutex)
 
             var first: Failure?
-            for job in taken {
-                if job.fd >= 0 {
+            if dir >= 0 {
+                for var job in taken {
+                    if !failedBefore && first == nil {
+                        job.fd = open(job, first: &first, skipped: &skipped)
+                    }
+                    if job.fd >= 0 { created.append(job) } else { done.append(job) }
+                }
+            } else {
+                for job in taken {
+                    if job.dirFD >= 0 && !failedBefore && first == nil { write(job, first: &first) }
                     finish(job, times: times, first: &first)
-                } else {
-                    if !failedBefore && first == nil { create(job, times: times, first: &first, skipped: &skipped) }
-                    FileFinisher.release(job)
+                    if job.dirFD >= 0 { done.append(job) }
                 }
             }
 
             pthread_mutex_lock(mutex)
+            if dir >= 0 {
+                if let i = claimed.firstIndex(of: dir) { claimed.remove(at: i) }
+                opened.append(contentsOf: created)
+                created.removeAll(keepingCapacity: true)
+            }
+            for job in done { recycle(job) }
+            done.removeAll(keepingCapacity: true)
             busy -= 1
+            let newFailure = failure == nil && first != nil
             if failure == nil { failure = first }
             if !skipped.isEmpty {
                 skips.append(contentsOf: skipped)
                 skipped.removeAll()
             }
-            pthread_cond_broadcast(space)
+            if idle > 0 {
+                // Once stopping, every worker must see the end (it may have slept while files were queued).
+                if stopping { pthread_cond_broadcast(ready) } else if workForAnother { pthread_cond_signal(ready) }
+            }
+            if newFailure || (drainWaiting && queue.isEmpty && opened.isEmpty && busy == 0) {
+                pthread_cond_broadcast(space)
+            }
         }
         pthread_mutex_unlock(mutex)
+    }
+
+    /// Creates a queued file; returns its descriptor, or -1 with the failure or skip recorded.
+    private func open(_ job: Job, first: inout Failure?, skipped: inout [Failure]) -> Int32 {
+        guard let name = job.name else { return -1 }
+        let fd = openat(job.dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, job.mode)
+        if fd < 0 {
+            let err = errno
+            if err == ENAMETOOLONG || err == EILSEQ {
+                skipped.append(Failure(op: "open", entry: job.entry, err: err))
+            } else {
+                first = Failure(op: "open", entry: job.entry, err: err)
+            }
+        }
+        return fd
+    }
+
+    private func write(_ job: Job, first: inout Failure?) {
+        guard let content = job.content else { return }
+        var done = 0
+        while done < job.size {
+            let w = pwrite(job.fd, content + done, job.size - done, off_t(done))
+            if w < 0 {
+                if errno == EINTR { continue }
+                first = Failure(op: "write", entry: job.entry, err: errno)
+                return
+            }
+            done += w
+        }
     }
 
     private func finish(_ job: Job, times: UnsafeMutablePointer<timespec>, first: inout Failure?) {
@@ -233,36 +357,5 @@ final class FileFinisher: @unchecked Sendable {
         if close(job.fd) != 0 && errno != EINTR && first == nil {
             first = Failure(op: "close", entry: job.entry, err: errno)
         }
-    }
-
-    private func create(_ job: Job, times: UnsafeMutablePointer<timespec>, first: inout Failure?,
-                        skipped: inout [Failure]) {
-        guard let name = job.name else { return }
-        let fd = openat(job.dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, job.mode)
-        if fd < 0 {
-            let err = errno
-            if err == ENAMETOOLONG || err == EILSEQ {
-                skipped.append(Failure(op: "open", entry: job.entry, err: err))
-            } else {
-                first = Failure(op: "open", entry: job.entry, err: err)
-            }
-            return
-        }
-        if let content = job.content {
-            var done = 0
-            while done < job.size {
-                let w = pwrite(fd, content + done, job.size - done, off_t(done))
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    first = Failure(op: "write", entry: job.entry, err: errno)
-                    _ = close(fd)
-                    return
-                }
-                done += w
-            }
-        }
-        var finishing = job
-        finishing.fd = fd
-        finish(finishing, times: times, first: &first)
     }
 }

@@ -288,10 +288,10 @@ final class LayerTreeWriter {
     private func addSmallFile(path: String, parentFD: Int32, name: String, meta: Meta, mode: mode_t, size: Int,
                               from a: OpaquePointer) throws {
         let mtime = timespec(tv_sec: Int(meta.mtime), tv_nsec: meta.nsec)
-        var job = FileFinisher.createJob(dirFD: parentFD, name: name, size: size, mtime: mtime, mode: mode,
-                                         chmod: mode & umaskBits != 0, entry: entries.count)
+        var job = finisher.createJob(dirFD: parentFD, name: name, size: size, mtime: mtime, mode: mode,
+                                     chmod: mode & umaskBits != 0, entry: entries.count)
         var submitted = false
-        defer { if !submitted { FileFinisher.release(job) } }
+        defer { if !submitted { finisher.release(job) } }
         let fileNumber = stream.beginFile()
         var pos = 0
         var block: UnsafeRawPointer?

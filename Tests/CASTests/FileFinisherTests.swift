@@ -85,7 +85,7 @@ import Testing
         let n = FileFinisher.capacity * 6 + 5
         for i in 0..<n {
             let text = Array("content of \(i) ".utf8) + Array(repeating: UInt8(i % 251), count: i * 7)
-            let job = FileFinisher.createJob(dirFD: dirs[i % 3], name: "f\(i)", size: text.count,
+            let job = finisher.createJob(dirFD: dirs[i % 3], name: "f\(i)", size: text.count,
                                              mtime: timespec(tv_sec: 2_000_000 + i, tv_nsec: 0),
                                              mode: i % 2 == 0 ? 0o444 : 0o555, chmod: true, entry: i)
             try #require(job.content != nil)
@@ -112,7 +112,7 @@ import Testing
         try #require(dir >= 0)
         defer { close(dir) }
         func job(_ name: String, _ entry: Int) -> FileFinisher.Job {
-            FileFinisher.createJob(dirFD: dir, name: name, size: 0, mtime: timespec(tv_sec: 9, tv_nsec: 0),
+            finisher.createJob(dirFD: dir, name: name, size: 0, mtime: timespec(tv_sec: 9, tv_nsec: 0),
                                    mode: 0o444, chmod: false, entry: entry)
         }
         #expect(finisher.submit(job(String(repeating: "n", count: 300), 3)) == nil)
@@ -182,5 +182,47 @@ import Testing
         #expect(m.entry("sparse")?.size == 192 << 10)
         #expect(m.entry("sparse")?.digest == digest)
         #expect((try SHA256Hasher.hash(fileAt: root + "/sparse")).0 == digest)
+    }
+
+    @Test func inlineAndCreatedFilesWithDrainsBetweenAndAStopWithFilesQueued() throws {
+        let box = try Sandbox("finisher")
+        let dirs = try (0..<4).map { d -> Int32 in
+            try FileIO.mkdirs(box.path("d\(d)"))
+            let fd = open(box.path("d\(d)"), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            try #require(fd >= 0)
+            return fd
+        }
+        defer { for fd in dirs { close(fd) } }
+        let n = 1500
+        do {
+            let finisher = try FileFinisher(workers: 4)
+            for i in 0..<n {
+                // Runs of 37 files per directory, every fifth file written inline.
+                let dir = (i / 37) % 4
+                let mtime = timespec(tv_sec: 3_000_000 + i, tv_nsec: 0)
+                if i % 5 == 0 {
+                    let fd = openat(dirs[dir], "f\(i)", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                    try #require(fd >= 0)
+                    #expect(pwrite(fd, "inline \(i)", "inline \(i)".utf8.count, 0) > 0)
+                    #expect(finisher.submit(FileFinisher.Job(fd: fd, mtime: mtime, mode: 0o444, chmod: true, entry: i)) == nil)
+                } else {
+                    let text = Array("created \(i)".utf8)
+                    let job = finisher.createJob(dirFD: dirs[dir], name: "f\(i)", size: text.count, mtime: mtime,
+                                                 mode: 0o444, chmod: true, entry: i)
+                    text.withUnsafeBytes { job.content?.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    #expect(finisher.submit(job) == nil)
+                }
+                if i % 211 == 0 { #expect(finisher.drain() == nil) }
+            }
+            // No drain: stop alone must still create and finish everything queued, and return.
+            finisher.stop()
+        }
+        for i in 0..<n {
+            let path = box.path("d\((i / 37) % 4)/f\(i)")
+            #expect(fileText(path) == (i % 5 == 0 ? "inline \(i)" : "created \(i)"), "content of \(path)")
+            let st = try #require(lstatOf(path))
+            #expect(st.st_mtim.tv_sec == 3_000_000 + i)
+            #expect(st.st_mode & 0o7777 == 0o444)
+        }
     }
 }
