@@ -100,12 +100,14 @@ final class LayerFixture {
     private var count = 0
 
     /// Materialises `layers` into a new directory; returns its path and the report.
-    func materialize(_ layers: [Digest], _ mode: MaterializeMode, linkDirs: [String] = MaterializePolicy.defaultLinkDirs) throws -> (root: String, report: MaterializeReport) {
+    func materialize(_ layers: [Digest], _ mode: MaterializeMode, linkDirs: [String] = MaterializePolicy.defaultLinkDirs,
+                     workers: Int = MaterializeRun.defaultWorkers) throws -> (root: String, report: MaterializeReport) {
         count += 1
         let root = dir + "/c\(count)-\(mode.rawValue)"
         try FileIO.mkdirs(root, mode: 0o700)
         let report = try Materializer(store: store).materialize(layers: layers, into: root,
-                                                                policy: MaterializePolicy(mode: mode, linkDirs: linkDirs))
+                                                                policy: MaterializePolicy(mode: mode, linkDirs: linkDirs),
+                                                                workers: workers)
         return (root, report)
     }
 

@@ -132,6 +132,62 @@ import Glibc
         #expect(try readText(f.storeFile(l, "etc/secret")) == "x")
     }
 
+    /// 40 directories of 10 files, one inode with a name in every directory, directory times set.
+    static func manyDirectories() -> [TarItem] {
+        func dir(_ p: String, _ mtime: Int) -> TarItem { TarItem(path: p, kind: .dir, mode: 0o755, mtime: mtime) }
+        var items: [TarItem] = [dir("d00", 1_600_000_000), .file("d00/shared", "one inode")]
+        for d in 0..<40 {
+            let name = String(format: "d%02d", d)
+            if d > 0 { items.append(dir(name, 1_600_000_000 + d)) }
+            for f in 0..<10 { items.append(.file("\(name)/f\(f)", "\(name)/f\(f)", mtime: 1_500_000_000 + f)) }
+            if d > 0 { items.append(.hardlink("\(name)/shared", "d00/shared")) }
+        }
+        return items
+    }
+
+    @Test(arguments: [1, 2, 4], modes) func severalThreadsMakeTheSameTree(workers: Int, mode: MaterializeMode) throws {
+        let f = try LayerFixture()
+        let l = try f.layer(MaterializeTests.manyDirectories())
+        let (root, report) = try f.materialize([l], mode, workers: workers)
+        #expect(report.directories == 40)
+        let sharedInode = try #require(lstatOf(root + "/d00/shared")).st_ino
+        for d in 0..<40 {
+            let dir = String(format: "d%02d", d)
+            #expect(lstatOf(root + "/" + dir)?.st_mtim.tv_sec == 1_600_000_000 + d, "mtime of \(dir)")
+            for n in 0..<10 { #expect(try readText(root + "/\(dir)/f\(n)") == "\(dir)/f\(n)") }
+            // Every name of the layer's hardlinked file is one inode: the store's when linked, else the
+            // container's first copy, whichever thread made it.
+            #expect(lstatOf(root + "/\(dir)/shared")?.st_ino == sharedInode, "inode of \(dir)/shared")
+        }
+        if mode == .copy {
+            #expect(report.copied == 401 && report.hardlinks == 39 && report.linked == 0)
+            #expect(sharedInode != (try #require(lstatOf(f.storeFile(l, "d00/shared")))).st_ino)
+            #expect(lstatOf(root + "/d00/shared")?.st_nlink == 40)
+        } else if mode == .link {
+            #expect(report.linked == 440)
+            #expect(sharedInode == (try #require(lstatOf(f.storeFile(l, "d00/shared")))).st_ino)
+        }
+    }
+
+    @Test func aFailureWithSeveralThreadsStopsThemAllAndLeaksNoDescriptor() throws {
+        let f = try LayerFixture()
+        let l = try f.layer(MaterializeTests.manyDirectories())
+        // A file the layer lists is gone from the store: the link fails in whichever thread meets it.
+        #expect(chmod(f.store.layerRoot(l) + "/d27", 0o700) == 0)
+        #expect(unlink(f.storeFile(l, "d27/f3")) == 0)
+        #expect(throws: RuntimeError.self) { _ = try f.materialize([l], .link, workers: 4) }
+        // Other tests run in this process at the same time: count only descriptors of this test's
+        // container or layer directories.
+        let mine = try FileIO.listDirectory("/proc/self/fd").compactMap { fd -> String? in
+            var buf = [CChar](repeating: 0, count: 4096)
+            let n = readlink("/proc/self/fd/" + fd, &buf, buf.count - 1)
+            guard n > 0 else { return nil }
+            let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return target.hasPrefix(f.dir + "/c") || target.hasPrefix(f.store.layerRoot(l)) ? target : nil
+        }
+        #expect(mine.isEmpty, "left open: \(mine)")
+    }
+
     @Test func autoLinksReadMostlyTreesAndCopiesTheRest() throws {
         let f = try LayerFixture()
         let l = try f.layer([.file("usr/bin/x", "x", mode: 0o755), .file("etc/x", "e"), .file("var/lib/db", "d"),

@@ -74,8 +74,13 @@ public final class Materializer: Sendable {
     /// Creates the merged tree of `layers` (base first, diff_ids of unpacked store layers) inside the
     /// existing empty directory `root`. Throws on the first failure; the caller removes `root`.
     public func materialize(layers: [Digest], into root: String, policy: MaterializePolicy) throws -> MaterializeReport {
+        try materialize(layers: layers, into: root, policy: policy, workers: MaterializeRun.defaultWorkers)
+    }
+
+    /// `materialize` with `workers` threads.
+    func materialize(layers: [Digest], into root: String, policy: MaterializePolicy, workers: Int) throws -> MaterializeReport {
         let tree = MergedTree(layers: try inputs(layers))
-        let run = try MaterializeRun(store: store, layers: layers, root: root, policy: policy)
+        let run = try MaterializeRun(store: store, layers: layers, root: root, policy: policy, workers: workers)
         defer { run.close() }
         run.report.notes = tree.notes
         try run.populate(tree.root)
@@ -124,20 +129,22 @@ public final class Materializer: Sendable {
     }
 }
 
-/// The state of one materialisation: descriptors of the container's and the layers' directories,
-/// the copier, and the report.
-final class MaterializeRun {
+/// The state of one materialisation: the container's root, the policy, and the directories still to
+/// fill. Directories are the units of work: up to `workers` threads (the calling one included) each take
+/// a directory, create its files, symlinks and FIFOs, and make its subdirectories, which any thread may
+/// then fill. Creating entries is kernel work serialised per directory, so threads in different
+/// directories run in parallel (two threads make the links of a 20,000-file tree in about 60% of one
+/// thread's time on ext4). Directory times are set at the end, once nothing more is created in them.
+final class MaterializeRun: @unchecked Sendable {
+    // @unchecked: `pending`, `active`, `failure`, `copiedInodes` and `partials` are used only with
+    // `mutex` held; the merged tree is only read while threads run; each thread has its own `Worker`.
     private let store: Store
     private let layers: [Digest]
     private let rootPath: String
     private let rootFD: Int32
     private let policy: MaterializePolicy
     private let linkPrefixes: [String]
-    private let sources: LayerDirCache
-    private let copier = FileCopier()
-    /// Copied store files by (layer, inode): a later path of the same inode becomes a hardlink to the first.
-    private var copiedInodes: [InodeKey: String] = [:]
-    private var refusedLinkErrno: Int32 = 0
+    private let workers: Int
     private static let maxDepth = 256
     var report = MaterializeReport()
 
@@ -146,36 +153,167 @@ final class MaterializeRun {
         let inode: UInt64
     }
 
-    init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy) throws {
+    /// A directory of the container to fill: it exists, `fd` is open on it (owned by the unit except for
+    /// the root's).
+    private struct Unit {
+        let node: MergedNode
+        let fd: Int32
+        let path: String
+        let linked: Bool
+        let depth: Int
+    }
+
+    /// What one thread has: its descriptors of the layers' directories, its copier, its share of the report.
+    private final class Worker {
+        let sources: LayerDirCache
+        let copier = FileCopier()
+        var report = MaterializeReport()
+        /// Notes by the directory they were made in, so the merged report does not depend on the threads.
+        var notes: [(path: String, text: String)] = []
+        var refusedLinkErrno: Int32 = 0
+        init(sources: LayerDirCache) { self.sources = sources }
+    }
+
+    /// A copied store file that has several names in a layer: being copied by some thread, or copied to
+    /// the container path later names link to.
+    private enum CopiedInode { case copying, copied(String) }
+
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// Signalled when a unit is queued or finished, a copy is done, or the run fails.
+    private let changed: UnsafeMutablePointer<pthread_cond_t>
+    private var pending: [Unit] = []
+    private var active = 0
+    private var failure: Error?
+    private var copiedInodes: [InodeKey: CopiedInode] = [:]
+    private var partials: [Worker] = []
+
+    /// Threads to use by default: one per CPU, at most four (links and creations contend in the
+    /// filesystem's journal beyond that).
+    static var defaultWorkers: Int { min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) }
+
+    init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy,
+         workers: Int = MaterializeRun.defaultWorkers) throws {
         self.store = store
         self.layers = layers
         rootPath = root
         self.policy = policy
+        self.workers = max(1, workers)
         linkPrefixes = policy.relativeLinkDirs
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", root, errno) }
         rootFD = fd
-        sources = LayerDirCache(store: store, layers: layers)
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(mutex)
+        changed.deallocate()
+        mutex.deallocate()
     }
 
     func close() {
-        sources.close()
         _ = Glibc.close(rootFD)
     }
 
     /// Creates the children of the merged root, then gives ROOT the image's root metadata.
     func populate(_ root: MergedNode) throws {
-        try createChildren(of: root, dirFD: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)
-        report.bytesCopied = copier.bytesCopied
-        report.reflinked = copier.reflinked
+        pending = [Unit(node: root, fd: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)]
+        var threads: [pthread_t] = []
+        let me = Unmanaged.passRetained(self)
+        for _ in 1..<workers {
+            var tid = pthread_t()
+            // Each thread holds a reference of its own, released when it returns.
+            _ = me.retain()
+            let rc = pthread_create(&tid, nil, { arg in
+                if let arg {
+                    let run = Unmanaged<MaterializeRun>.fromOpaque(arg)
+                    run.takeUnretainedValue().work()
+                    run.release()
+                }
+                return nil
+            }, me.toOpaque())
+            if rc != 0 {
+                me.release()
+                break   // fewer threads is still correct
+            }
+            threads.append(tid)
+        }
+        me.release()
+        work()
+        for t in threads { pthread_join(t, nil) }
+        defer {
+            for w in partials { w.sources.close() }
+            partials = []
+        }
+        if let failure { throw failure }
+
+        try setDirectoryTimes(root, dirFD: rootFD, path: "", depth: 0)
+        var notes: [(path: String, text: String)] = []
+        var refused: Int32 = 0
+        for w in partials {
+            report.directories += w.report.directories
+            report.linked += w.report.linked
+            report.copied += w.report.copied
+            report.emptyFiles += w.report.emptyFiles
+            report.hardlinks += w.report.hardlinks
+            report.symlinks += w.report.symlinks
+            report.fifos += w.report.fifos
+            report.linkFallbacks += w.report.linkFallbacks
+            report.bytesCopied += w.copier.bytesCopied
+            report.reflinked += w.copier.reflinked
+            notes += w.notes
+            if w.refusedLinkErrno != 0 { refused = w.refusedLinkErrno }
+        }
+        report.notes += notes.sorted { $0.path < $1.path }.map(\.text)
         if report.linkFallbacks > 0 {
-            report.notes.append("\(report.linkFallbacks) file(s) copied instead of linked: the filesystem refused hardlinks to the store (\(String(cString: strerror(refusedLinkErrno))))")
+            report.notes.append("\(report.linkFallbacks) file(s) copied instead of linked: the filesystem refused hardlinks to the store (\(String(cString: strerror(refused))))")
         }
         if let e = root.entry {
             _ = fchmod(rootFD, mode_t(e.mode & 0o7777) | 0o700)
             var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
             _ = futimens(rootFD, &times)
         }
+    }
+
+    /// One thread's loop: fill directories until none is left and none is being filled (whose
+    /// subdirectories could still come), or until a thread has failed.
+    private func work() {
+        let worker = Worker(sources: LayerDirCache(store: store, layers: layers))
+        pthread_mutex_lock(mutex)
+        partials.append(worker)
+        while failure == nil {
+            guard let unit = pending.popLast() else {
+                if active == 0 { break }
+                pthread_cond_wait(changed, mutex)
+                continue
+            }
+            active += 1
+            pthread_mutex_unlock(mutex)
+            var made: [Unit] = []
+            var error: Error?
+            do { try fill(unit, worker, made: &made) } catch let e { error = e }
+            if unit.fd != rootFD { _ = Glibc.close(unit.fd) }
+            pthread_mutex_lock(mutex)
+            active -= 1
+            if let error, failure == nil { failure = error }
+            if failure == nil {
+                pending += made
+            } else {
+                for u in made { _ = Glibc.close(u.fd) }
+            }
+            pthread_cond_broadcast(changed)
+        }
+        // After a failure, the directories nobody will fill still hold descriptors.
+        if failure != nil {
+            for u in pending where u.fd != rootFD { _ = Glibc.close(u.fd) }
+            pending = []
+        }
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(mutex)
     }
 
     private func matchesLinkDir(_ path: String) -> Bool {
@@ -189,57 +327,70 @@ final class MaterializeRun {
 
     private func display(_ path: String) -> String { "/" + path }
 
-    private func createChildren(of node: MergedNode, dirFD: Int32, path: String, linked: Bool, depth: Int) throws {
-        let children = node.sortedChildren
-        var dirs: [(String, MergedNode)] = []
-        for (name, child) in children {
-            let childPath = path.isEmpty ? name : path + "/" + name
-            switch child.kind {
-            case .directory:
-                dirs.append((name, child))
-            case .file:
-                let link = linked || matchesLinkDir(childPath)
-                try createFile(child, name: name, dirFD: dirFD, parentPath: path, path: childPath, link: link)
-            case .symlink:
-                guard let target = child.entry?.target, !target.isEmpty else {
-                    report.notes.append("symlink '\(display(childPath))' has no target; not created")
-                    continue
+    /// Creates the entries of one directory; its subdirectories are made and returned in `made`, open.
+    private func fill(_ unit: Unit, _ w: Worker, made: inout [Unit]) throws {
+        let (node, dirFD, path, linked, depth) = (unit.node, unit.fd, unit.path, unit.linked, unit.depth)
+        do {
+            for (name, child) in node.sortedChildren {
+                let childPath = path.isEmpty ? name : path + "/" + name
+                switch child.kind {
+                case .directory:
+                    if depth + 1 > MaterializeRun.maxDepth {
+                        w.notes.append((childPath, "directory '\(display(childPath))' is nested deeper than \(MaterializeRun.maxDepth) levels; not created"))
+                        continue
+                    }
+                    let mode = mode_t(child.mode & 0o7777) | 0o700
+                    if mkdirat(dirFD, name, mode) != 0 { throw RuntimeError.io("mkdir", rootPath + "/" + childPath, errno) }
+                    if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 { _ = fchmodat(dirFD, name, mode, 0) }
+                    let fd = AtFile.openDirectory(dirFD, name)
+                    if fd < 0 { throw RuntimeError.io("open", rootPath + "/" + childPath, errno) }
+                    w.report.directories += 1
+                    made.append(Unit(node: child, fd: fd, path: childPath, linked: linked || matchesLinkDir(childPath),
+                                     depth: depth + 1))
+                case .file:
+                    let link = linked || matchesLinkDir(childPath)
+                    try createFile(child, name: name, dirFD: dirFD, parentPath: path, path: childPath, link: link, w)
+                case .symlink:
+                    guard let target = child.entry?.target, !target.isEmpty else {
+                        w.notes.append((childPath, "symlink '\(display(childPath))' has no target; not created"))
+                        continue
+                    }
+                    if symlinkat(target, dirFD, name) != 0 { throw RuntimeError.io("symlink", rootPath + "/" + childPath, errno) }
+                    if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
+                    w.report.symlinks += 1
+                case .fifo:
+                    let mode = mode_t(child.mode & 0o7777) | 0o600
+                    if mkfifoat(dirFD, name, mode) != 0 { throw RuntimeError.io("mkfifo", rootPath + "/" + childPath, errno) }
+                    if mode & AtFile.umaskBits != 0 { _ = fchmodat(dirFD, name, mode, 0) }
+                    if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
+                    w.report.fifos += 1
+                case .device:
+                    w.notes.append((childPath, "device node '\(display(childPath))' not created: udocker containers use the host's /dev"))
                 }
-                if symlinkat(target, dirFD, name) != 0 { throw RuntimeError.io("symlink", rootPath + "/" + childPath, errno) }
-                if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
-                report.symlinks += 1
-            case .fifo:
-                let mode = mode_t(child.mode & 0o7777) | 0o600
-                if mkfifoat(dirFD, name, mode) != 0 { throw RuntimeError.io("mkfifo", rootPath + "/" + childPath, errno) }
-                if mode & AtFile.umaskBits != 0 { _ = fchmodat(dirFD, name, mode, 0) }
-                if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
-                report.fifos += 1
-            case .device:
-                report.notes.append("device node '\(display(childPath))' not created: udocker containers use the host's /dev")
             }
+        } catch {
+            for u in made { _ = Glibc.close(u.fd) }
+            made = []
+            throw error
         }
-        for (name, child) in dirs {
+    }
+
+    /// Gives every directory made its image mtime, deepest first, once nothing more is created in them.
+    private func setDirectoryTimes(_ node: MergedNode, dirFD: Int32, path: String, depth: Int) throws {
+        for (name, child) in node.sortedChildren where child.kind == .directory && depth + 1 <= MaterializeRun.maxDepth {
             let childPath = path.isEmpty ? name : path + "/" + name
-            if depth + 1 > MaterializeRun.maxDepth {
-                report.notes.append("directory '\(display(childPath))' is nested deeper than \(MaterializeRun.maxDepth) levels; not created")
-                continue
-            }
-            let mode = mode_t(child.mode & 0o7777) | 0o700
-            if mkdirat(dirFD, name, mode) != 0 { throw RuntimeError.io("mkdir", rootPath + "/" + childPath, errno) }
-            if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 { _ = fchmodat(dirFD, name, mode, 0) }
             let fd = AtFile.openDirectory(dirFD, name)
             if fd < 0 { throw RuntimeError.io("open", rootPath + "/" + childPath, errno) }
-            report.directories += 1
             do {
                 defer { _ = Glibc.close(fd) }
-                try createChildren(of: child, dirFD: fd, path: childPath,
-                                   linked: linked || matchesLinkDir(childPath), depth: depth + 1)
+                try setDirectoryTimes(child, dirFD: fd, path: childPath, depth: depth + 1)
             }
             if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
         }
     }
 
-    private func createFile(_ node: MergedNode, name: String, dirFD: Int32, parentPath: String, path: String, link: Bool) throws {
+    private func createFile(_ node: MergedNode, name: String, dirFD: Int32, parentPath: String, path: String, link: Bool,
+                            _ w: Worker) throws {
         guard let e = node.entry else { return }
         let size = e.size
         let mode = mode_t(e.mode & 0o7777) | 0o400
@@ -251,13 +402,13 @@ final class MaterializeRun {
             if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 { _ = fchmod(fd, mode) }
             AtFile.setMtime(fd: fd, timespec(tv_sec: Int(e.mtime), tv_nsec: 0))
             _ = Glibc.close(fd)
-            report.emptyFiles += 1
+            w.report.emptyFiles += 1
             return
         }
-        let src = try sources.directory(node.layer, parentPath)
+        let src = try w.sources.directory(node.layer, parentPath)
         if link {
             if linkat(src, name, dirFD, name, 0) == 0 {
-                report.linked += 1
+                w.report.linked += 1
                 return
             }
             let err = errno
@@ -268,13 +419,14 @@ final class MaterializeRun {
                 }
                 throw RuntimeError.io("link", rootPath + "/" + path, err)
             }
-            refusedLinkErrno = err
-            report.linkFallbacks += 1
+            w.refusedLinkErrno = err
+            w.report.linkFallbacks += 1
         }
-        try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode)
+        try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode, w)
     }
 
-    private func copyFile(_ node: MergedNode, name: String, srcDir: Int32, dirFD: Int32, path: String, mode: mode_t) throws {
+    private func copyFile(_ node: MergedNode, name: String, srcDir: Int32, dirFD: Int32, path: String, mode: mode_t,
+                          _ w: Worker) throws {
         guard let e = node.entry else { return }
         let src = openat(srcDir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if src < 0 {
@@ -289,23 +441,43 @@ final class MaterializeRun {
                                                  reason: "not a regular file")
         }
         let key = InodeKey(layer: node.layer, inode: UInt64(st.st_ino))
-        if st.st_nlink > 1, let first = copiedInodes[key] {
-            // A hardlink of the image: the container gets a hardlink to its first copy.
-            if linkat(rootFD, first, dirFD, name, 0) == 0 {
-                report.hardlinks += 1
+        var firstOfInode = false
+        if st.st_nlink > 1 {
+            // A hardlink of the image: the container gets a hardlink to its first copy (waiting for it
+            // when another thread is making it).
+            pthread_mutex_lock(mutex)
+            while case .copying? = copiedInodes[key] { pthread_cond_wait(changed, mutex) }
+            let first: String?
+            if case .copied(let p)? = copiedInodes[key] { first = p } else {
+                first = nil
+                copiedInodes[key] = .copying
+                firstOfInode = true
+            }
+            pthread_mutex_unlock(mutex)
+            if let first, linkat(rootFD, first, dirFD, name, 0) == 0 {
+                w.report.hardlinks += 1
                 return
+            }
+        }
+        var copied = false
+        defer {
+            if firstOfInode {
+                pthread_mutex_lock(mutex)
+                copiedInodes[key] = copied ? .copied(path) : nil
+                pthread_cond_broadcast(changed)
+                pthread_mutex_unlock(mutex)
             }
         }
         let dst = openat(dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         if dst < 0 { throw RuntimeError.io("create", rootPath + "/" + path, errno) }
         defer { _ = Glibc.close(dst) }
-        try copier.copy(from: src, to: dst, size: UInt64(st.st_size), path: rootPath + "/" + path)
+        try w.copier.copy(from: src, to: dst, size: UInt64(st.st_size), path: rootPath + "/" + path)
         if mode & AtFile.umaskBits != 0 || mode & 0o7000 != 0 {
             if fchmod(dst, mode) != 0 { throw RuntimeError.io("chmod", rootPath + "/" + path, errno) }
         }
         AtFile.setMtime(fd: dst, timespec(tv_sec: Int(e.mtime), tv_nsec: 0))
-        if st.st_nlink > 1 { copiedInodes[key] = path }
-        report.copied += 1
+        copied = true
+        w.report.copied += 1
     }
 }
 
