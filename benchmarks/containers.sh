@@ -6,7 +6,7 @@
 # btrfs) filesystem on a loop-mounted sparse image: they reflink, which ext4 cannot.
 #
 # Environment: BENCH_WORK (default /var/tmp/udocker-bench-containers), RUNS (default 3), COUNT
-# (default 100), SMALL_FILES (default 20000), BENCH_USER (run both udockers as this user when started
+# (default 100; 0 leaves the COUNT-container part out, which takes minutes), SMALL_FILES (default 20000), BENCH_USER (run both udockers as this user when started
 # as root), SKIP_BUILD=1.
 # FILESYSTEMS: what to measure on, in order: `work` (BENCH_WORK's filesystem; its type, e.g. `ext4`,
 # names it too), `xfs` and `btrfs` (a new filesystem of that type, made by mkfs on a sparse image
@@ -214,6 +214,7 @@ measure() {
   many() { local i; for i in $(seq "$COUNT"); do "$@" >/dev/null 2>&1; done; }
   local d0 d1 d2 d3 d4 old_one old_many our_one link_many t_old t_link
   OLD_REPO=$REPOS/old2 OUR_REPO=$REPOS/ours2
+  if [ "$COUNT" -gt 0 ]; then
   d0=$(fs_used_kb)
   old pull --registry="$REG" bench/big:latest >/dev/null 2>&1
   old create --name=one bench/big:latest >/dev/null 2>&1; old_one=$(disk_kb "$OLD_REPO"); d1=$(fs_used_kb)
@@ -225,6 +226,7 @@ measure() {
   ours -q rm one
   t_link=$(timed our-many-link many ours create --materialize=link bench/big:latest)
   link_many=$(disk_kb "$OUR_REPO"); d4=$(fs_used_kb)
+  fi
 
   {
     echo "#### $FS_LABEL"
@@ -233,18 +235,20 @@ measure() {
     echo "|---|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "| $COUNT containers of big, $FS_LABEL | udocker 1.3.17 | udocker (Swift), link mode |"
-    echo "|---|---:|---:|"
-    echo "| time (s) | $t_old | $t_link |"
-    echo "| repository disk with 1 container (MB, du) | $((old_one / 1024)) | $((our_one / 1024)) |"
-    echo "| repository disk with $COUNT containers (MB, du) | $((old_many / 1024)) | $((link_many / 1024)) |"
-    echo "| growth, $COUNT vs 1 (du) | $(ratio "$old_many" "$old_one") | $(ratio "$link_many" "$our_one") |"
-    if [ "$dedicated" = yes ]; then
-      echo "| filesystem space used, 1 container (MB, df) | $(((d1 - d0) / 1024)) | $(((d3 - d2) / 1024)) |"
-      echo "| filesystem space used, $COUNT containers (MB, df) | $(((d2 - d0) / 1024)) | $(((d4 - d2) / 1024)) |"
-      echo "| growth, $COUNT vs 1 (df) | $(ratio $((d2 - d0)) $((d1 - d0))) | $(ratio $((d4 - d2)) $((d3 - d2))) |"
+    if [ "$COUNT" -gt 0 ]; then
+      echo "| $COUNT containers of big, $FS_LABEL | udocker 1.3.17 | udocker (Swift), link mode |"
+      echo "|---|---:|---:|"
+      echo "| time (s) | $t_old | $t_link |"
+      echo "| repository disk with 1 container (MB, du) | $((old_one / 1024)) | $((our_one / 1024)) |"
+      echo "| repository disk with $COUNT containers (MB, du) | $((old_many / 1024)) | $((link_many / 1024)) |"
+      echo "| growth, $COUNT vs 1 (du) | $(ratio "$old_many" "$old_one") | $(ratio "$link_many" "$our_one") |"
+      if [ "$dedicated" = yes ]; then
+        echo "| filesystem space used, 1 container (MB, df) | $(((d1 - d0) / 1024)) | $(((d3 - d2) / 1024)) |"
+        echo "| filesystem space used, $COUNT containers (MB, df) | $(((d2 - d0) / 1024)) | $(((d4 - d2) / 1024)) |"
+        echo "| growth, $COUNT vs 1 (df) | $(ratio $((d2 - d0)) $((d1 - d0))) | $(ratio $((d4 - d2)) $((d3 - d2))) |"
+      fi
+      echo
     fi
-    echo
   } >> "$WORK/out/tables.md"
   rm -rf "$REPOS/old" "$REPOS/ours" "$REPOS/old2" "$REPOS/ours2" "$REPOS/out"
 }

@@ -101,7 +101,7 @@ final class LayerFixture {
 
     /// Materialises `layers` into a new directory; returns its path and the report.
     func materialize(_ layers: [Digest], _ mode: MaterializeMode, linkDirs: [String] = MaterializePolicy.defaultLinkDirs,
-                     workers: Int = MaterializeRun.defaultWorkers) throws -> (root: String, report: MaterializeReport) {
+                     workers: Int = WalkThreads.default) throws -> (root: String, report: MaterializeReport) {
         count += 1
         let root = dir + "/c\(count)-\(mode.rawValue)"
         try FileIO.mkdirs(root, mode: 0o700)

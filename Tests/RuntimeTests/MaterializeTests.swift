@@ -248,6 +248,35 @@ import Glibc
         #expect(try #require(lstatOf(dst + "/usr/lnk")).st_mode & S_IFMT == S_IFLNK)
     }
 
+    @Test(arguments: [1, 2, 4], [MaterializeMode.link, .copy]) func cloneWithSeveralThreads(threads: Int, mode: MaterializeMode) throws {
+        let f = try LayerFixture()
+        let l = try f.layer(MaterializeTests.manyDirectories())
+        let (src, _) = try f.materialize([l], mode)
+        let dst = f.dir + "/clone-\(threads)"
+        try FileIO.mkdirs(dst, mode: 0o700)
+        let report = try ContainerTree.clone(store: f.store, layers: [l], from: src, to: dst, threads: threads)
+        #expect(try listTree(dst) == (try listTree(src)))
+        #expect(report.directories == 40)
+        let storeShared = try #require(lstatOf(f.storeFile(l, "d00/shared"))).st_ino
+        let shared = try #require(lstatOf(dst + "/d00/shared")).st_ino
+        for d in 0..<40 {
+            let dir = String(format: "d%02d", d)
+            #expect(lstatOf(dst + "/" + dir)?.st_mtim.tv_sec == 1_600_000_000 + d, "mtime of \(dir)")
+            #expect(lstatOf(dst + "/\(dir)/shared")?.st_ino == shared, "inode of \(dir)/shared")
+            for n in 0..<10 { #expect(try readText(dst + "/\(dir)/f\(n)") == "\(dir)/f\(n)") }
+        }
+        if mode == .link {
+            // Still the store's files: linked again, no data copied.
+            #expect(report.linked == 440 && report.copied == 0 && shared == storeShared, "\(report)")
+        } else {
+            // The source's own copies: copied again, the hardlinked one once, whichever thread got there first.
+            #expect(report.copied == 401 && report.hardlinks == 39, "\(report)")
+            let srcShared = try #require(lstatOf(src + "/d00/shared")).st_ino
+            #expect(shared != storeShared && shared != srcShared)
+            #expect(lstatOf(dst + "/d00/shared")?.st_nlink == 40)
+        }
+    }
+
     @Test func damagedStoreLayerIsAnErrorNamingIt() throws {
         let f = try LayerFixture()
         let l = try f.layer([.file("a/file", "content")])

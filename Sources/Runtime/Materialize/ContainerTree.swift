@@ -14,33 +14,31 @@ enum ContainerTree {
     /// Copies the tree `srcRoot` into the existing empty directory `dstRoot`. A regular file that still
     /// shares its inode with the store file it was materialised from (`layers`: the image's diff_ids,
     /// base first) is linked again; every other file is copied (reflink where possible), with hardlinks
-    /// between copied files kept.
-    static func clone(store: Store, layers: [Digest], from srcRoot: String, to dstRoot: String) throws -> MaterializeReport {
+    /// between copied files kept. Directories are shared out between threads (`ParallelWalk`).
+    static func clone(store: Store, layers: [Digest], from srcRoot: String, to dstRoot: String,
+                      threads: Int = WalkThreads.default) throws -> MaterializeReport {
         let merged: MergedNode?
         if layers.isEmpty {
             merged = nil
         } else {
             merged = MergedTree(layers: try Materializer(store: store).inputs(layers)).root
         }
-        let c = Cloner(store: store, layers: layers, dstRoot: dstRoot)
-        defer { c.sources.close() }
         let src = open(srcRoot, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if src < 0 { throw RuntimeError.io("open", srcRoot, errno) }
         defer { _ = close(src) }
-        c.trustDirectoryInodes = inodesComparable(srcRoot, store.layout.root)
         let dst = open(dstRoot, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if dst < 0 { throw RuntimeError.io("open", dstRoot, errno) }
         defer { _ = close(dst) }
-        try c.cloneDirectory(src: src, dst: dst, path: "", merged: merged, depth: 0)
+        let c = Cloner(store: store, layers: layers, dstRoot: dstRoot, dstRootFD: dst,
+                       trustDirectoryInodes: inodesComparable(srcRoot, store.layout.root), threads: threads)
+        let report = try c.run(src: src, merged: merged)
         var st = stat()
         if fstat(src, &st) == 0 {
             _ = fchmodat(AT_FDCWD, dstRoot, (st.st_mode & 0o7777) | 0o700, 0)
             var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
             _ = utimensat(AT_FDCWD, dstRoot, &times, AT_SYMLINK_NOFOLLOW)
         }
-        c.report.bytesCopied = c.copier.bytesCopied
-        c.report.reflinked = c.copier.reflinked
-        return c.report
+        return report
     }
 
     /// Whether a directory entry's d_ino can stand for the file's inode when comparing a container
@@ -53,127 +51,222 @@ enum ContainerTree {
         return [ext4, xfs, btrfs, tmpfs].contains(ud_statfs_type(a))
     }
 
-    private final class Cloner {
-        let sources: LayerDirCache
-        let copier = FileCopier()
-        let dstRoot: String
-        var report = MaterializeReport()
-        var dstRootFD: Int32 = -1
-        /// Copied files by source inode, so hardlinks inside the container stay hardlinks.
-        var copied: [UInt64: String] = [:]
-        /// See `inodesComparable`: then a file whose d_ino is the store file's is linked again
-        /// without a stat of either (two stats a file were most of a clone's system calls).
-        var trustDirectoryInodes = false
-        /// d_ino by name of the store directories listed for the container directory `storeInodesPath`,
-        /// by layer (a directory's files may come from several layers, in any order).
-        private var storeInodesPath: String?
-        private var storeInodes: [Int: [String: UInt64]] = [:]
-
-        init(store: Store, layers: [Digest], dstRoot: String) {
-            sources = LayerDirCache(store: store, layers: layers)
-            self.dstRoot = dstRoot
+    private final class Cloner: @unchecked Sendable {
+        // @unchecked: the merged tree is only read while threads run; each thread has its own `Worker`.
+        /// A directory to clone: `src` and `dst` are open on the source and the new directory (owned by
+        /// the unit, except the roots').
+        struct Unit {
+            let src: Int32
+            let dst: Int32
+            let path: String
+            let merged: MergedNode?
+            let depth: Int
         }
 
-        func cloneDirectory(src: Int32, dst: Int32, path: String, merged: MergedNode?, depth: Int) throws {
-            if dstRootFD < 0 { dstRootFD = dst }
-            for (name, type, inode) in try AtFile.list(src, path: path).sorted(by: { $0.name < $1.name }) {
-                let childPath = path.isEmpty ? name : path + "/" + name
-                let node = merged?.kind == .directory ? merged?.children[name] : nil
-                if type == UInt8(DT_REG), try relinkUnchanged(name: name, inode: inode, node: node, dst: dst,
-                                                             path: childPath, parentPath: path) {
-                    continue
+        /// What one thread has: its descriptors of the layers' directories, its copier, its share of the
+        /// report, and the store inodes of the directory it is cloning.
+        final class Worker {
+            let sources: LayerDirCache
+            let copier = FileCopier()
+            var report = MaterializeReport()
+            var notes: [(path: String, text: String)] = []
+            /// Directories made, with the source's mtime, set once the whole tree exists.
+            var directoryTimes: [(path: String, mtime: timespec)] = []
+            /// d_ino by name of the store directories listed for the container directory `storeInodesPath`,
+            /// by layer (a directory's files may come from several layers, in any order).
+            var storeInodesPath: String?
+            var storeInodes: [Int: [String: UInt64]] = [:]
+            init(sources: LayerDirCache) { self.sources = sources }
+        }
+
+        let store: Store
+        let layers: [Digest]
+        let dstRoot: String
+        let dstRootFD: Int32
+        /// See `inodesComparable`: then a file whose d_ino is the store file's is linked again
+        /// without a stat of either (two stats a file were most of a clone's system calls).
+        let trustDirectoryInodes: Bool
+        let walk: ParallelWalk<Unit>
+
+        init(store: Store, layers: [Digest], dstRoot: String, dstRootFD: Int32, trustDirectoryInodes: Bool, threads: Int) {
+            self.store = store
+            self.layers = layers
+            self.dstRoot = dstRoot
+            self.dstRootFD = dstRootFD
+            self.trustDirectoryInodes = trustDirectoryInodes
+            walk = ParallelWalk(threads: threads)
+        }
+
+        func run(src: Int32, merged: MergedNode?) throws -> MaterializeReport {
+            let workers = (0..<walk.threads).map { _ in Worker(sources: LayerDirCache(store: store, layers: layers)) }
+            defer { for w in workers { w.sources.close() } }
+            let root = Unit(src: src, dst: dstRootFD, path: "", merged: merged, depth: 0)
+            func release(_ u: Unit) {
+                if u.src != root.src { _ = close(u.src) }
+                if u.dst != root.dst { _ = close(u.dst) }
+            }
+            try walk.run([root], fill: { unit, thread in
+                defer { release(unit) }
+                return try cloneDirectory(unit, workers[thread])
+            }, discard: release)
+            var report = MaterializeReport()
+            var notes: [(path: String, text: String)] = []
+            var times: [(path: String, mtime: timespec)] = []
+            for w in workers {
+                report.add(w.report, copier: w.copier)
+                notes += w.notes
+                times += w.directoryTimes
+            }
+            report.notes = notes.sorted { $0.path < $1.path }.map(\.text)
+            try setDirectoryTimes(times)
+            return report
+        }
+
+        /// Gives the directories made their source's mtime; each parent is opened beneath the root
+        /// without following a symlink.
+        private func setDirectoryTimes(_ times: [(path: String, mtime: timespec)]) throws {
+            var parent: (path: String, fd: Int32)?
+            defer { if let parent { _ = close(parent.fd) } }
+            // By parent, so each parent is opened once.
+            let byParent = times.map { (MergedTree.split($0.path), $0.mtime) }.sorted { $0.0.0 < $1.0.0 }
+            for ((dir, name), mtime) in byParent {
+                if parent?.path != dir {
+                    if let parent { _ = close(parent.fd) }
+                    parent = nil
+                    let fd = AtFile.openBeneath(dstRootFD, dir)
+                    if fd < 0 { throw RuntimeError.io("open", dstRoot + "/" + dir, errno) }
+                    parent = (dir, fd)
                 }
-                var st = stat()
-                if fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw RuntimeError.io("stat", "/" + childPath, errno) }
-                switch st.st_mode & S_IFMT {
-                case S_IFDIR:
-                    guard depth < ContainerTree.maxDepth else {
-                        report.notes.append("directory '/\(childPath)' is nested too deep; not cloned")
+                guard let fd = parent?.fd else { continue }
+                var t = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), mtime]
+                _ = utimensat(fd, name, &t, AT_SYMLINK_NOFOLLOW)
+            }
+        }
+
+        /// Clones the entries of one directory; returns its subdirectories, made and open.
+        func cloneDirectory(_ unit: Unit, _ w: Worker) throws -> [Unit] {
+            let (src, dst, path, merged) = (unit.src, unit.dst, unit.path, unit.merged)
+            var made: [Unit] = []
+            do {
+                for (name, type, inode) in try AtFile.list(src, path: path).sorted(by: { $0.name < $1.name }) {
+                    let childPath = path.isEmpty ? name : path + "/" + name
+                    let node = merged?.kind == .directory ? merged?.children[name] : nil
+                    if type == UInt8(DT_REG), try relinkUnchanged(name: name, inode: inode, node: node, dst: dst,
+                                                                 path: childPath, parentPath: path, w) {
                         continue
                     }
-                    let mode = (st.st_mode & 0o7777) | 0o700
-                    if mkdirat(dst, name, mode) != 0 { throw RuntimeError.io("mkdir", dstRoot + "/" + childPath, errno) }
-                    _ = fchmodat(dst, name, mode, 0)
-                    let s = AtFile.openDirectory(src, name)
-                    if s < 0 { throw RuntimeError.io("open", "/" + childPath, errno) }
-                    defer { _ = close(s) }
-                    let d = AtFile.openDirectory(dst, name)
-                    if d < 0 { throw RuntimeError.io("open", dstRoot + "/" + childPath, errno) }
-                    defer { _ = close(d) }
-                    report.directories += 1
-                    try cloneDirectory(src: s, dst: d, path: childPath, merged: node, depth: depth + 1)
-                    var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
-                    _ = utimensat(dst, name, &times, AT_SYMLINK_NOFOLLOW)
-                case S_IFLNK:
-                    var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                    let n = readlinkat(src, name, &buf, buf.count - 1)
-                    if n < 0 { throw RuntimeError.io("readlink", "/" + childPath, errno) }
-                    buf[n] = 0
-                    if symlinkat(buf, dst, name) != 0 { throw RuntimeError.io("symlink", dstRoot + "/" + childPath, errno) }
-                    var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
-                    _ = utimensat(dst, name, &times, AT_SYMLINK_NOFOLLOW)
-                    report.symlinks += 1
-                case S_IFREG:
-                    try cloneFile(src: src, dst: dst, name: name, path: childPath, st: st, node: node, parentPath: path)
-                case S_IFIFO:
-                    if mkfifoat(dst, name, st.st_mode & 0o7777) != 0 { throw RuntimeError.io("mkfifo", dstRoot + "/" + childPath, errno) }
-                    _ = fchmodat(dst, name, st.st_mode & 0o7777, 0)
-                    report.fifos += 1
-                default:
-                    report.notes.append("'/\(childPath)' is a device or socket; not cloned")
+                    var st = stat()
+                    if fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw RuntimeError.io("stat", "/" + childPath, errno) }
+                    switch st.st_mode & S_IFMT {
+                    case S_IFDIR:
+                        guard unit.depth < ContainerTree.maxDepth else {
+                            w.notes.append((childPath, "directory '/\(childPath)' is nested too deep; not cloned"))
+                            continue
+                        }
+                        let mode = (st.st_mode & 0o7777) | 0o700
+                        if mkdirat(dst, name, mode) != 0 { throw RuntimeError.io("mkdir", dstRoot + "/" + childPath, errno) }
+                        _ = fchmodat(dst, name, mode, 0)
+                        let s = AtFile.openDirectory(src, name)
+                        if s < 0 { throw RuntimeError.io("open", "/" + childPath, errno) }
+                        let d = AtFile.openDirectory(dst, name)
+                        if d < 0 {
+                            let e = errno
+                            _ = close(s)
+                            throw RuntimeError.io("open", dstRoot + "/" + childPath, e)
+                        }
+                        w.report.directories += 1
+                        made.append(Unit(src: s, dst: d, path: childPath, merged: node, depth: unit.depth + 1))
+                        w.directoryTimes.append((childPath, st.st_mtim))
+                    case S_IFLNK:
+                        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                        let n = readlinkat(src, name, &buf, buf.count - 1)
+                        if n < 0 { throw RuntimeError.io("readlink", "/" + childPath, errno) }
+                        buf[n] = 0
+                        if symlinkat(buf, dst, name) != 0 { throw RuntimeError.io("symlink", dstRoot + "/" + childPath, errno) }
+                        var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
+                        _ = utimensat(dst, name, &times, AT_SYMLINK_NOFOLLOW)
+                        w.report.symlinks += 1
+                    case S_IFREG:
+                        try cloneFile(src: src, dst: dst, name: name, path: childPath, st: st, node: node, parentPath: path, w)
+                    case S_IFIFO:
+                        if mkfifoat(dst, name, st.st_mode & 0o7777) != 0 { throw RuntimeError.io("mkfifo", dstRoot + "/" + childPath, errno) }
+                        _ = fchmodat(dst, name, st.st_mode & 0o7777, 0)
+                        w.report.fifos += 1
+                    default:
+                        w.notes.append((childPath, "'/\(childPath)' is a device or socket; not cloned"))
+                    }
                 }
+            } catch {
+                for u in made {
+                    _ = close(u.src)
+                    _ = close(u.dst)
+                }
+                throw error
             }
+            return made
         }
 
         /// Links `name` again from the store when its d_ino is the store file's (see
         /// `trustDirectoryInodes`); false when that cannot be told this way.
         private func relinkUnchanged(name: String, inode: UInt64, node: MergedNode?, dst: Int32, path: String,
-                                     parentPath: String) throws -> Bool {
+                                     parentPath: String, _ w: Worker) throws -> Bool {
             guard trustDirectoryInodes, inode != 0, let node, node.kind == .file, node.layer >= 0,
-                  let storeDir = try? sources.directory(node.layer, parentPath) else { return false }
-            if storeInodesPath != parentPath {
-                storeInodesPath = parentPath
-                storeInodes = [:]
+                  let storeDir = try? w.sources.directory(node.layer, parentPath) else { return false }
+            if w.storeInodesPath != parentPath {
+                w.storeInodesPath = parentPath
+                w.storeInodes = [:]
             }
-            if storeInodes[node.layer] == nil {
+            if w.storeInodes[node.layer] == nil {
                 var inodes = [String: UInt64]()
                 for e in (try? AtFile.list(storeDir, path: parentPath)) ?? [] { inodes[e.name] = e.inode }
-                storeInodes[node.layer] = inodes
+                w.storeInodes[node.layer] = inodes
             }
-            guard storeInodes[node.layer]?[name] == inode else { return false }
-            return try linkFromStore(storeDir, name, dst: dst, path: path)
+            guard w.storeInodes[node.layer]?[name] == inode else { return false }
+            return try linkFromStore(storeDir, name, dst: dst, path: path, w)
         }
 
         /// Links the store file `name` of `storeDir` into `dst`: true when linked, false (counted as a
         /// fallback) when the filesystem refuses the link, so the file is copied instead.
-        private func linkFromStore(_ storeDir: Int32, _ name: String, dst: Int32, path: String) throws -> Bool {
+        private func linkFromStore(_ storeDir: Int32, _ name: String, dst: Int32, path: String, _ w: Worker) throws -> Bool {
             if linkat(storeDir, name, dst, name, 0) == 0 {
-                report.linked += 1
+                w.report.linked += 1
                 return true
             }
             let e = errno
             guard e == EMLINK || e == EPERM || e == EXDEV || e == EACCES else {
                 throw RuntimeError.io("link", dstRoot + "/" + path, e)
             }
-            report.linkFallbacks += 1
+            w.report.linkFallbacks += 1
             return false
         }
 
-        private func cloneFile(src: Int32, dst: Int32, name: String, path: String, st: stat, node: MergedNode?, parentPath: String) throws {
+        private func cloneFile(src: Int32, dst: Int32, name: String, path: String, st: stat, node: MergedNode?,
+                               parentPath: String, _ w: Worker) throws {
             // Still the store's inode: link again (the store file is read-only, so it is unchanged).
             // Where directory inodes are trusted, `relinkUnchanged` has decided this already.
             if !trustDirectoryInodes, let node, node.kind == .file, node.layer >= 0, st.st_nlink > 1,
-               let storeDir = try? sources.directory(node.layer, parentPath) {
+               let storeDir = try? w.sources.directory(node.layer, parentPath) {
                 var sst = stat()
                 if fstatat(storeDir, name, &sst, AT_SYMLINK_NOFOLLOW) == 0 && sst.st_dev == st.st_dev && sst.st_ino == st.st_ino,
-                   try linkFromStore(storeDir, name, dst: dst, path: path) {
+                   try linkFromStore(storeDir, name, dst: dst, path: path, w) {
                     return
                 }
             }
-            if st.st_nlink > 1, let first = copied[UInt64(st.st_ino)], linkat(dstRootFD, first, dst, name, 0) == 0 {
-                report.hardlinks += 1
-                return
+            let key = AnyHashable(UInt64(st.st_ino))
+            var firstOfInode = false
+            if st.st_nlink > 1 {
+                // A hardlink among the container's own files: the clone links its first copy.
+                if let first = walk.firstCopy(of: key) {
+                    if linkat(dstRootFD, first, dst, name, 0) == 0 {
+                        w.report.hardlinks += 1
+                        return
+                    }
+                } else {
+                    firstOfInode = true
+                }
             }
+            var copied = false
+            defer { if firstOfInode { walk.copied(key, at: copied ? path : nil) } }
             let mode = st.st_mode & 0o7777
             let s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if s < 0 { throw RuntimeError.io("open", "/" + path, errno) }
@@ -181,11 +274,11 @@ enum ContainerTree {
             let d = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode | 0o200)
             if d < 0 { throw RuntimeError.io("create", dstRoot + "/" + path, errno) }
             defer { _ = close(d) }
-            try copier.copy(from: s, to: d, size: UInt64(st.st_size), path: dstRoot + "/" + path)
+            try w.copier.copy(from: s, to: d, size: UInt64(st.st_size), path: dstRoot + "/" + path)
             if fchmod(d, mode) != 0 { throw RuntimeError.io("chmod", dstRoot + "/" + path, errno) }
             AtFile.setMtime(fd: d, st.st_mtim)
-            if st.st_size == 0 { report.emptyFiles += 1 } else { report.copied += 1 }
-            if st.st_nlink > 1 { copied[UInt64(st.st_ino)] = path }
+            if st.st_size == 0 { w.report.emptyFiles += 1 } else { w.report.copied += 1 }
+            copied = true
         }
     }
 

@@ -27,6 +27,20 @@ public struct MaterializeReport: Sendable, Equatable {
     /// Entries skipped (devices, paths under symlinks), one sentence each.
     public var notes: [String] = []
     public init() {}
+
+    /// Adds one thread's counts and its copier's (its notes are the caller's to merge).
+    mutating func add(_ part: MaterializeReport, copier: FileCopier) {
+        directories += part.directories
+        linked += part.linked
+        copied += part.copied
+        reflinked += copier.reflinked
+        emptyFiles += part.emptyFiles
+        hardlinks += part.hardlinks
+        symlinks += part.symlinks
+        fifos += part.fifos
+        linkFallbacks += part.linkFallbacks
+        bytesCopied += copier.bytesCopied
+    }
 }
 
 /// Which files a container links to the store and which it copies.
@@ -74,7 +88,7 @@ public final class Materializer: Sendable {
     /// Creates the merged tree of `layers` (base first, diff_ids of unpacked store layers) inside the
     /// existing empty directory `root`. Throws on the first failure; the caller removes `root`.
     public func materialize(layers: [Digest], into root: String, policy: MaterializePolicy) throws -> MaterializeReport {
-        try materialize(layers: layers, into: root, policy: policy, workers: MaterializeRun.defaultWorkers)
+        try materialize(layers: layers, into: root, policy: policy, workers: WalkThreads.default)
     }
 
     /// `materialize` with `workers` threads.
@@ -129,22 +143,19 @@ public final class Materializer: Sendable {
     }
 }
 
-/// The state of one materialisation: the container's root, the policy, and the directories still to
-/// fill. Directories are the units of work: up to `workers` threads (the calling one included) each take
-/// a directory, create its files, symlinks and FIFOs, and make its subdirectories, which any thread may
-/// then fill. Creating entries is kernel work serialised per directory, so threads in different
-/// directories run in parallel (two threads make the links of a 20,000-file tree in about 60% of one
+/// The state of one materialisation: the container's root, the policy, and a `ParallelWalk` whose
+/// threads each take a directory, create its files, symlinks and FIFOs, and make its subdirectories,
+/// which any thread may then fill (two threads make the links of a 20,000-file tree in about 60% of one
 /// thread's time on ext4). Directory times are set at the end, once nothing more is created in them.
 final class MaterializeRun: @unchecked Sendable {
-    // @unchecked: `pending`, `active`, `failure`, `copiedInodes` and `partials` are used only with
-    // `mutex` held; the merged tree is only read while threads run; each thread has its own `Worker`.
+    // @unchecked: the merged tree is only read while threads run; each thread has its own `Worker`.
     private let store: Store
     private let layers: [Digest]
     private let rootPath: String
     private let rootFD: Int32
     private let policy: MaterializePolicy
     private let linkPrefixes: [String]
-    private let workers: Int
+    private let walk: ParallelWalk<Unit>
     private static let maxDepth = 256
     var report = MaterializeReport()
 
@@ -174,45 +185,17 @@ final class MaterializeRun: @unchecked Sendable {
         init(sources: LayerDirCache) { self.sources = sources }
     }
 
-    /// A copied store file that has several names in a layer: being copied by some thread, or copied to
-    /// the container path later names link to.
-    private enum CopiedInode { case copying, copied(String) }
-
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    /// Signalled when a unit is queued or finished, a copy is done, or the run fails.
-    private let changed: UnsafeMutablePointer<pthread_cond_t>
-    private var pending: [Unit] = []
-    private var active = 0
-    private var failure: Error?
-    private var copiedInodes: [InodeKey: CopiedInode] = [:]
-    private var partials: [Worker] = []
-
-    /// Threads to use by default: one per CPU, at most four (links and creations contend in the
-    /// filesystem's journal beyond that).
-    static var defaultWorkers: Int { min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) }
-
     init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy,
-         workers: Int = MaterializeRun.defaultWorkers) throws {
+         workers: Int = WalkThreads.default) throws {
         self.store = store
         self.layers = layers
         rootPath = root
         self.policy = policy
-        self.workers = max(1, workers)
+        walk = ParallelWalk(threads: workers)
         linkPrefixes = policy.relativeLinkDirs
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", root, errno) }
         rootFD = fd
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(changed, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(changed)
-        pthread_mutex_destroy(mutex)
-        changed.deallocate()
-        mutex.deallocate()
     }
 
     func close() {
@@ -221,50 +204,21 @@ final class MaterializeRun: @unchecked Sendable {
 
     /// Creates the children of the merged root, then gives ROOT the image's root metadata.
     func populate(_ root: MergedNode) throws {
-        pending = [Unit(node: root, fd: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)]
-        var threads: [pthread_t] = []
-        let me = Unmanaged.passRetained(self)
-        for _ in 1..<workers {
-            var tid = pthread_t()
-            // Each thread holds a reference of its own, released when it returns.
-            _ = me.retain()
-            let rc = pthread_create(&tid, nil, { arg in
-                if let arg {
-                    let run = Unmanaged<MaterializeRun>.fromOpaque(arg)
-                    run.takeUnretainedValue().work()
-                    run.release()
-                }
-                return nil
-            }, me.toOpaque())
-            if rc != 0 {
-                me.release()
-                break   // fewer threads is still correct
-            }
-            threads.append(tid)
-        }
-        me.release()
-        work()
-        for t in threads { pthread_join(t, nil) }
-        defer {
-            for w in partials { w.sources.close() }
-            partials = []
-        }
-        if let failure { throw failure }
+        let workers = (0..<walk.threads).map { _ in Worker(sources: LayerDirCache(store: store, layers: layers)) }
+        defer { for w in workers { w.sources.close() } }
+        let rootFD = rootFD
+        try walk.run([Unit(node: root, fd: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)],
+                     fill: { unit, thread in
+                         defer { if unit.fd != rootFD { _ = Glibc.close(unit.fd) } }
+                         return try fill(unit, workers[thread])
+                     },
+                     discard: { unit in if unit.fd != rootFD { _ = Glibc.close(unit.fd) } })
 
         try setDirectoryTimes(root, dirFD: rootFD, path: "", depth: 0)
         var notes: [(path: String, text: String)] = []
         var refused: Int32 = 0
-        for w in partials {
-            report.directories += w.report.directories
-            report.linked += w.report.linked
-            report.copied += w.report.copied
-            report.emptyFiles += w.report.emptyFiles
-            report.hardlinks += w.report.hardlinks
-            report.symlinks += w.report.symlinks
-            report.fifos += w.report.fifos
-            report.linkFallbacks += w.report.linkFallbacks
-            report.bytesCopied += w.copier.bytesCopied
-            report.reflinked += w.copier.reflinked
+        for w in workers {
+            report.add(w.report, copier: w.copier)
             notes += w.notes
             if w.refusedLinkErrno != 0 { refused = w.refusedLinkErrno }
         }
@@ -279,43 +233,6 @@ final class MaterializeRun: @unchecked Sendable {
         }
     }
 
-    /// One thread's loop: fill directories until none is left and none is being filled (whose
-    /// subdirectories could still come), or until a thread has failed.
-    private func work() {
-        let worker = Worker(sources: LayerDirCache(store: store, layers: layers))
-        pthread_mutex_lock(mutex)
-        partials.append(worker)
-        while failure == nil {
-            guard let unit = pending.popLast() else {
-                if active == 0 { break }
-                pthread_cond_wait(changed, mutex)
-                continue
-            }
-            active += 1
-            pthread_mutex_unlock(mutex)
-            var made: [Unit] = []
-            var error: Error?
-            do { try fill(unit, worker, made: &made) } catch let e { error = e }
-            if unit.fd != rootFD { _ = Glibc.close(unit.fd) }
-            pthread_mutex_lock(mutex)
-            active -= 1
-            if let error, failure == nil { failure = error }
-            if failure == nil {
-                pending += made
-            } else {
-                for u in made { _ = Glibc.close(u.fd) }
-            }
-            pthread_cond_broadcast(changed)
-        }
-        // After a failure, the directories nobody will fill still hold descriptors.
-        if failure != nil {
-            for u in pending where u.fd != rootFD { _ = Glibc.close(u.fd) }
-            pending = []
-        }
-        pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(mutex)
-    }
-
     private func matchesLinkDir(_ path: String) -> Bool {
         guard policy.mode == .auto, !path.isEmpty else { return false }
         for p in linkPrefixes where path == p || (path.hasPrefix(p) && path.utf8.count > p.utf8.count
@@ -327,9 +244,10 @@ final class MaterializeRun: @unchecked Sendable {
 
     private func display(_ path: String) -> String { "/" + path }
 
-    /// Creates the entries of one directory; its subdirectories are made and returned in `made`, open.
-    private func fill(_ unit: Unit, _ w: Worker, made: inout [Unit]) throws {
+    /// Creates the entries of one directory; returns its subdirectories, made and open.
+    private func fill(_ unit: Unit, _ w: Worker) throws -> [Unit] {
         let (node, dirFD, path, linked, depth) = (unit.node, unit.fd, unit.path, unit.linked, unit.depth)
+        var made: [Unit] = []
         do {
             for (name, child) in node.sortedChildren {
                 let childPath = path.isEmpty ? name : path + "/" + name
@@ -370,9 +288,9 @@ final class MaterializeRun: @unchecked Sendable {
             }
         } catch {
             for u in made { _ = Glibc.close(u.fd) }
-            made = []
             throw error
         }
+        return made
     }
 
     /// Gives every directory made its image mtime, deepest first, once nothing more is created in them.
@@ -443,31 +361,18 @@ final class MaterializeRun: @unchecked Sendable {
         let key = InodeKey(layer: node.layer, inode: UInt64(st.st_ino))
         var firstOfInode = false
         if st.st_nlink > 1 {
-            // A hardlink of the image: the container gets a hardlink to its first copy (waiting for it
-            // when another thread is making it).
-            pthread_mutex_lock(mutex)
-            while case .copying? = copiedInodes[key] { pthread_cond_wait(changed, mutex) }
-            let first: String?
-            if case .copied(let p)? = copiedInodes[key] { first = p } else {
-                first = nil
-                copiedInodes[key] = .copying
+            // A hardlink of the image: the container gets a hardlink to its first copy.
+            if let first = walk.firstCopy(of: key) {
+                if linkat(rootFD, first, dirFD, name, 0) == 0 {
+                    w.report.hardlinks += 1
+                    return
+                }
+            } else {
                 firstOfInode = true
-            }
-            pthread_mutex_unlock(mutex)
-            if let first, linkat(rootFD, first, dirFD, name, 0) == 0 {
-                w.report.hardlinks += 1
-                return
             }
         }
         var copied = false
-        defer {
-            if firstOfInode {
-                pthread_mutex_lock(mutex)
-                copiedInodes[key] = copied ? .copied(path) : nil
-                pthread_cond_broadcast(changed)
-                pthread_mutex_unlock(mutex)
-            }
-        }
+        defer { if firstOfInode { walk.copied(key, at: copied ? path : nil) } }
         let dst = openat(dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         if dst < 0 { throw RuntimeError.io("create", rootPath + "/" + path, errno) }
         defer { _ = Glibc.close(dst) }
