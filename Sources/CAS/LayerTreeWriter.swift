@@ -245,27 +245,9 @@ final class LayerTreeWriter {
         defer { if fd >= 0 { _ = close(fd) } }
 
         let fileNumber = stream.beginFile()
-        var pos: Int64 = 0
-        var block: UnsafeRawPointer?
-        var count = 0
-        var offset: Int64 = 0
-        while true {
-            let r = archive_read_data_block(a, &block, &count, &offset)
-            if r == ARCHIVE_EOF { break }
-            if r != ARCHIVE_OK && r != ARCHIVE_WARN {
-                throw CASError.badLayer("\(sourceName): entry '\(path)': \(stream.failure ?? LayerStream.errorText(a)) (the layer is truncated or corrupt; pull the image again)")
-            }
-            if offset < pos {
-                throw CASError.badLayer("\(sourceName): entry '\(path)': data blocks out of order (corrupt sparse map)")
-            }
-            if offset > pos {
-                stream.fileZeros(offset - pos)   // a hole of a sparse file: part of the content, left unwritten
-                pos = offset
-            }
-            guard let block, count > 0 else { continue }
-            stream.fileData(block, count)
-            try writeAll(fd, block, count, at: pos, path: path)
-            pos += Int64(count)
+        // Holes of a sparse file are part of the content, left unwritten.
+        var pos = try readData(a, path: path) { block, count, offset in
+            try writeAll(fd, block, count, at: offset, path: path)
         }
         if pos < size {
             stream.fileZeros(size - pos)
@@ -293,36 +275,20 @@ final class LayerTreeWriter {
         var submitted = false
         defer { if !submitted { finisher.release(job) } }
         let fileNumber = stream.beginFile()
-        var pos = 0
-        var block: UnsafeRawPointer?
-        var count = 0
-        var offset: Int64 = 0
-        while true {
-            let r = archive_read_data_block(a, &block, &count, &offset)
-            if r == ARCHIVE_EOF { break }
-            if r != ARCHIVE_OK && r != ARCHIVE_WARN {
-                throw CASError.badLayer("\(sourceName): entry '\(path)': \(stream.failure ?? LayerStream.errorText(a)) (the layer is truncated or corrupt; pull the image again)")
-            }
-            if offset < Int64(pos) {
-                throw CASError.badLayer("\(sourceName): entry '\(path)': data blocks out of order (corrupt sparse map)")
-            }
-            guard offset + Int64(count) <= Int64(size) else {
+        var filled = 0
+        let end = try readData(a, path: path) { block, count, offset in
+            guard offset + Int64(count) <= Int64(size), let content = job.content else {
                 throw CASError.badLayer("\(sourceName): entry '\(path)': more data than the entry's size of \(size) bytes (corrupt header or sparse map)")
             }
-            guard let block, let content = job.content else { continue }
-            if offset > Int64(pos) {
-                stream.fileZeros(offset - Int64(pos))
-                (content + pos).initializeMemory(as: UInt8.self, repeating: 0, count: Int(offset) - pos)
-                pos = Int(offset)
+            if Int(offset) > filled {
+                (content + filled).initializeMemory(as: UInt8.self, repeating: 0, count: Int(offset) - filled)
             }
-            if count == 0 { continue }
-            stream.fileData(block, count)
-            (content + pos).copyMemory(from: block, byteCount: count)
-            pos += count
+            (content + Int(offset)).copyMemory(from: block, byteCount: count)
+            filled = Int(offset) + count
         }
-        if pos < size, let content = job.content {
-            stream.fileZeros(Int64(size - pos))
-            (content + pos).initializeMemory(as: UInt8.self, repeating: 0, count: size - pos)
+        if end < Int64(size) { stream.fileZeros(Int64(size) - end) }
+        if filled < size, let content = job.content {
+            (content + filled).initializeMemory(as: UInt8.self, repeating: 0, count: size - filled)
         }
         stream.endFile()
         record(LayerEntry(path: path, kind: .file, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtime,
@@ -331,6 +297,36 @@ final class LayerTreeWriter {
         submitted = true
         if let failure = finisher.submit(job) { throw finisherError(failure) }
         pendingCreates = true
+    }
+
+    /// Reads the current entry's data block by block and hashes it: `body(block, count, offset)` gets
+    /// each non-empty block, in order, after any hole before it has been hashed as zeros (a hole at the
+    /// end is the caller's). Returns where the data ends. A read error or blocks out of order are a
+    /// `badLayer` error naming `path`.
+    private func readData(_ a: OpaquePointer, path: String,
+                          _ body: (UnsafeRawPointer, Int, Int64) throws -> Void) throws -> Int64 {
+        var pos: Int64 = 0
+        var block: UnsafeRawPointer?
+        var count = 0
+        var offset: Int64 = 0
+        while true {
+            let r = archive_read_data_block(a, &block, &count, &offset)
+            if r == ARCHIVE_EOF { return pos }
+            if r != ARCHIVE_OK && r != ARCHIVE_WARN {
+                throw CASError.badLayer("\(sourceName): entry '\(path)': \(stream.failure ?? LayerStream.errorText(a)) (the layer is truncated or corrupt; pull the image again)")
+            }
+            if offset < pos {
+                throw CASError.badLayer("\(sourceName): entry '\(path)': data blocks out of order (corrupt sparse map)")
+            }
+            if offset > pos {
+                stream.fileZeros(offset - pos)
+                pos = offset
+            }
+            guard let block, count > 0 else { continue }
+            stream.fileData(block, count)
+            try body(block, count, offset)
+            pos += Int64(count)
+        }
     }
 
     /// Waits for the finisher threads; applies the skips of names the filesystem refused. Needed before

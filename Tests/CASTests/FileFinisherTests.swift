@@ -4,6 +4,16 @@ import Foundation
 import Testing
 @testable import CAS
 
+/// Directories d0 ..< d`count` made in `box`, open.
+private func openDirectories(_ box: Sandbox, _ count: Int) throws -> [Int32] {
+    try (0..<count).map { d -> Int32 in
+        try FileIO.mkdirs(box.path("d\(d)"))
+        let fd = open(box.path("d\(d)"), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try #require(fd >= 0)
+        return fd
+    }
+}
+
 @Suite struct FileFinisherTests {
     @Test func finishesManyMoreFilesThanItsQueueHolds() throws {
         let box = try Sandbox("finisher")
@@ -75,12 +85,7 @@ import Testing
         let box = try Sandbox("finisher")
         let finisher = try FileFinisher(workers: 3)
         defer { finisher.stop() }
-        let dirs = try (0..<3).map { d -> Int32 in
-            try FileIO.mkdirs(box.path("d\(d)"))
-            let fd = open(box.path("d\(d)"), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            try #require(fd >= 0)
-            return fd
-        }
+        let dirs = try openDirectories(box, 3)
         defer { for fd in dirs { close(fd) } }
         let n = FileFinisher.capacity * 6 + 5
         for i in 0..<n {
@@ -186,12 +191,7 @@ import Testing
 
     @Test func inlineAndCreatedFilesWithDrainsBetweenAndAStopWithFilesQueued() throws {
         let box = try Sandbox("finisher")
-        let dirs = try (0..<4).map { d -> Int32 in
-            try FileIO.mkdirs(box.path("d\(d)"))
-            let fd = open(box.path("d\(d)"), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            try #require(fd >= 0)
-            return fd
-        }
+        let dirs = try openDirectories(box, 4)
         defer { for fd in dirs { close(fd) } }
         let n = 1500
         do {

@@ -252,21 +252,15 @@ enum ContainerTree {
                     return
                 }
             }
+            // A hardlink among the container's own files: the clone links its first copy.
             let key = AnyHashable(UInt64(st.st_ino))
-            var firstOfInode = false
-            if st.st_nlink > 1 {
-                // A hardlink among the container's own files: the clone links its first copy.
-                if let first = walk.firstCopy(of: key) {
-                    if linkat(dstRootFD, first, dst, name, 0) == 0 {
-                        w.report.hardlinks += 1
-                        return
-                    }
-                } else {
-                    firstOfInode = true
-                }
+            let first = st.st_nlink > 1 ? walk.linkFirstCopy(of: key, rootFD: dstRootFD, into: dst, name) : .notLinked
+            if first == .linked {
+                w.report.hardlinks += 1
+                return
             }
             var copied = false
-            defer { if firstOfInode { walk.copied(key, at: copied ? path : nil) } }
+            defer { if first == .yours { walk.copied(key, at: copied ? path : nil) } }
             let mode = st.st_mode & 0o7777
             let s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if s < 0 { throw RuntimeError.io("open", "/" + path, errno) }

@@ -358,21 +358,15 @@ final class MaterializeRun: @unchecked Sendable {
             throw RuntimeError.storeLayerDamaged(layer: layers[node.layer].description, path: e.path,
                                                  reason: "not a regular file")
         }
-        let key = InodeKey(layer: node.layer, inode: UInt64(st.st_ino))
-        var firstOfInode = false
-        if st.st_nlink > 1 {
-            // A hardlink of the image: the container gets a hardlink to its first copy.
-            if let first = walk.firstCopy(of: key) {
-                if linkat(rootFD, first, dirFD, name, 0) == 0 {
-                    w.report.hardlinks += 1
-                    return
-                }
-            } else {
-                firstOfInode = true
-            }
+        // A hardlink of the image: the container gets a hardlink to its first copy.
+        let key = AnyHashable(InodeKey(layer: node.layer, inode: UInt64(st.st_ino)))
+        let first = st.st_nlink > 1 ? walk.linkFirstCopy(of: key, rootFD: rootFD, into: dirFD, name) : .notLinked
+        if first == .linked {
+            w.report.hardlinks += 1
+            return
         }
         var copied = false
-        defer { if firstOfInode { walk.copied(key, at: copied ? path : nil) } }
+        defer { if first == .yours { walk.copied(key, at: copied ? path : nil) } }
         let dst = openat(dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         if dst < 0 { throw RuntimeError.io("create", rootPath + "/" + path, errno) }
         defer { _ = Glibc.close(dst) }

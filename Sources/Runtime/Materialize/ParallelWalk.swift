@@ -8,7 +8,7 @@ import Glibc
 /// handles one directory and returns its subdirectories, which any thread may then take. After the first
 /// error no directory is taken any more; the units never filled are handed to `discard` (to close their
 /// descriptors), and `run` rethrows the error once every thread has stopped. It also tells the threads
-/// which of them copies a file with several names (`firstCopy`).
+/// which of them copies a file with several names (`linkFirstCopy`).
 final class ParallelWalk<Unit>: @unchecked Sendable {
     // @unchecked: `pending`, `active`, `failure` and the closures are used only with `mutex` held, or by
     // the threads of one `run`, which sets them before starting the threads and clears them after.
@@ -74,19 +74,26 @@ final class ParallelWalk<Unit>: @unchecked Sendable {
         }
     }
 
+    enum FirstCopy { case linked, yours, notLinked }
+
     /// For a file with several names (one inode) that is copied rather than linked, so that its other
-    /// names become links to the first copy: the path of that copy, once made (waiting while another
-    /// thread makes it), or nil when the caller is to make it; the caller then reports with `copied`.
-    func firstCopy(of key: AnyHashable) -> String? {
+    /// names become links to the first copy: links `name` in `dirFD` to that copy once it is made
+    /// (waiting while another thread makes it; its path is relative to `rootFD`) and answers `.linked`;
+    /// `.yours` when the caller is to make the copy (then it reports with `copied`); `.notLinked` when
+    /// the link failed (then the caller makes a copy of its own).
+    func linkFirstCopy(of key: AnyHashable, rootFD: Int32, into dirFD: Int32, _ name: String) -> FirstCopy {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
         while case .copying? = copies[key] { pthread_cond_wait(changed, mutex) }
-        if case .copied(let path)? = copies[key] { return path }
-        copies[key] = .copying
-        return nil
+        guard case .copied(let first)? = copies[key] else {
+            copies[key] = .copying
+            pthread_mutex_unlock(mutex)
+            return .yours
+        }
+        pthread_mutex_unlock(mutex)
+        return linkat(rootFD, first, dirFD, name, 0) == 0 ? .linked : .notLinked
     }
 
-    /// Reports the copy `firstCopy` handed to the caller: made at `path`, or failed (nil: the next
+    /// Reports the copy `linkFirstCopy` handed to the caller: made at `path`, or failed (nil: the next
     /// name to come makes it).
     func copied(_ key: AnyHashable, at path: String?) {
         pthread_mutex_lock(mutex)
