@@ -32,7 +32,11 @@ YML
 }
 
 stop_registry() {
-  [ -n "${REGISTRY_PID:-}" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+  # The registry dies of the TERM sent here: its status (143) is not a failure of the caller's
+  # (an EXIT trap's last status becomes the script's).
+  if [ -n "${REGISTRY_PID:-}" ]; then
+    kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null || true
+  fi
   REGISTRY_PID=
 }
 
