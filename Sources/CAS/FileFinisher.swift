@@ -195,6 +195,15 @@ final class FileFinisher: @unchecked Sendable {
         return failure
     }
 
+    /// The directory descriptors files still to be created are queued in, or being created in now.
+    func directoriesInUse() -> Set<Int32> {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        var out = Set(claimed)
+        for job in queue { out.insert(job.dirFD) }
+        return out
+    }
+
     /// Files not created because the filesystem refused their names, since the last call.
     func takeSkips() -> [Failure] {
         pthread_mutex_lock(mutex)

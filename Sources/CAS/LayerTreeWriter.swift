@@ -76,7 +76,9 @@ final class LayerTreeWriter {
         rootFD = fd
         var lim = rlimit()
         let soft = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lim) == 0 ? Int(clamping: lim.rlim_cur) : 1024
-        dirFDLimit = min(1024, max(16, soft / 4))
+        // An eighth of the descriptor limit: a pull unpacks several layers at once, each with its cache
+        // and up to `FileFinisher.capacity` open files, beside its downloads and the index.
+        dirFDLimit = min(1024, max(2 * FileFinisher.capacity, soft / 8))
         umaskBits = LayerTreeWriter.currentUmask()
         times = UnsafeMutablePointer<timespec>.allocate(capacity: 2)
         times.initialize(repeating: timespec(tv_sec: 0, tv_nsec: LayerTreeWriter.utimeOmit), count: 2)
@@ -559,9 +561,19 @@ final class LayerTreeWriter {
 
     // MARK: - Directory descriptors
 
+    /// Closes the cached directory descriptors no queued file is still to be created in (the finishers
+    /// take new files only from this thread, so that set can only shrink meanwhile); when every one is
+    /// in use, waits for the finishers and closes them all.
     private func trimDirectoryCache() throws {
         if dirFDs.count < dirFDLimit { return }
-        // Queued files are created relative to these descriptors.
+        let inUse = finisher.directoriesInUse()
+        let before = dirFDs.count
+        for (path, fd) in dirFDs where !inUse.contains(fd) {
+            _ = close(fd)
+            dirFDs[path] = nil
+        }
+        if let last = lastDir, !inUse.contains(last.fd) { lastDir = nil }
+        if dirFDs.count < before { return }
         try drainFinisher()
         for fd in dirFDs.values { _ = close(fd) }
         dirFDs.removeAll(keepingCapacity: true)
