@@ -277,6 +277,29 @@ import Glibc
         }
     }
 
+    @Test(arguments: [1, 2, 4]) func removeTakesTheWholeTreeAndNothingOutsideIt(threads: Int) throws {
+        let f = try LayerFixture()
+        let l = try f.layer(MaterializeTests.manyDirectories())
+        let (root, _) = try f.materialize([l], .auto)
+        // Outside the tree: a directory and a file a hostile container might point at.
+        let outside = f.dir + "/outside"
+        try FileIO.mkdirs(outside + "/keep")
+        try FileIO.writeAtomically(outside + "/file", Array("mine".utf8))
+        #expect(symlink(outside, root + "/d05/out") == 0)
+        #expect(symlink(outside + "/file", root + "/d06/outfile") == 0)
+        // Directories the owner cannot write or read: made owner-rwx first, as `rm` must.
+        try FileIO.mkdirs(root + "/d07/locked/deeper")
+        try FileIO.writeAtomically(root + "/d07/locked/deeper/x", [1])
+        #expect(chmod(root + "/d07/locked/deeper", 0o500) == 0)
+        #expect(chmod(root + "/d07/locked", 0o000) == 0)
+        try ContainerTree.remove(root, threads: threads)
+        #expect(lstatOf(root) == nil)
+        #expect(try readText(outside + "/file") == "mine")
+        #expect((lstatOf(outside + "/keep")?.st_mode ?? 0) & S_IFMT == S_IFDIR)
+        // The store's files (linked from the container) are untouched.
+        #expect(try readText(f.storeFile(l, "d03/f1")) == "d03/f1")
+    }
+
     @Test func damagedStoreLayerIsAnErrorNamingIt() throws {
         let f = try LayerFixture()
         let l = try f.layer([.file("a/file", "content")])

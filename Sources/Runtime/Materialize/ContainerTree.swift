@@ -280,7 +280,9 @@ enum ContainerTree {
 
     /// Removes `path` and everything below it without following symlinks; directories are made
     /// owner-writable first (never files: a linked file's mode is the store's).
-    static func remove(_ path: String) throws {
+    /// Everything but directories goes first, a directory at a time on several threads (`ParallelWalk`);
+    /// then the emptied directories, deepest first.
+    static func remove(_ path: String, threads: Int = WalkThreads.default) throws {
         let (parent, name) = MergedTree.split(path)
         let dirFD = open(parent.isEmpty ? "/" : parent, AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
         if dirFD < 0 {
@@ -288,7 +290,60 @@ enum ContainerTree {
             throw RuntimeError.io("open", parent, errno)
         }
         defer { _ = close(dirFD) }
+        if let top = try openForRemoval(dirFD, name, path: path) {
+            try ParallelWalk<RemovalUnit>(threads: threads).run([RemovalUnit(fd: top, path: path, depth: 0)], fill: { unit, _ in
+                defer { _ = close(unit.fd) }
+                return try removeFiles(unit)
+            }, discard: { _ = close($0.fd) })
+        }
         try remove(dirFD, name, path: path, depth: 0)
+    }
+
+    /// A directory whose entries other than directories are to be removed; `fd` is owned by the unit.
+    private struct RemovalUnit {
+        let fd: Int32
+        let path: String
+        let depth: Int
+    }
+
+    /// Opens directory `name` for removing its entries, owner-rwx first where it was not; nil when it is
+    /// gone or not a directory.
+    private static func openForRemoval(_ parentFD: Int32, _ name: String, path: String) throws -> Int32? {
+        var st = stat()
+        if fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+            if errno == ENOENT { return nil }
+            throw RuntimeError.io("stat", path, errno)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
+        if st.st_mode & 0o700 != 0o700 { _ = fchmodat(parentFD, name, (st.st_mode & 0o7777) | 0o700, 0) }
+        let fd = AtFile.openDirectory(parentFD, name)
+        if fd < 0 { throw RuntimeError.io("open", path, errno) }
+        return fd
+    }
+
+    /// Removes one directory's entries other than directories; returns its subdirectories, open.
+    private static func removeFiles(_ unit: RemovalUnit) throws -> [RemovalUnit] {
+        var subdirectories: [RemovalUnit] = []
+        do {
+            for (child, type, _) in try AtFile.list(unit.fd, path: unit.path) {
+                let childPath = unit.path + "/" + child
+                if type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) {
+                    guard unit.depth < 4096 else { throw RuntimeError.io("remove", childPath, ELOOP) }
+                    if let fd = try openForRemoval(unit.fd, child, path: childPath) {
+                        subdirectories.append(RemovalUnit(fd: fd, path: childPath, depth: unit.depth + 1))
+                        continue
+                    }
+                    if type == UInt8(DT_DIR) { continue }   // gone meanwhile
+                }
+                if unlinkat(unit.fd, child, 0) != 0 && errno != ENOENT {
+                    throw RuntimeError.io("remove", childPath, errno)
+                }
+            }
+        } catch {
+            for u in subdirectories { _ = close(u.fd) }
+            throw error
+        }
+        return subdirectories
     }
 
     private static func remove(_ parentFD: Int32, _ name: String, path: String, depth: Int) throws {
