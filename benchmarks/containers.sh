@@ -182,7 +182,6 @@ measure() {
   row() { rows+=("| $1 | $2 | $3 | $(ratio "$2" "$3") |"); }
 
   OLD_REPO=$REPOS/old OUR_REPO=$REPOS/ours
-  wait_for_quiet_disk "$REPOS"
   for image in bench/big:latest bench/small:latest; do
     old pull --registry="$REG" "$image" >/dev/null 2>&1
     ours -q pull --registry="$REG" "$image"

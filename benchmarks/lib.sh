@@ -33,39 +33,6 @@ min_of() {
   echo "${best:-n/a}"
 }
 
-# wait_for_quiet_disk DIR: for minutes after a large removal ext4 creates files several times slower
-# (it scans recently deleted inodes), for every tool alike; a timed run then measures that, not the
-# tools. Times the creation of 2,000 empty files in DIR and waits, up to QUIET_WAIT seconds (default
-# 300), until it takes under QUIET_MS milliseconds (default 150; about 40-60 ms on a quiet disk here).
-# Says on stderr when it waited.
-wait_for_quiet_disk() {
-  local dir=$1 waited=0 ms probe
-  while :; do
-    probe=$(mktemp -d "$dir/.quiet-probe.XXXXXX")
-    ms=$(python3 - "$probe" <<'PY'
-import os, sys, time
-d = sys.argv[1]
-t = time.monotonic()
-for i in range(2000):
-    os.close(os.open(os.path.join(d, str(i)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-print(int((time.monotonic() - t) * 1000))
-PY
-)
-    rm -rf "$probe"
-    if [ "$ms" -lt "${QUIET_MS:-150}" ]; then
-      [ "$waited" -gt 0 ] && echo "disk quiet after ${waited}s (2,000 files in ${ms} ms)" >&2
-      return 0
-    fi
-    if [ "$waited" -ge "${QUIET_WAIT:-300}" ]; then
-      echo "disk still slow after ${waited}s (2,000 files in ${ms} ms); measuring anyway" >&2
-      return 0
-    fi
-    [ "$waited" -eq 0 ] && echo "disk slow (2,000 files in ${ms} ms), probably after a large removal; waiting ..." >&2
-    sleep 15
-    waited=$((waited + 15))
-  done
-}
-
 # start_registry DIR (sets REGISTRY_PORT, REGISTRY_PID), build_oci_image, push_oci: shared with the demo.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/registry.sh"
 

@@ -92,7 +92,6 @@ names=(old_pull old_pull_create skopeo_copy)
 for name in "${names[@]}"; do times[$name]=""; done
 for run in $(seq "$RUNS"); do
   echo "run $run of $RUNS ..." >&2
-  wait_for_quiet_disk "$WORK"
   # Rotate the order: round r starts with the r-th command.
   n=${#names[@]}
   for k in $(seq 0 $((n - 1))); do

@@ -32,7 +32,6 @@ declare -A BEST
 race() {
   local names=("$@") order=() r i n t0 t1
   for n in "${names[@]}"; do BEST[$n]=n/a; done
-  wait_for_quiet_disk "$WORK"
   for r in $(seq 0 $((RUNS - 1))); do
     order=()
     if (( r % 2 == 0 )); then order=("${names[@]}")
