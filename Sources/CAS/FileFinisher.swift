@@ -38,9 +38,8 @@ final class FileFinisher: @unchecked Sendable {
         var dirFD: Int32 = -1
         var name: UnsafeMutablePointer<CChar>? = nil
         var content: UnsafeMutableRawPointer? = nil
+        /// Up to `pooledSize`, `content` is one of the finisher's reused buffers.
         var size: Int = 0
-        /// `content` is one of the finisher's `pooledSize` buffers, to be reused.
-        var pooled = false
     }
 
     struct Failure: Equatable {
@@ -141,7 +140,6 @@ final class FileFinisher: @unchecked Sendable {
             let reused = pool.popLast()
             pthread_mutex_unlock(mutex)
             job.content = reused ?? UnsafeMutableRawPointer.allocate(byteCount: FileFinisher.pooledSize, alignment: 16)
-            job.pooled = true
         }
         return job
     }
@@ -157,7 +155,7 @@ final class FileFinisher: @unchecked Sendable {
     private func recycle(_ job: Job) {
         free(job.name)
         if let content = job.content {
-            if job.pooled && pool.count < FileFinisher.poolLimit { pool.append(content) } else { content.deallocate() }
+            if job.size <= FileFinisher.pooledSize && pool.count < FileFinisher.poolLimit { pool.append(content) } else { content.deallocate() }
         }
     }
 
