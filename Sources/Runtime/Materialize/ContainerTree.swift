@@ -347,18 +347,11 @@ enum ContainerTree {
     }
 
     private static func remove(_ parentFD: Int32, _ name: String, path: String, depth: Int) throws {
-        var st = stat()
-        if fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
-            if errno == ENOENT { return }
-            throw RuntimeError.io("stat", path, errno)
-        }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+        guard let fd = try openForRemoval(parentFD, name, path: path) else {
+            // Not a directory, or gone (then the unlink finds nothing either).
             if unlinkat(parentFD, name, 0) != 0 && errno != ENOENT { throw RuntimeError.io("remove", path, errno) }
             return
         }
-        if st.st_mode & 0o700 != 0o700 { _ = fchmodat(parentFD, name, (st.st_mode & 0o7777) | 0o700, 0) }
-        let fd = AtFile.openDirectory(parentFD, name)
-        if fd < 0 { throw RuntimeError.io("open", path, errno) }
         do {
             defer { _ = close(fd) }
             for (child, type, _) in try AtFile.list(fd, path: path) {
