@@ -63,20 +63,14 @@ enum ContainerTree {
             let depth: Int
         }
 
-        /// What one thread has: its descriptors of the layers' directories, its copier, its share of the
-        /// report, and the store inodes of the directory it is cloning.
-        final class Worker {
-            let sources: LayerDirCache
-            let copier = FileCopier()
-            var report = MaterializeReport()
-            var notes: [(path: String, text: String)] = []
+        /// One thread's share, and the store inodes of the directory it is cloning.
+        final class Worker: TreeWorker {
             /// Directories made, with the source's mtime, set once the whole tree exists.
             var directoryTimes: [(path: String, mtime: timespec)] = []
             /// d_ino by name of the store directories listed for the container directory `storeInodesPath`,
             /// by layer (a directory's files may come from several layers, in any order).
             var storeInodesPath: String?
             var storeInodes: [Int: [String: UInt64]] = [:]
-            init(sources: LayerDirCache) { self.sources = sources }
         }
 
         let store: Store
@@ -98,7 +92,7 @@ enum ContainerTree {
         }
 
         func run(src: Int32, merged: MergedNode?) throws -> MaterializeReport {
-            let workers = (0..<walk.threads).map { _ in Worker(sources: LayerDirCache(store: store, layers: layers)) }
+            let workers = (0..<walk.threads).map { _ in Worker(store: store, layers: layers) }
             defer { for w in workers { w.sources.close() } }
             let root = Unit(src: src, dst: dstRootFD, path: "", merged: merged, depth: 0)
             func release(_ u: Unit) {
@@ -109,17 +103,8 @@ enum ContainerTree {
                 defer { release(unit) }
                 return try cloneDirectory(unit, workers[thread])
             }, discard: release)
-            var report = MaterializeReport()
-            var notes: [(path: String, text: String)] = []
-            var times: [(path: String, mtime: timespec)] = []
-            for w in workers {
-                report.add(w.report, copier: w.copier)
-                notes += w.notes
-                times += w.directoryTimes
-            }
-            report.notes = notes.sorted { $0.path < $1.path }.map(\.text)
-            try setDirectoryTimes(times)
-            return report
+            try setDirectoryTimes(workers.flatMap(\.directoryTimes))
+            return TreeWorker.merged(workers)
         }
 
         /// Gives the directories made their source's mtime; each parent is opened beneath the root

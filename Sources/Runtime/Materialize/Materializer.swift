@@ -27,19 +27,40 @@ public struct MaterializeReport: Sendable, Equatable {
     /// Entries skipped (devices, paths under symlinks), one sentence each.
     public var notes: [String] = []
     public init() {}
+}
 
-    /// Adds one thread's counts and its copier's (its notes are the caller's to merge).
-    mutating func add(_ part: MaterializeReport, copier: FileCopier) {
-        directories += part.directories
-        linked += part.linked
-        copied += part.copied
-        reflinked += copier.reflinked
-        emptyFiles += part.emptyFiles
-        hardlinks += part.hardlinks
-        symlinks += part.symlinks
-        fifos += part.fifos
-        linkFallbacks += part.linkFallbacks
-        bytesCopied += copier.bytesCopied
+/// One walk thread's share of a materialisation or a clone: its descriptors of the layers' directories,
+/// its copier, its counts, and its notes by the directory they were made in.
+class TreeWorker {
+    let sources: LayerDirCache
+    let copier = FileCopier()
+    var report = MaterializeReport()
+    var notes: [(path: String, text: String)] = []
+
+    init(store: Store, layers: [Digest]) {
+        sources = LayerDirCache(store: store, layers: layers)
+    }
+
+    /// The threads' counts and copies summed, their notes in path order, so the report does not depend
+    /// on which thread did what.
+    static func merged(_ workers: [TreeWorker]) -> MaterializeReport {
+        var r = MaterializeReport()
+        var notes: [(path: String, text: String)] = []
+        for w in workers {
+            r.directories += w.report.directories
+            r.linked += w.report.linked
+            r.copied += w.report.copied
+            r.reflinked += w.copier.reflinked
+            r.emptyFiles += w.report.emptyFiles
+            r.hardlinks += w.report.hardlinks
+            r.symlinks += w.report.symlinks
+            r.fifos += w.report.fifos
+            r.linkFallbacks += w.report.linkFallbacks
+            r.bytesCopied += w.copier.bytesCopied
+            notes += w.notes
+        }
+        r.notes = notes.sorted { $0.path < $1.path }.map(\.text)
+        return r
     }
 }
 
@@ -174,15 +195,9 @@ final class MaterializeRun: @unchecked Sendable {
         let depth: Int
     }
 
-    /// What one thread has: its descriptors of the layers' directories, its copier, its share of the report.
-    private final class Worker {
-        let sources: LayerDirCache
-        let copier = FileCopier()
-        var report = MaterializeReport()
-        /// Notes by the directory they were made in, so the merged report does not depend on the threads.
-        var notes: [(path: String, text: String)] = []
+    /// One thread's share, and why the filesystem refused a link to the store, if it did.
+    private final class Worker: TreeWorker {
         var refusedLinkErrno: Int32 = 0
-        init(sources: LayerDirCache) { self.sources = sources }
     }
 
     init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy,
@@ -204,7 +219,7 @@ final class MaterializeRun: @unchecked Sendable {
 
     /// Creates the children of the merged root, then gives ROOT the image's root metadata.
     func populate(_ root: MergedNode) throws {
-        let workers = (0..<walk.threads).map { _ in Worker(sources: LayerDirCache(store: store, layers: layers)) }
+        let workers = (0..<walk.threads).map { _ in Worker(store: store, layers: layers) }
         defer { for w in workers { w.sources.close() } }
         let rootFD = rootFD
         try walk.run([Unit(node: root, fd: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)],
@@ -215,14 +230,10 @@ final class MaterializeRun: @unchecked Sendable {
                      discard: { unit in if unit.fd != rootFD { _ = Glibc.close(unit.fd) } })
 
         try setDirectoryTimes(root, dirFD: rootFD, path: "", depth: 0)
-        var notes: [(path: String, text: String)] = []
-        var refused: Int32 = 0
-        for w in workers {
-            report.add(w.report, copier: w.copier)
-            notes += w.notes
-            if w.refusedLinkErrno != 0 { refused = w.refusedLinkErrno }
-        }
-        report.notes += notes.sorted { $0.path < $1.path }.map(\.text)
+        let treeNotes = report.notes
+        report = TreeWorker.merged(workers)
+        report.notes = treeNotes + report.notes
+        let refused = workers.last { $0.refusedLinkErrno != 0 }?.refusedLinkErrno ?? 0
         if report.linkFallbacks > 0 {
             report.notes.append("\(report.linkFallbacks) file(s) copied instead of linked: the filesystem refused hardlinks to the store (\(String(cString: strerror(refused))))")
         }
