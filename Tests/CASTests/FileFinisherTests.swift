@@ -172,15 +172,8 @@ private func openDirectories(_ box: Sandbox, _ count: Int) throws -> [Int32] {
 
     @Test func smallSparseFilesAreWrittenWithTheirHolesAsZeros() throws {
         let box = try Sandbox("finisher")
-        try FileIO.mkdirs(box.path("src"))
-        let sparse = box.path("src/sparse")
-        let fd = open(sparse, O_WRONLY | O_CREAT, 0o644)
-        try #require(fd >= 0)
         // 192 KiB with data at 64 KiB and at the end: small enough for the finisher threads.
-        _ = pwrite(fd, "middle", 6, 64 << 10)
-        _ = pwrite(fd, "tail", 4, (192 << 10) - 4)
-        close(fd)
-        try run("/usr/bin/tar", ["--sparse", "--format=pax", "-cf", box.path("sparse.tar"), "-C", box.path("src"), "sparse"])
+        let sparse = try writeSparseTar(in: box, size: 192 << 10, middle: 64 << 10)
         let root = try box.emptyDirectory("root")
         let m = try unpack(box.path("sparse.tar"), into: root)
         let (digest, _) = try SHA256Hasher.hash(fileAt: sparse)

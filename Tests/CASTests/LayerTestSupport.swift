@@ -189,3 +189,17 @@ extension LayerManifest {
     func entry(_ path: String) -> LayerEntry? { entries.first { $0.path == path } }
     func skipReason(_ path: String) -> String? { skipped.first { $0.path == path }?.reason }
 }
+
+/// A sparse file `src/sparse` of `size` bytes in `box`, holding "middle" at offset `middle` and "tail"
+/// at its end, holes elsewhere, archived by GNU tar as sparse in `sparse.tar`. Returns the file's path.
+func writeSparseTar(in box: Sandbox, size: Int, middle: Int) throws -> String {
+    try FileIO.mkdirs(box.path("src"))
+    let sparse = box.path("src/sparse")
+    let fd = open(sparse, O_WRONLY | O_CREAT, 0o644)
+    try #require(fd >= 0)
+    _ = pwrite(fd, "middle", 6, off_t(middle))
+    _ = pwrite(fd, "tail", 4, off_t(size - 4))
+    close(fd)
+    try run("/usr/bin/tar", ["--sparse", "--format=pax", "-cf", box.path("sparse.tar"), "-C", box.path("src"), "sparse"])
+    return sparse
+}

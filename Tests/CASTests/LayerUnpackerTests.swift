@@ -266,15 +266,8 @@ import Testing
 
     @Test func sparseFilesKeepTheirContentAndDigest() throws {
         let box = try Sandbox()
-        try FileIO.mkdirs(box.path("src"))
         // 8 MiB file: data at 1 MiB and at the end, holes elsewhere.
-        let sparse = box.path("src/sparse")
-        let fd = open(sparse, O_WRONLY | O_CREAT, 0o644)
-        #expect(fd >= 0)
-        _ = pwrite(fd, "middle", 6, 1 << 20)
-        _ = pwrite(fd, "tail", 4, (8 << 20) - 4)
-        close(fd)
-        try run("/usr/bin/tar", ["--sparse", "--format=pax", "-cf", box.path("sparse.tar"), "-C", box.path("src"), "sparse"])
+        let sparse = try writeSparseTar(in: box, size: 8 << 20, middle: 1 << 20)
         let root = try box.emptyDirectory("root")
         let m = try unpack(box.path("sparse.tar"), into: root)
         let e = try #require(m.entry("sparse"))
