@@ -10,6 +10,8 @@ APT_PACKAGES=(
   busybox-static zstd xz-utils gzip tar lmdb-utils docker-registry apache2-utils openssl
   # execution engines used by the run tests and by scripts/build-tools-bundle.sh
   proot fakechroot libfakechroot runc crun patchelf
+  # subordinate uids: the store's files belong to one of the user's subuids (newuidmap, newgidmap)
+  uidmap
   # yardsticks used by the benchmarks; xfsprogs: benchmarks/containers.sh also measures on XFS
   skopeo hyperfine bc python3 xfsprogs
 )

@@ -16,6 +16,7 @@ public enum CASError: Error, CustomStringConvertible, Equatable, Sendable {
     case badLayer(String)
     case locked(String)
     case internalFailure(String)
+    case userNamespace(String)
 
     public var description: String {
         switch self {
@@ -41,6 +42,8 @@ public enum CASError: Error, CustomStringConvertible, Equatable, Sendable {
             return "layer cannot be unpacked: \(s)"
         case .locked(let s):
             return "\(s) is locked by another udocker process: wait for it to finish and try again"
+        case .userNamespace(let s):
+            return "cannot protect the store's files through a user namespace: \(s). Check that newuidmap and newgidmap are setuid root and that /etc/subuid and /etc/subgid give this user a range, or set UDOCKER_STORE_PROTECTION=detect"
         case .internalFailure(let s):
             return "internal error: \(s); please report it"
         }

@@ -8,7 +8,14 @@ public enum Failpoint {
     /// Names used by the store. Listed so tests and docs can refer to them.
     public static let names = [
         "ingest-mid-write", "ingest-before-rename", "ingest-after-rename", "index-mid-txn", "unpack-mid",
+        "seal-mid",
     ]
+
+    /// Whether UDOCKER_FAILPOINT names `name` (for code that must reach the point by another way).
+    public static func armed(_ name: String) -> Bool {
+        guard let armed = getenv("UDOCKER_FAILPOINT") else { return false }
+        return String(cString: armed) == name
+    }
 
     /// Sends SIGKILL to this process when the environment variable UDOCKER_FAILPOINT equals `name`.
     /// SIGKILL, not exit(), so no cleanup code runs: exactly what a crash or `kill -9` does.

@@ -114,12 +114,14 @@ extension Store {
         return false
     }
 
-    /// Makes an unpacked temp directory (tempDir/root plus the manifest) a store layer: layer.json,
-    /// then one no-replace rename. Its files are read-only already: LayerUnpacker creates them so.
+    /// Makes an unpacked temp directory (tempDir/root plus the manifest) a store layer: layer.json, the
+    /// seal where the store is sealed, then one no-replace rename. Its files are read-only already:
+    /// LayerUnpacker creates them so.
     /// If the layer exists already, the temp directory is dropped and the manifest's blobs are
     /// added to the existing layer.json.
     func adoptLayer(tempDir: String, manifest m: LayerManifest) throws -> LayerManifest {
         try writeFileDurably(tempDir + "/layer.json", try StoreFiles.encode(m))
+        _ = sealTempLayer(tempDir, manifest: m)
         try FileIO.fsyncDirectory(tempDir)
         Failpoint.hit("unpack-mid")
         let dest = layout.layerDir(m.diffID)

@@ -8,7 +8,15 @@ import CShim
 /// One thing verify found.
 public struct VerifyProblem: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable {
-        case corruptBlob, writableBlob, corruptLayer, writableLayerFile, missingObject, badRefFile, staleTempFile
+        case corruptBlob, writableBlob, corruptLayer, changedLayerFile, missingObject, badRefFile, staleTempFile
+    }
+    /// A store file that was changed in place (changedLayerFile): where it is, and its inode, which the
+    /// containers hardlinked to it share.
+    public struct ChangedFile: Sendable, Equatable {
+        public var layer: Digest
+        public var path: String
+        public var device: UInt64
+        public var inode: UInt64
     }
     public var kind: Kind
     /// The blob or layer digest, holder, or path concerned.
@@ -17,6 +25,7 @@ public struct VerifyProblem: Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// Whether repair fixed it.
     public var repaired: Bool
+    public var file: ChangedFile? = nil
 
     public var description: String { message + (repaired ? " (repaired)" : "") }
 }
@@ -51,12 +60,13 @@ public struct VerifyReport: Sendable {
         let left = problems.filter { !$0.repaired }.count
         out.append(problems.isEmpty ? "the store is healthy"
             : left == 0 ? "all problems were repaired"
-            : "\(left) problem(s) remain; run 'udocker store verify --repair' to remove corrupt objects, then pull the affected images again")
+            : "\(left) problem(s) remain; run 'udocker store verify --repair' to restore files changed in place and remove corrupt objects, then pull the images whose layers it removed again")
         return out
     }
 
-    mutating func add(_ kind: VerifyProblem.Kind, _ subject: String, _ message: String, repaired: Bool = false) {
-        problems.append(VerifyProblem(kind: kind, subject: subject, message: message, repaired: repaired))
+    mutating func add(_ kind: VerifyProblem.Kind, _ subject: String, _ message: String, repaired: Bool = false,
+                      file: VerifyProblem.ChangedFile? = nil) {
+        problems.append(VerifyProblem(kind: kind, subject: subject, message: message, repaired: repaired, file: file))
     }
 }
 
@@ -163,20 +173,33 @@ extension Store {
         return ok
     }
 
+    /// A regular file of a layer whose content, mode, owner or mtime is not what layer.json and the
+    /// seal say.
+    private struct Changed {
+        var path: String
+        var what: [String]
+        var file: VerifyProblem.ChangedFile
+    }
+
     func checkLayer(_ diffID: Digest, repair: Bool, into r: inout VerifyReport) {
         r.layersChecked += 1
         var bad = [String]()
-        var writable = [(Int32, String)]()
-        defer { for (fd, _) in writable { _ = close(fd) } }
+        var changed = [Changed]()
         let manifest: LayerManifest?
         do { manifest = try files.layerManifest(diffID) } catch { manifest = nil }
+        let sealedBy = sealOwner(ofLayer: diffID)
         if let m = manifest, m.diffID == diffID {
             let root = layout.layerRoot(diffID)
             let rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if rootFD < 0 {
+            var rootSt = stat()
+            if rootFD < 0 || fstat(rootFD, &rootSt) != 0 {
                 bad.append("its directory \(root) cannot be opened")
+                if rootFD >= 0 { _ = close(rootFD) }
             } else {
                 defer { _ = close(rootFD) }
+                // Who may own the files: the seal's ids, else the layer's owner; a layer whose seal was
+                // interrupted (no `sealed` file yet) may hold both, and is sealed again on next use.
+                let partly = sealedBy == nil ? protection.owner.map { (uid: $0.subuid, gid: $0.subgid) } : nil
                 for e in m.entries where e.kind == .file {
                     r.filesChecked += 1
                     let fd = ud_openat_beneath(rootFD, e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, 1)
@@ -187,11 +210,28 @@ extension Store {
                         continue
                     }
                     let h = try? SHA256Hasher.hash(fd: fd, path: e.path)
-                    if let (d, n) = h, d == e.digest, n == (e.size ?? n) {
-                        if st.st_mode & 0o222 != 0 { writable.append((fd, e.path)) } else { _ = close(fd) }
+                    _ = close(fd)
+                    guard let (d, n) = h else {
+                        bad.append("/\(e.path) cannot be read")
+                        continue
+                    }
+                    var what = [String]()
+                    if d != e.digest || n != (e.size ?? n) { what.append("content differs from layer.json") }
+                    let mode = UInt32(st.st_mode & 0o7777)
+                    let sealedMode = Self.storeFileMode(e.mode, sealed: true), plainMode = Self.storeFileMode(e.mode, sealed: false)
+                    let modeOK = sealedBy != nil ? mode == sealedMode : mode == plainMode || (partly != nil && mode == sealedMode)
+                    if !modeOK { what.append("mode \(Self.octal(mode)), expected \(Self.octal(sealedBy != nil ? sealedMode : plainMode))") }
+                    let ownerOK: Bool
+                    if let s = sealedBy {
+                        ownerOK = st.st_uid == s.uid && st.st_gid == s.gid
                     } else {
-                        _ = close(fd)
-                        bad.append("/\(e.path) has changed (content differs from layer.json)")
+                        ownerOK = st.st_uid == rootSt.st_uid || (partly.map { st.st_uid == $0.uid && st.st_gid == $0.gid } ?? false)
+                    }
+                    if !ownerOK { what.append("owner \(st.st_uid):\(st.st_gid)") }
+                    if Int64(st.st_mtim.tv_sec) != e.mtime { what.append("mtime changed") }
+                    if !what.isEmpty {
+                        changed.append(Changed(path: e.path, what: what,
+                                               file: .init(layer: diffID, path: e.path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))))
                     }
                 }
             }
@@ -204,17 +244,28 @@ extension Store {
             r.add(.corruptLayer, diffID.description, "unpacked layer \(diffID) is corrupt: \(shown)", repaired: fixed)
             return
         }
-        for (fd, path) in writable {
-            let fixed = repair && fchmod(fd, 0o444 | 0o111 & mode_t(statMode(fd))) == 0
-            r.add(.writableLayerFile, "\(diffID) \(path)",
-                  "file /\(path) of unpacked layer \(diffID) is writable; store files must be read-only", repaired: fixed)
+        guard !changed.isEmpty, let m = manifest else { return }
+        var restored = Set<String>()
+        var removed = false
+        if repair {
+            if sealedBy == nil {
+                restored = restoreInPlace(layer: diffID, paths: Set(changed.map(\.path)), manifest: m)
+            } else if changed.allSatisfy({ c in c.what.allSatisfy { $0.hasPrefix("mode") || $0.hasPrefix("owner") } }) {
+                // Only ids or modes: sealing again sets both.
+                _ = unlink(layout.layerSealFile(diffID))
+                if sealLayers([diffID]).isEmpty { restored = Set(changed.map(\.path)) }
+            }
+            // What cannot be restored in place goes, as a corrupt layer does (pull the image again).
+            if restored.count < changed.count { removed = removeLayer(diffID) }
+        }
+        for c in changed {
+            r.add(.changedLayerFile, "\(diffID) \(c.path)",
+                  "/\(c.path) of unpacked layer \(diffID) has changed in place (\(c.what.joined(separator: ", ")))",
+                  repaired: restored.contains(c.path) || removed, file: c.file)
         }
     }
 
-    private func statMode(_ fd: Int32) -> mode_t {
-        var st = stat()
-        return fstat(fd, &st) == 0 ? st.st_mode : 0
-    }
+    static func octal(_ mode: UInt32) -> String { "0" + String(mode, radix: 8) }
 
     /// Removes an unpacked layer: renamed into tmp first so it disappears at once (a crash during
     /// the removal leaves a temp directory for the sweep, never a half layer).

@@ -19,14 +19,17 @@ public final class Store: Sendable {
     public let onNetworkFilesystem: Bool
     /// What opening did that the user may want to know (index rebuilt, temp files swept).
     public let notes: [String]
+    /// How unpacked files are protected from the containers linked to them (see StoreProtection).
+    public let protection: StoreProtection
 
     let index: StoreIndex
     var files: StoreFiles { StoreFiles(layout: layout) }
 
     private init(layout: StoreLayout, id: String, indexDirectory: String, magic: Int64, network: Bool,
-                 notes: [String], index: StoreIndex) {
+                 notes: [String], index: StoreIndex, protection: StoreProtection) {
         self.layout = layout; self.id = id; self.indexDirectory = indexDirectory
         self.filesystemMagic = magic; self.onNetworkFilesystem = network; self.notes = notes; self.index = index
+        self.protection = protection
     }
 
     /// Creates the store layout and store.json at `path` (if not there yet) and opens it.
@@ -77,7 +80,7 @@ public final class Store: Sendable {
         }
         notes += indexNotes
         return Store(layout: layout, id: sf.id, indexDirectory: indexDir, magic: magic, network: network,
-                     notes: notes, index: index)
+                     notes: notes, index: index, protection: StoreProtection.detect(environment: env, network: network))
     }
 
     static func readStoreFile(_ layout: StoreLayout) throws -> StoreFile {
@@ -114,7 +117,7 @@ public final class Store: Sendable {
         }
     }
 
-    static func isOnNetworkFilesystem(_ path: String) -> Bool {
+    public static func isOnNetworkFilesystem(_ path: String) -> Bool {
         // The nearest existing ancestor decides: the cache directory may not exist yet.
         var p = path
         while !FileIO.exists(p) && p != "/" && p != "." { p = FileIO.parent(of: p) }

@@ -43,6 +43,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case layerUnreadable(String, String)
     /// A store layer whose files do not match its layer.json.
     case storeLayerDamaged(layer: String, path: String, reason: String)
+    case storeProtection(reason: String)
     case containerNotFound(String)
     case containerProtected(String)
     case containerNameExists(String)
@@ -144,6 +145,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "unpacked layer \(d) cannot be read (\(why)): run 'udocker store verify' and pull the image again"
         case .storeLayerDamaged(let layer, let path, let reason):
             return "store layer \(layer) is damaged at '\(path)' (\(reason)): run 'udocker store verify --repair' and pull the image again"
+        case .storeProtection(let reason):
+            return reason
         case .containerNotFound(let c):
             return "container not found: \(c): see 'udocker ps'"
         case .containerProtected(let c):

@@ -6,4 +6,5 @@
 #include "copy_range.h"
 #include "pipe_cloexec.h"
 #include "process.h"
+#include "userns.h"
 #endif

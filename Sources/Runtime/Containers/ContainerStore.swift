@@ -35,8 +35,18 @@ public struct MaterializeInfo: Codable, Sendable, Equatable {
     public var created: String
     public var linked: Int
     public var copied: Int
+    /// "sealed" when every layer the container links to was sealed at create (no run can change the
+    /// store's files), "detect" when runs must be checked afterwards; absent in older containers (detect).
+    public var protection: String?
 
-    public init(mode: MaterializeMode, linkDirs: [String], layers: [Digest], report: MaterializeReport, created: Date = Date()) {
+    public static let sealed = "sealed"
+    public static let detect = "detect"
+
+    /// Whether a run of this container must be checked for changed store files afterwards.
+    public var needsRunCheck: Bool { protection != Self.sealed && mode != MaterializeMode.copy.rawValue }
+
+    public init(mode: MaterializeMode, linkDirs: [String], layers: [Digest], report: MaterializeReport,
+                sealed: Bool = false, created: Date = Date()) {
         format = 1
         self.mode = mode.rawValue
         self.linkDirs = mode == .auto ? linkDirs : []
@@ -46,6 +56,7 @@ public struct MaterializeInfo: Codable, Sendable, Equatable {
         self.created = f.string(from: created)
         linked = report.linked
         copied = report.copied
+        protection = sealed ? Self.sealed : Self.detect
     }
 }
 
@@ -182,7 +193,12 @@ public final class ContainerStore: Sendable {
     }
 
     public func materializeInfo(_ id: String) -> MaterializeInfo? {
-        guard let bytes = try? FileIO.readFile(directory(id) + "/" + MaterializeInfo.fileName) else { return nil }
+        Self.materializeInfo(directory: directory(id))
+    }
+
+    /// materialize.json of the container directory `dir`, or nil.
+    public static func materializeInfo(directory dir: String) -> MaterializeInfo? {
+        guard let bytes = try? FileIO.readFile(dir + "/" + MaterializeInfo.fileName) else { return nil }
         return try? JSONDecoder().decode(MaterializeInfo.self, from: Data(bytes))
     }
 
@@ -224,8 +240,11 @@ public final class ContainerStore: Sendable {
             try Self.writeFile(tmp + "/" + Self.configFile, containerJSON)
             try Self.writeFile(tmp + "/" + Self.imageFile, Array(imageName.utf8))
             try Self.writeFile(tmp + "/" + Self.execModeFile, Array(Self.defaultExecMode.utf8))
-            let report = try Materializer(store: store).materialize(layers: diffIDs, into: tmp + "/" + Self.rootDir, policy: policy)
-            let info = MaterializeInfo(mode: policy.mode, linkDirs: policy.linkDirs, layers: diffIDs, report: report)
+            let unsealed = policy.mode == .copy ? [] : store.sealLayers(diffIDs)
+            var report = try Materializer(store: store).materialize(layers: diffIDs, into: tmp + "/" + Self.rootDir, policy: policy)
+            report.notes += Self.notes(unsealed)
+            let info = MaterializeInfo(mode: policy.mode, linkDirs: policy.linkDirs, layers: diffIDs, report: report,
+                                       sealed: store.protection.owner != nil && unsealed.isEmpty)
             try Self.writeFile(tmp + "/" + MaterializeInfo.fileName, try Self.encode(info))
             try adoptDirectory(id: id, temp: tmp)
             if let name, nameNotSet == nil {
@@ -299,8 +318,14 @@ public final class ContainerStore: Sendable {
                 guard lstat(srcDir + "/" + f, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
                 try Self.writeFile(tmp + "/" + f, try Self.io { try FileIO.readFile(srcDir + "/" + f) })
             }
-            let report = try ContainerTree.clone(store: store, layers: layers, from: srcDir + "/" + Self.rootDir,
+            let unsealed = store.sealLayers(layers)
+            var report = try ContainerTree.clone(store: store, layers: layers, from: srcDir + "/" + Self.rootDir,
                                                  to: tmp + "/" + Self.rootDir)
+            report.notes += Self.notes(unsealed)
+            if var info = materializeInfo(source) {
+                info.protection = store.protection.owner != nil && unsealed.isEmpty ? MaterializeInfo.sealed : MaterializeInfo.detect
+                try Self.writeFile(tmp + "/" + MaterializeInfo.fileName, try Self.encode(info))
+            }
             try adoptDirectory(id: id, temp: tmp)
             if let name { try setName(id, name) }
             return ContainerCreation(id: id, report: report, nameNotSet: nil)
@@ -415,6 +440,11 @@ public final class ContainerStore: Sendable {
     static func readText(_ path: String) -> String? {
         guard let b = try? FileIO.readFile(path) else { return nil }
         return String(decoding: b, as: UTF8.self)
+    }
+
+    /// What the user is told about layers `Store.sealLayers` could not seal.
+    static func notes(_ unsealed: [(layer: Digest, reason: String)]) -> [String] {
+        unsealed.map { "layer \($0.layer) could not be sealed, so runs are checked for changes to it instead: \($0.reason)" }
     }
 
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws {

@@ -70,7 +70,11 @@ public struct ContainerRun: Sendable {
         let plan = try RunPlanner(configuration: configuration, hostEnvironment: environment)
             .plan(id: containerID, containerDir: containerDir, root: root, names: names, mode: mode,
                   options: options, identity: engine.identity, runDir: runDir)
-        return (plan, try engine.prepare(plan))
+        var launch = try engine.prepare(plan)
+        if let id, let check = StoreChangeCheck.begin(repository: repository, containerID: id) {
+            launch.afterRun = { check.finish() }
+        }
+        return (plan, launch)
     }
 
     /// udocker's start-up banner (written to standard error, so it never mixes with the output).

@@ -24,6 +24,9 @@ public struct Launch: Sendable {
     /// 1 its children (PRoot does not pass signals on to the program it traces), 2 (PRoot under
     /// runc). Above 0 the launcher spawns and waits.
     public var signalDepth: Int32 = 0
+    /// A check after the program ends whose lines the user is shown (store files changed by a run of
+    /// an unsealed container); forces spawn-and-wait.
+    public var afterRun: (@Sendable () -> [String])? = nil
 
     public init(executable: String, arguments: [String], environment: [String], hostWorkdir: String? = nil) {
         self.executable = executable
@@ -47,7 +50,7 @@ public enum Launcher {
         }
         return try withCStrings([launch.argv0 ?? launch.executable] + launch.arguments) { argv in
             try withCStrings(launch.environment) { envp in
-                if mayExec && launch.cleanup == nil && launch.signalDepth == 0 {
+                if mayExec && launch.cleanup == nil && launch.afterRun == nil && launch.signalDepth == 0 {
                     let err = ud_exec(launch.executable, argv, envp, launch.hostWorkdir)
                     throw RuntimeError.executionFailed("starting \(launch.executable)", String(cString: strerror(err)))
                 }

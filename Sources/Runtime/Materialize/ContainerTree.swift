@@ -71,6 +71,9 @@ enum ContainerTree {
             /// by layer (a directory's files may come from several layers, in any order).
             var storeInodesPath: String?
             var storeInodes: [Int: [String: UInt64]] = [:]
+            /// Links to sealed store files, made after the walk by namespace children; each name with its
+            /// source's stat and tree node, to copy it if the link is refused.
+            var deferred = DeferredLinks<(st: stat, node: MergedNode)>()
         }
 
         let store: Store
@@ -103,8 +106,36 @@ enum ContainerTree {
                 defer { release(unit) }
                 return try cloneDirectory(unit, workers[thread])
             }, discard: release)
+            let nsLinked = try makeDeferredLinks(workers, srcRootFD: src)
             try setDirectoryTimes(workers.flatMap(\.directoryTimes))
-            return TreeWorker.merged(workers)
+            var report = TreeWorker.merged(workers)
+            report.linked += nsLinked
+            return report
+        }
+
+        /// Makes the links the threads put off (sealed store); a refused one is copied from the source
+        /// container, as `cloneFile` does.
+        private func makeDeferredLinks(_ workers: [Worker], srcRootFD: Int32) throws -> Int {
+            guard let owner = store.protection.owner else { return 0 }
+            let w = workers[0]
+            return try DeferredLinks.make(workers.map(\.deferred), store: store, layers: layers, dstRootFD: dstRootFD,
+                                          owner: owner) { batch, i, err in
+                let name = batch.names[i]
+                let path = batch.dir.isEmpty ? name : batch.dir + "/" + name
+                guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {
+                    throw RuntimeError.io("link", dstRoot + "/" + path, err)
+                }
+                w.report.linkFallbacks += 1
+                let src = AtFile.openBeneath(srcRootFD, batch.dir)
+                if src < 0 { throw RuntimeError.io("open", "/" + batch.dir, errno) }
+                defer { _ = close(src) }
+                let dst = AtFile.openBeneath(dstRootFD, batch.dir)
+                if dst < 0 { throw RuntimeError.io("open", dstRoot + "/" + batch.dir, errno) }
+                defer { _ = close(dst) }
+                let (st, node) = batch.payloads[i]
+                try cloneFile(src: src, dst: dst, name: name, path: path, st: st, node: node, parentPath: batch.dir,
+                              relink: false, w)
+            }
         }
 
         /// Gives the directories made their source's mtime; each parent is opened beneath the root
@@ -136,7 +167,7 @@ enum ContainerTree {
                 for (name, type, inode) in try AtFile.list(src, path: path).sorted(by: { $0.name < $1.name }) {
                     let childPath = path.isEmpty ? name : path + "/" + name
                     let node = merged?.kind == .directory ? merged?.children[name] : nil
-                    if type == UInt8(DT_REG), try relinkUnchanged(name: name, inode: inode, node: node, dst: dst,
+                    if type == UInt8(DT_REG), try relinkUnchanged(name: name, inode: inode, node: node, src: src, dst: dst,
                                                                  path: childPath, parentPath: path, w) {
                         continue
                     }
@@ -193,7 +224,7 @@ enum ContainerTree {
 
         /// Links `name` again from the store when its d_ino is the store file's (see
         /// `trustDirectoryInodes`); false when that cannot be told this way.
-        private func relinkUnchanged(name: String, inode: UInt64, node: MergedNode?, dst: Int32, path: String,
+        private func relinkUnchanged(name: String, inode: UInt64, node: MergedNode?, src: Int32, dst: Int32, path: String,
                                      parentPath: String, _ w: Worker) throws -> Bool {
             guard trustDirectoryInodes, inode != 0, let node, node.kind == .file, node.layer >= 0,
                   let storeDir = try? w.sources.directory(node.layer, parentPath) else { return false }
@@ -207,12 +238,22 @@ enum ContainerTree {
                 w.storeInodes[node.layer] = inodes
             }
             guard w.storeInodes[node.layer]?[name] == inode else { return false }
-            return try linkFromStore(storeDir, name, dst: dst, path: path, w)
+            return try linkFromStore(storeDir, name, src: src, dst: dst, path: path, parentPath: parentPath, node: node, st: nil, w)
         }
 
-        /// Links the store file `name` of `storeDir` into `dst`: true when linked, false (counted as a
-        /// fallback) when the filesystem refuses the link, so the file is copied instead.
-        private func linkFromStore(_ storeDir: Int32, _ name: String, dst: Int32, path: String, _ w: Worker) throws -> Bool {
+        /// Links the store file `name` of `storeDir` into `dst`: true when linked (or put off for the
+        /// namespace children of a sealed store), false (counted as a fallback) when the filesystem
+        /// refuses the link, so the file is copied instead.
+        private func linkFromStore(_ storeDir: Int32, _ name: String, src: Int32, dst: Int32, path: String, parentPath: String,
+                                   node: MergedNode, st known: stat?, _ w: Worker) throws -> Bool {
+            if store.protection.owner != nil {
+                var st = stat()
+                if let known { st = known } else if fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                    throw RuntimeError.io("stat", "/" + path, errno)
+                }
+                w.deferred.add(layer: node.layer, dir: parentPath, name: name, (st, node))
+                return true
+            }
             if linkat(storeDir, name, dst, name, 0) == 0 {
                 w.report.linked += 1
                 return true
@@ -226,14 +267,14 @@ enum ContainerTree {
         }
 
         private func cloneFile(src: Int32, dst: Int32, name: String, path: String, st: stat, node: MergedNode?,
-                               parentPath: String, _ w: Worker) throws {
+                               parentPath: String, relink: Bool = true, _ w: Worker) throws {
             // Still the store's inode: link again (the store file is read-only, so it is unchanged).
             // Where directory inodes are trusted, `relinkUnchanged` has decided this already.
-            if !trustDirectoryInodes, let node, node.kind == .file, node.layer >= 0, st.st_nlink > 1,
+            if relink, !trustDirectoryInodes, let node, node.kind == .file, node.layer >= 0, st.st_nlink > 1,
                let storeDir = try? w.sources.directory(node.layer, parentPath) {
                 var sst = stat()
                 if fstatat(storeDir, name, &sst, AT_SYMLINK_NOFOLLOW) == 0 && sst.st_dev == st.st_dev && sst.st_ino == st.st_ino,
-                   try linkFromStore(storeDir, name, dst: dst, path: path, w) {
+                   try linkFromStore(storeDir, name, src: src, dst: dst, path: path, parentPath: parentPath, node: node, st: st, w) {
                     return
                 }
             }

@@ -195,9 +195,11 @@ final class MaterializeRun: @unchecked Sendable {
         let depth: Int
     }
 
-    /// One thread's share, and why the filesystem refused a link to the store, if it did.
+    /// One thread's share, why the filesystem refused a link to the store, if it did, and the links
+    /// it put off for the namespace children (sealed store).
     private final class Worker: TreeWorker {
         var refusedLinkErrno: Int32 = 0
+        var deferred = DeferredLinks<MergedNode>()
     }
 
     init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy,
@@ -229,9 +231,11 @@ final class MaterializeRun: @unchecked Sendable {
                      },
                      discard: { unit in if unit.fd != rootFD { _ = Glibc.close(unit.fd) } })
 
+        let nsLinked = try makeDeferredLinks(workers)
         try setDirectoryTimes(root, dirFD: rootFD, path: "", depth: 0)
         let treeNotes = report.notes
         report = TreeWorker.merged(workers)
+        report.linked += nsLinked
         report.notes = treeNotes + report.notes
         let refused = workers.last { $0.refusedLinkErrno != 0 }?.refusedLinkErrno ?? 0
         if report.linkFallbacks > 0 {
@@ -334,24 +338,52 @@ final class MaterializeRun: @unchecked Sendable {
             w.report.emptyFiles += 1
             return
         }
+        if link, store.protection.owner != nil {
+            w.deferred.add(layer: node.layer, dir: parentPath, name: name, node)
+            return
+        }
         let src = try w.sources.directory(node.layer, parentPath)
         if link {
             if linkat(src, name, dirFD, name, 0) == 0 {
                 w.report.linked += 1
                 return
             }
-            let err = errno
-            guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {
-                if err == ENOENT {
-                    throw RuntimeError.storeLayerDamaged(layer: layers[node.layer].description, path: e.path,
-                                                         reason: "the file is missing")
-                }
-                throw RuntimeError.io("link", rootPath + "/" + path, err)
-            }
-            w.refusedLinkErrno = err
-            w.report.linkFallbacks += 1
+            try linkFailed(errno, layer: node.layer, entryPath: e.path, path: path, w)
         }
         try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode, w)
+    }
+
+    /// A link the filesystem refused is counted (the caller copies the file instead); any other error
+    /// stops the walk.
+    private func linkFailed(_ err: Int32, layer: Int, entryPath: String, path: String, _ w: Worker) throws {
+        guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {
+            if err == ENOENT {
+                throw RuntimeError.storeLayerDamaged(layer: layers[layer].description, path: entryPath,
+                                                     reason: "the file is missing")
+            }
+            throw RuntimeError.io("link", rootPath + "/" + path, err)
+        }
+        w.refusedLinkErrno = err
+        w.report.linkFallbacks += 1
+    }
+
+    /// Makes the links the threads put off (sealed store) in namespace children; a refused one is
+    /// copied, as `createFile` does. Returns how many were made.
+    private func makeDeferredLinks(_ workers: [Worker]) throws -> Int {
+        guard let owner = store.protection.owner else { return 0 }
+        let fallback = workers[0]
+        return try DeferredLinks.make(workers.map(\.deferred), store: store, layers: layers, dstRootFD: rootFD,
+                                      owner: owner) { batch, i, err in
+            let node = batch.payloads[i], name = batch.names[i]
+            let path = batch.dir.isEmpty ? name : batch.dir + "/" + name
+            try linkFailed(err, layer: node.layer, entryPath: node.entry?.path ?? path, path: path, fallback)
+            let dirFD = AtFile.openBeneath(rootFD, batch.dir)
+            if dirFD < 0 { throw RuntimeError.io("open", rootPath + "/" + batch.dir, errno) }
+            defer { _ = Glibc.close(dirFD) }
+            let src = try fallback.sources.directory(node.layer, batch.dir)
+            let mode = mode_t((node.entry?.mode ?? 0) & 0o7777) | 0o400
+            try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode, fallback)
+        }
     }
 
     private func copyFile(_ node: MergedNode, name: String, srcDir: Int32, dirFD: Int32, path: String, mode: mode_t,

@@ -184,10 +184,12 @@ struct Run: UdockerCommand {
         var status: Int32
         if remove, let id {
             status = try Launcher.run(launch, mayExec: false, cpuset: plan.cpuset)
+            for line in launch.afterRun?() ?? [] { context.output.warning(line) }
             let containers = try context.containers()
             if !containers.isProtected(id) { _ = try containers.remove(id) }
         } else {
             status = try Launcher.run(launch, mayExec: true, cpuset: plan.cpuset)
+            for line in launch.afterRun?() ?? [] { context.output.warning(line) }
         }
         return status
     }

@@ -2,6 +2,7 @@
 // which execution modes work here (and why the others do not), and the repository's paths.
 import ArgumentParser
 import Foundation
+import CAS
 import Runtime
 
 struct Info: UdockerCommand {
@@ -33,15 +34,16 @@ struct Info: UdockerCommand {
         let runner = ContainerRun(repository: repo, configuration: context.configuration,
                                   environment: context.environment, debug: context.output.level >= Output.debug)
         let survey = HostSurvey.gather(context: runner.context)
+        let protection = StoreProtection.probe(storeDir: repo.storeDir, environment: context.environment)
         if json {
-            context.output.out(try jsonText(survey, repo))
+            context.output.out(try jsonText(survey, repo, protection))
         } else {
-            for line in text(survey, repo) { context.output.out(line) }
+            for line in text(survey, repo, protection) { context.output.out(line) }
         }
         return 0
     }
 
-    private func text(_ s: HostSurvey, _ repo: Repository) -> [String] {
+    private func text(_ s: HostSurvey, _ repo: Repository, _ protection: StoreProtection) -> [String] {
         var lines = ["Engines:"]
         let width = max(12, (s.engines.map(\.name.count).max() ?? 0) + 2)
         for e in s.engines {
@@ -75,12 +77,22 @@ struct Info: UdockerCommand {
                   "  containers: \(repo.containersdir)",
                   "  images: \(repo.reposdir)",
                   "  store: \(repo.storeDir)",
+                  "  store protection: " + protection.summary,
                   "  bin: \(repo.bindir)",
                   "  lib: \(repo.libdir)"]
         return lines
     }
 
-    private func jsonText(_ s: HostSurvey, _ repo: Repository) throws -> String {
+    private func protectionJSON(_ p: StoreProtection) -> [String: Any] {
+        switch p {
+        case .sealed(let o):
+            return ["mode": "sealed", "subuid": Int(o.subuid), "subgid": Int(o.subgid)]
+        case .detectOnly(let reason):
+            return ["mode": "detect", "reason": reason]
+        }
+    }
+
+    private func jsonText(_ s: HostSurvey, _ repo: Repository, _ protection: StoreProtection) throws -> String {
         let engines: [[String: Any]] = s.engines.map { e in
             var d: [String: Any] = ["tool": e.tool.rawValue, "name": e.name, "found": e.located != nil]
             if let t = e.located { d["path"] = t.path; d["origin"] = t.origin.rawValue }
@@ -100,7 +112,8 @@ struct Info: UdockerCommand {
         let root: [String: Any] = [
             "engines": engines, "host": host, "modes": modes, "default_mode": s.defaultMode.rawValue,
             "repository": ["topdir": repo.topdir, "containers": repo.containersdir, "images": repo.reposdir,
-                           "store": repo.storeDir, "bin": repo.bindir, "lib": repo.libdir],
+                           "store": repo.storeDir, "bin": repo.bindir, "lib": repo.libdir,
+                           "store_protection": protectionJSON(protection)],
         ]
         let data = try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys])
         return JSONPrint.udockerStyle(Array(data)) ?? String(decoding: data, as: UTF8.self)

@@ -11,9 +11,10 @@ struct StoreVerify: UdockerCommand {
     @Flag(name: .customLong("repair")) var repair = false
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
-        let report = try context.store().verify(repair: repair)
+        let images = try context.containers().images
+        for note in images.store.notes { context.output.info(note) }
+        let report = try StoreVerification.verify(store: images.store, images: images, repair: repair)
         for note in report.notes { context.output.info(note) }
-        for problem in report.problems { context.output.out(problem.description) }
         for line in report.summary { context.output.out(line) }
         return report.isHealthy ? 0 : 1
     }

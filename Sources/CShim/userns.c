@@ -1,0 +1,218 @@
+// Store protection (see userns.h): children cloned into a new user namespace with CLONE_VM|CLONE_FILES
+// work through batches of links and ownership changes on the caller's descriptors, with raw system
+// calls only, so that a multithreaded Swift process can use them without forking.
+#define _GNU_SOURCE
+#include "include/userns.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+// The children share this process's memory and, with it, the thread-local storage of the thread that
+// cloned them; a libc call there could write that thread's errno or take a lock another thread holds.
+// So every call a child makes is a raw system call returning -errno.
+#if defined(__x86_64__)
+static long raw6(long n, long a, long b, long c, long d, long e) {
+    long r;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
+    return r;
+}
+#elif defined(__aarch64__)
+static long raw6(long n, long a, long b, long c, long d, long e) {
+    register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c,
+                  x3 __asm__("x3") = d, x4 __asm__("x4") = e;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+    return x0;
+}
+#else
+#error "unsupported architecture"
+#endif
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+struct ud_open_how { unsigned long long flags, mode, resolve; };
+
+struct child_arg {
+    struct ud_ns_op *ops;
+    size_t nops, first, step;
+    int gate;        // read end: one byte once the maps are written
+    int parent;      // pid of the caller, to notice its death before PR_SET_PDEATHSIG took effect
+};
+
+// Opens a directory beneath `root` without following any symlink; `path` "" is the root itself
+// (returned as is). Falls back to one component at a time where openat2 is missing.
+static long open_dir(int root, const char *path) {
+    if (path[0] == 0) return root;
+    struct ud_open_how how = { O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0x08 | 0x04 | 0x02 };
+    long fd = raw6(SYS_openat2, root, (long)path, (long)&how, sizeof how, 0);
+    if (fd != -ENOSYS) return fd;
+    char name[256];
+    long dir = root;
+    const char *p = path;
+    while (*p) {
+        size_t n = 0;
+        while (p[n] && p[n] != '/') n++;
+        if (n == 0 || n >= sizeof name || (n == 2 && p[0] == '.' && p[1] == '.')) {
+            if (dir != root) raw6(SYS_close, dir, 0, 0, 0, 0);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) name[i] = p[i];
+        name[n] = 0;
+        long next = raw6(SYS_openat, dir, (long)name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0);
+        if (dir != root) raw6(SYS_close, dir, 0, 0, 0, 0);
+        if (next < 0) return next;
+        dir = next;
+        p += n;
+        while (*p == '/') p++;
+    }
+    return dir;
+}
+
+static void run_op(struct ud_ns_op *op) {
+    long src = -1, dst = open_dir(op->dst_root, op->dst_dir);
+    if (dst >= 0 && op->kind == UD_NS_LINK) src = open_dir(op->src_root, op->src_dir);
+    long fail = dst < 0 ? dst : (op->kind == UD_NS_LINK && src < 0) ? src : 0;
+    for (size_t i = 0; i < op->count; i++) {
+        long r = fail;
+        if (r == 0 && op->kind == UD_NS_LINK) {
+            r = raw6(SYS_linkat, src, (long)op->names[i], dst, (long)op->names[i], 0);
+        } else if (r == 0 && op->kind == UD_NS_CHOWN) {
+            r = raw6(SYS_fchownat, dst, (long)op->names[i], 1, 1, AT_SYMLINK_NOFOLLOW);
+            // chown clears setuid and setgid bits: the mode is set again after it.
+            if (r == 0) r = raw6(SYS_fchmodat, dst, (long)op->names[i], op->modes[i], 0, 0);
+        } else if (r == 0) {
+            r = -EINVAL;
+        }
+        op->results[i] = (int)-r;
+    }
+    if (src >= 0 && src != op->src_root) raw6(SYS_close, src, 0, 0, 0, 0);
+    if (dst >= 0 && dst != op->dst_root) raw6(SYS_close, dst, 0, 0, 0, 0);
+}
+
+static int child_main(void *p) {
+    struct child_arg *a = p;
+    raw6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (raw6(SYS_getppid, 0, 0, 0, 0, 0) != a->parent) raw6(SYS_exit, 1, 0, 0, 0, 0);
+    char go = 0;
+    if (raw6(SYS_read, a->gate, (long)&go, 1, 0, 0) != 1 || go != 'g') raw6(SYS_exit, 2, 0, 0, 0, 0);
+    for (size_t i = a->first; i < a->nops; i += a->step) run_op(&a->ops[i]);
+    raw6(SYS_exit, 0, 0, 0, 0, 0);
+    return 0;
+}
+
+// Runs newuidmap or newgidmap for `pid`: "0 <id> 1 1 <subid> 1". Returns 0, else errno with the tool's
+// own words in err.
+static int write_map(const char *tool, int pid, unsigned id, unsigned subid, pid_t *spawned, int *errfd) {
+    char p[24], a[24], b[24];
+    snprintf(p, sizeof p, "%d", pid);
+    snprintf(a, sizeof a, "%u", id);
+    snprintf(b, sizeof b, "%u", subid);
+    char *argv[] = { (char *)tool, p, "0", a, "1", "1", b, "1", NULL };
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawn(spawned, tool, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) { close(fds[0]); return rc; }
+    *errfd = fds[0];
+    return 0;
+}
+
+static int finish_map(const char *tool, pid_t spawned, int errfd, char *err, size_t errlen) {
+    int st = 0;
+    while (waitpid(spawned, &st, 0) < 0 && errno == EINTR) {}
+    char text[512];
+    ssize_t n = read(errfd, text, sizeof text - 1);
+    close(errfd);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    text[n > 0 ? n : 0] = 0;
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) text[--n] = 0;
+    if (err && errlen) snprintf(err, errlen, "%s failed: %s", tool, n > 0 ? text : "no reason given");
+    return EPERM;
+}
+
+#define CHILD_STACK (64 * 1024)
+
+int ud_userns_run(struct ud_ns_op *ops, size_t nops, int children, const struct ud_ns_ids *ids,
+                  char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (nops == 0) return 0;
+    if (children < 1) children = 1;
+    if ((size_t)children > nops) children = (int)nops;
+    if (children > 8) children = 8;
+    struct child_arg args[8];
+    int gates[8][2];
+    pid_t pids[8];
+    char *stacks = mmap(NULL, (size_t)children * CHILD_STACK, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stacks == MAP_FAILED) return errno;
+    int started = 0, rc = 0;
+    for (; started < children; started++) {
+        int k = started;
+        if (pipe2(gates[k], O_CLOEXEC) != 0) { rc = errno; break; }
+        args[k] = (struct child_arg){ ops, nops, (size_t)k, (size_t)children, gates[k][0], (int)getpid() };
+        pids[k] = clone(child_main, stacks + (size_t)(k + 1) * CHILD_STACK,
+                        CLONE_NEWUSER | CLONE_VM | CLONE_FILES | SIGCHLD, &args[k]);
+        if (pids[k] < 0) {
+            rc = errno;
+            close(gates[k][0]);
+            close(gates[k][1]);
+            if (err && errlen) snprintf(err, errlen, "cannot create a user namespace: %s", strerror(rc));
+            break;
+        }
+    }
+    // Maps for every child at once (four setuid programs run side by side), then the gates open.
+    pid_t tools[16];
+    int errfds[16];
+    const char *names[16];
+    int ntools = 0;
+    for (int k = 0; k < started && rc == 0; k++) {
+        const char *t[2] = { ids->newuidmap, ids->newgidmap };
+        unsigned id[2] = { ids->uid, ids->gid }, sub[2] = { ids->subuid, ids->subgid };
+        for (int j = 0; j < 2 && rc == 0; j++) {
+            rc = write_map(t[j], pids[k], id[j], sub[j], &tools[ntools], &errfds[ntools]);
+            if (rc == 0) names[ntools++] = t[j];
+            else if (err && errlen) snprintf(err, errlen, "cannot start %s: %s", t[j], strerror(rc));
+        }
+    }
+    for (int i = 0; i < ntools; i++) {
+        int r = finish_map(names[i], tools[i], errfds[i], rc == 0 ? err : NULL, errlen);
+        if (rc == 0) rc = r;
+    }
+    for (int k = 0; k < started; k++) {
+        if (rc == 0) {
+            char go = 'g';
+            if (write(gates[k][1], &go, 1) != 1) rc = errno;
+        }
+        close(gates[k][1]);  // without the byte, the child exits
+    }
+    for (int k = 0; k < started; k++) {
+        int st = 0;
+        while (waitpid(pids[k], &st, 0) < 0 && errno == EINTR) {}
+        close(gates[k][0]);
+        if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            rc = ECHILD;
+            if (err && errlen) snprintf(err, errlen, "a user-namespace child ended early (status %d)", st);
+        }
+    }
+    munmap(stacks, (size_t)children * CHILD_STACK);
+    return rc;
+}
