@@ -92,26 +92,9 @@ OUR_ENV=("${ENGINES[@]}" "UDOCKER_USE_PROOT_EXECUTABLE=$PROOT" "UDOCKER_USE_PATC
 REF_ENV=("${ENGINES[@]}" "UDOCKER_USE_PATCHELF_EXECUTABLE=$REF_PATCHELF" "UDOCKER_DIR=$WORK/old")
 
 # --- the image --------------------------------------------------------------------------------
-# Host programs with their libraries at the same paths, the loader in /usr/lib64 (where the
-# programs' PT_INTERP /lib64/ld-linux-x86-64.so.2 leads), an ld.so.cache of the container's libraries.
+# Host programs with their libraries (see build_host_tree in lib.sh).
 tree=$WORK/tree
-mkdir -p "$tree"/{usr/bin,usr/sbin,usr/lib64,etc,tmp,dev,proc,sys,root,home,run,var/tmp}
-for l in bin lib lib64 sbin; do ln -s "usr/$l" "$tree/$l"; done
-chmod 1777 "$tree/tmp" "$tree/var/tmp"
-progs=(bash dash true dd sha256sum stat cat env ls id sleep proot)
-for p in "${progs[@]}"; do
-  src=$(type -P "$p") || { echo "run.sh: $p is not installed" >&2; exit 1; }
-  cp -L "$src" "$tree/usr/bin/$p"
-  ldd "$src" | grep -o '/[^ ]*'
-done | sort -u | while read -r lib; do
-  rel=${lib#/usr}; mkdir -p "$tree/usr$(dirname "$rel")"; cp -L "$lib" "$tree/usr$rel"
-done
-ln -s dash "$tree/usr/bin/sh"
-ls -d "$tree"/usr/lib/*-linux-gnu > "$tree/etc/ld.so.conf"; sed -i "s|^$tree||" "$tree/etc/ld.so.conf"
-PATH=$PATH:/usr/sbin:/sbin ldconfig -r "$tree" 2>/dev/null || true
-printf 'root:x:0:0:root:/root:/bin/bash\n' > "$tree/etc/passwd"
-printf 'root:x:0:\n' > "$tree/etc/group"
-cp /etc/os-release "$tree/etc/os-release"
+build_host_tree "$tree"
 tar -C "$tree" --owner=0 --group=0 --numeric-owner -cf "$WORK/image.tar" .
 [ -n "${BENCH_USER:-}" ] && [ "$(id -u)" -eq 0 ] && chown -R "$BENCH_USER" "$WORK"
 

@@ -16,15 +16,19 @@ public struct NamespaceJob: Sendable {
     public var dstRoot: Int32
     public var dstDir: String
     public var names: [String]
+    /// Links: the names made in the destination, when they differ from `names`.
+    public var dstNames: [String]?
     /// Seals: the mode each file gets after its owner changed.
     public var modes: [UInt32]
 
-    public static func link(from srcRoot: Int32, _ srcDir: String, to dstRoot: Int32, _ dstDir: String, names: [String]) -> NamespaceJob {
-        NamespaceJob(kind: .link, srcRoot: srcRoot, srcDir: srcDir, dstRoot: dstRoot, dstDir: dstDir, names: names, modes: [])
+    public static func link(from srcRoot: Int32, _ srcDir: String, to dstRoot: Int32, _ dstDir: String, names: [String],
+                            as dstNames: [String]? = nil) -> NamespaceJob {
+        NamespaceJob(kind: .link, srcRoot: srcRoot, srcDir: srcDir, dstRoot: dstRoot, dstDir: dstDir, names: names,
+                     dstNames: dstNames, modes: [])
     }
 
     public static func seal(in root: Int32, _ dir: String, names: [String], modes: [UInt32]) -> NamespaceJob {
-        NamespaceJob(kind: .seal, srcRoot: -1, srcDir: "", dstRoot: root, dstDir: dir, names: names, modes: modes)
+        NamespaceJob(kind: .seal, srcRoot: -1, srcDir: "", dstRoot: root, dstDir: dir, names: names, dstNames: nil, modes: modes)
     }
 }
 
@@ -41,15 +45,17 @@ public enum UserNamespace {
         for j in jobs {
             textBytes += j.srcDir.utf8.count + j.dstDir.utf8.count + 2
             for n in j.names { textBytes += n.utf8.count + 1 }
+            for n in j.dstNames ?? [] { textBytes += n.utf8.count + 1 }
             nameCount += j.names.count
         }
         let text = UnsafeMutablePointer<CChar>.allocate(capacity: max(textBytes, 1))
         let namePtrs = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(nameCount, 1))
+        let dstPtrs = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(nameCount, 1))
         let modes = UnsafeMutablePointer<UInt32>.allocate(capacity: max(nameCount, 1))
         let results = UnsafeMutablePointer<Int32>.allocate(capacity: max(nameCount, 1))
         let ops = UnsafeMutablePointer<ud_ns_op>.allocate(capacity: jobs.count)
         defer {
-            text.deallocate(); namePtrs.deallocate(); modes.deallocate(); results.deallocate(); ops.deallocate()
+            text.deallocate(); namePtrs.deallocate(); dstPtrs.deallocate(); modes.deallocate(); results.deallocate(); ops.deallocate()
         }
         var at = 0
         func put(_ s: String) -> UnsafePointer<CChar> {
@@ -64,12 +70,15 @@ public enum UserNamespace {
             let src = put(j.srcDir), dst = put(j.dstDir)
             for (k, n) in j.names.enumerated() {
                 namePtrs[first + k] = put(n)
+                if let d = j.dstNames, k < d.count { dstPtrs[first + k] = put(d[k]) }
                 modes[first + k] = k < j.modes.count ? j.modes[k] : 0
                 results[first + k] = 0
             }
             ops[i] = ud_ns_op(kind: j.kind == .link ? Int32(UD_NS_LINK) : Int32(UD_NS_CHOWN),
                               src_root: j.srcRoot, src_dir: src, dst_root: j.dstRoot, dst_dir: dst,
-                              names: UnsafePointer(namePtrs + first), modes: UnsafePointer(modes + first),
+                              names: UnsafePointer(namePtrs + first),
+                              dst_names: j.dstNames == nil ? nil : UnsafePointer(dstPtrs + first),
+                              modes: UnsafePointer(modes + first),
                               count: j.names.count, results: results + first)
             first += j.names.count
         }

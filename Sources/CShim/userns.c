@@ -89,7 +89,8 @@ static void run_op(struct ud_ns_op *op) {
     for (size_t i = 0; i < op->count; i++) {
         long r = fail;
         if (r == 0 && op->kind == UD_NS_LINK) {
-            r = raw6(SYS_linkat, src, (long)op->names[i], dst, (long)op->names[i], 0);
+            const char *to = op->dst_names ? op->dst_names[i] : op->names[i];
+            r = raw6(SYS_linkat, src, (long)op->names[i], dst, (long)to, 0);
         } else if (r == 0 && op->kind == UD_NS_CHOWN) {
             r = raw6(SYS_fchownat, dst, (long)op->names[i], 1, 1, AT_SYMLINK_NOFOLLOW);
             // chown clears setuid and setgid bits: the mode is set again after it.

@@ -118,7 +118,8 @@ struct StoreMaintenanceTests {
 
     @Test func verifyFindsAModifiedLayerFileAndRepairRemovesTheLayer() throws {
         let dir = try TempDir()
-        let store = try Store.create(at: dir.path)
+        // Unsealed: a sealed layer's files cannot be changed by their user.
+        let store = try Store.create(at: dir.path, environment: ["UDOCKER_STORE_PROTECTION": "detect"])
         let blob = try store.ingest(bytes: randomBytes(100)).digest
         let layer = try installHandmadeLayer(store, blob: blob, files: ["usr/bin/tool": randomBytes(4000), "etc/x": randomBytes(10)])
         let path = store.layerRoot(layer.diffID) + "/usr/bin/tool"
@@ -127,10 +128,12 @@ struct StoreMaintenanceTests {
 
         try corruptByte(path, at: 100)
         let found = try store.verify(repair: false)
-        #expect(found.corruptLayers == [layer.diffID])
-        #expect(found.problems.first?.message.contains("/usr/bin/tool has changed") == true)
+        #expect(found.problems.map(\.kind) == [.changedLayerFile])
+        #expect(found.problems.first?.message.contains("/usr/bin/tool of unpacked layer \(layer.diffID) has changed in place (content") == true)
+        #expect(found.problems.first?.file?.path == "usr/bin/tool")
         #expect(found.filesChecked == 2)
-        #expect(try store.verify(layer: layer.diffID).corruptLayers == [layer.diffID])
+        #expect(try store.verify(layer: layer.diffID).problems.map(\.kind) == [.changedLayerFile])
+        // The layer's blob is not a tar here, so the file cannot be restored in place: the layer goes.
 
         let repaired = try store.verify(repair: true)
         #expect(repaired.isHealthy)

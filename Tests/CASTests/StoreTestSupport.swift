@@ -87,7 +87,11 @@ func installHandmadeLayer(_ store: Store, blob: Digest, files: [String: [UInt8]]
         }
         // Read-only, as LayerUnpacker writes store files: (mode & 0o555) | 0o400.
         try writeFile(tmp + "/root/" + path, content, mode: 0o555)
-        entries.append(LayerEntry(path: path, kind: .file, mode: 0o755, size: UInt64(content.count), digest: try sha(content)))
+        // The image's mtime, as the unpacker sets it (verify compares it).
+        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 0), timespec(tv_sec: 1_600_000_000, tv_nsec: 0)]
+        _ = utimensat(AT_FDCWD, tmp + "/root/" + path, &times, 0)
+        entries.append(LayerEntry(path: path, kind: .file, mode: 0o755, mtime: 1_600_000_000, size: UInt64(content.count),
+                                  digest: try sha(content)))
     }
     let diffID = try sha(diffSeed ?? Array(files.keys.sorted().joined(separator: ",").utf8) + blob.rawBytes)
     let m = LayerManifest(diffID: diffID, blobs: [blob], compression: "none", entries: entries,

@@ -17,9 +17,10 @@ final class RuncRepo {
     let env: [String: String]
 
     /// With `hostImage`, that image of the host's programs (TestSupport's HostImage) is loaded too.
-    init(hostImage: HostImageSpec? = nil) throws {
+    /// `extra`: more environment for every command.
+    init(hostImage: HostImageSpec? = nil, _ extra: [String: String] = [:]) throws {
         tmp = makeTempDirectory("runc")
-        env = ["UDOCKER_DIR": tmp + "/repo"]
+        env = ["UDOCKER_DIR": tmp + "/repo"].merging(extra) { $1 }
         let archive = tmp + "/image.tar"
         try Self.buildImage(work: tmp + "/image", archive: archive)
         let load = run(["load", "-i", archive, "runctest/busybox"])
@@ -223,9 +224,11 @@ struct RuncTests {
             let verify = r.run(["verify", RuncRepo.image])
             #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
         }
-        if mode == "R1" {
+        if mode == "R1" || !StoreProtectionExpectation.detectOnly {
             check()
         } else {
+            // Without sealing (no subordinate uids), PRoot's root emulation chmods the store's file
+            // for the write; the run reports it afterwards.
             withKnownIssue("PRoot's root emulation (-0, as in P1) makes a read-only file writable by chmod-ing it for the write") {
                 check()
             }
@@ -246,7 +249,9 @@ struct RuncTests {
     @Test(arguments: modes) func hostProgramsAndDpkgAsRoot(mode: String) throws {
         let hello = "/usr/share/udocker-hello/hello.txt"
         let spec = HostImageSpec(name: "hostimg:runc", withDpkg: true, files: [hello: "from the image\n"])
-        let r = try RuncRepo(hostImage: spec)
+        // Unsealed: dpkg makes a backup hard link of a file it replaces, which a sealed store's files
+        // refuse (StoreProtectionTests has what dpkg does there).
+        let r = try RuncRepo(hostImage: spec, ["UDOCKER_STORE_PROTECTION": "detect"])
         let root = try r.container("c1", mode: mode, image: spec.name)
         let other = try r.container("c2", mode: mode, image: spec.name)
 

@@ -28,14 +28,18 @@ public struct HostImageSpec: Hashable, Sendable {
     public var scripts: [String: String]
     /// Compresses the layer with gzip (else the layer is a plain tar, which is quicker to build).
     public var gzip: Bool
+    /// Extra symlinks: absolute path in the image -> target (as written, relative or absolute), made
+    /// after the files, e.g. Debian's /etc/os-release -> ../usr/lib/os-release.
+    public var symlinks: [String: String]
 
     public init(name: String = "hostimg:latest", extraEnv: [String] = [], workingDir: String? = nil,
                 cmd: [String]? = ["/bin/sh"], entrypoint: [String]? = nil, user: String? = nil,
                 withDpkg: Bool = false, extraPrograms: [String] = [], files: [String: String] = [:],
-                scripts: [String: String] = [:], gzip: Bool = false) {
+                scripts: [String: String] = [:], gzip: Bool = false, symlinks: [String: String] = [:]) {
         self.name = name; self.extraEnv = extraEnv; self.workingDir = workingDir; self.cmd = cmd
         self.entrypoint = entrypoint; self.user = user; self.withDpkg = withDpkg
         self.extraPrograms = extraPrograms; self.files = files; self.scripts = scripts; self.gzip = gzip
+        self.symlinks = symlinks
     }
 }
 
@@ -165,6 +169,7 @@ public enum HostImage {
         }
         for (path, content) in spec.files { try tree.file(path, content) }
         for (path, content) in spec.scripts { try tree.file(path, content, mode: 0o755) }
+        for (path, target) in spec.symlinks { try tree.symlink(path, to: target) }
     }
 
     /// Makes a .deb with `dpkg-deb --build` (Architecture: all, owned by root) installing `files`

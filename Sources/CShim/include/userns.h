@@ -21,6 +21,8 @@ struct ud_ns_op {
     int dst_root;
     const char *dst_dir;
     const char *const *names;
+    /// UD_NS_LINK: the new names in dst_dir (NULL: the same names).
+    const char *const *dst_names;
     const unsigned *modes;
     size_t count;
     /// Per name: 0, or the errno of its call; a directory that cannot be opened gives its errno to all.

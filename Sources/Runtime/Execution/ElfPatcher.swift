@@ -44,10 +44,13 @@ public struct ElfPatcher: Sendable {
 
     public let containerDir: String
     public let patchelf: String
+    /// The ids of a sealed store's files (linked files of the container belong to its subordinate uid).
+    let sealOwner: SealOwner?
 
     public init(containerDir: String, patchelf: String) {
         self.containerDir = containerDir
         self.patchelf = patchelf
+        sealOwner = StoreProtection.detect(environment: ProcessInfo.processInfo.environment, network: false).owner
     }
 
     // MARK: record
@@ -95,6 +98,7 @@ public struct ElfPatcher: Sendable {
         var keepRunpath: Bool
         var mode: mode_t
         var mtime: timespec
+        var owner: uid_t
         var original = ""
         var aside = ""
         var temp = ""
@@ -113,12 +117,13 @@ public struct ElfPatcher: Sendable {
         try? FileIO.removeTree(asides)
         try ContainerStore.io { try FileIO.mkdirs(asides, mode: 0o700) }
         let copier = FileCopier()
+        for n in candidates.indices { candidates[n].aside = Self.asideDir + "/\(n)" }
+        let asideFailures = keepAside(candidates, in: asides, copier: copier)
         var prepared: [Candidate] = []
         for (n, var c) in candidates.enumerated() {
             do {
+                if let e = asideFailures[n] { throw e }
                 c.original = try ContainerStore.io { try SHA256Hasher.hash(fileAt: c.host) }.0.hex
-                c.aside = Self.asideDir + "/\(n)"
-                try keepAside(c.host, at: containerDir + "/" + c.aside, copier: copier)
                 c.temp = try copyBeside(c.host, mode: c.mode | 0o200, copier: copier, tag: n)
                 prepared.append(c)
             } catch {
@@ -197,6 +202,7 @@ public struct ElfPatcher: Sendable {
                          foreign: inout Int, notes: inout [String], depth: Int) {
         guard depth < 256, let names = try? FileIO.listDirectory(dir) else { return }
         let uid = getuid()
+        let sealedUID = sealOwner?.subuid
         for n in names.sorted() {
             let host = dir + "/" + n
             var st = stat()
@@ -210,7 +216,9 @@ public struct ElfPatcher: Sendable {
                 if n.hasPrefix(".") && n.contains(".udocker-elf-") { _ = unlink(host); continue }
                 if n.hasPrefix(".") && n.contains(".udocker-") { continue }
                 guard let elf = ElfFile.read(host), elf.interpreter != nil || elf.needed > 0 else { continue }
-                guard uid == 0 || st.st_uid == uid else {
+                // A linked file of a sealed store belongs to the user's subordinate uid: it is patched
+                // as a copy like the user's own (the original is kept aside, as a link).
+                guard uid == 0 || st.st_uid == uid || (sealedUID != nil && st.st_uid == sealedUID && st.st_nlink > 1) else {
                     foreign += 1
                     continue
                 }
@@ -229,18 +237,55 @@ public struct ElfPatcher: Sendable {
                 out.append(Candidate(path: String(host.dropFirst(tree.root.count + 1)), host: host, elf: elf,
                                      newInterpreter: newInterpreter, newRpath: entries.joined(separator: ":"),
                                      keepRunpath: elf.runpath != nil && elf.rpath == nil,
-                                     mode: st.st_mode & 0o7777, mtime: st.st_mtim))
+                                     mode: st.st_mode & 0o7777, mtime: st.st_mtim, owner: st.st_uid))
             default:
                 continue
             }
         }
     }
 
-    /// A second name for the original (its inode stays the store's or the container's), else a copy.
-    private func keepAside(_ host: String, at aside: String, copier: FileCopier) throws {
-        _ = unlink(aside)
-        if link(host, aside) == 0 { return }
-        try copyFile(host, to: aside, mode: nil, copier: copier)
+    /// A second name for each original (its inode stays the store's or the container's), else a copy.
+    /// Files of a sealed store belong to the user's subordinate uid, which only a user namespace may
+    /// link; those links are made in one batch. Returns the candidates whose original could not be kept.
+    private func keepAside(_ candidates: [Candidate], in asides: String, copier: FileCopier) -> [Int: Error] {
+        var failures = [Int: Error]()
+        var sealed = [Int]()
+        let owner = sealOwner
+        for (n, c) in candidates.enumerated() {
+            let aside = containerDir + "/" + c.aside
+            _ = unlink(aside)
+            if let owner, c.owner == owner.subuid { sealed.append(n); continue }
+            if link(c.host, aside) == 0 { continue }
+            do { try copyFile(c.host, to: aside, mode: nil, copier: copier) } catch { failures[n] = error }
+        }
+        guard let owner, !sealed.isEmpty else { return failures }
+        var linked = Set<Int>()
+        let asidesFD = open(asides, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if asidesFD >= 0 {
+            defer { _ = close(asidesFD) }
+            var dirs = [String: Int32]()
+            defer { for fd in dirs.values { _ = close(fd) } }
+            var byDir = [String: [Int]]()
+            for n in sealed { byDir[FileIO.parent(of: candidates[n].host), default: []].append(n) }
+            var jobs = [NamespaceJob](), members = [[Int]]()
+            for (dir, ns) in byDir.sorted(by: { $0.key < $1.key }) {
+                let fd = open(dir, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                dirs[dir] = fd
+                jobs.append(.link(from: fd, "", to: asidesFD, "", names: ns.map { FileIO.basename(of: candidates[$0].host) },
+                                  as: ns.map { FileIO.basename(of: candidates[$0].aside) }))
+                members.append(ns)
+            }
+            if let results = try? UserNamespace.run(jobs, owner: owner, children: 1) {
+                for (ns, r) in zip(members, results) { for (n, e) in zip(ns, r) where e == 0 { linked.insert(n) } }
+            }
+        }
+        for n in sealed where !linked.contains(n) {
+            do { try copyFile(candidates[n].host, to: containerDir + "/" + candidates[n].aside, mode: nil, copier: copier) } catch {
+                failures[n] = error
+            }
+        }
+        return failures
     }
 
     /// A copy of `host` in its own directory, writable, for patchelf to change.
