@@ -16,6 +16,9 @@ APT_PACKAGES=(
   skopeo hyperfine bc python3 xfsprogs
 )
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
+# A second unprivileged user without subordinate ids: the store-protection tests run again as it,
+# where udocker cannot seal the store and detects changes instead.
+NOSUB_USER=${UDOCKER_TEST_NOSUB_USER:-udocker-nosub}
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: needs root to install packages and create the test user; run it as root" >&2
@@ -39,6 +42,13 @@ if ! id "$TEST_USER" >/dev/null 2>&1; then
   echo "==> creating unprivileged test user $TEST_USER"
   useradd --create-home --shell /bin/bash "$TEST_USER"
 fi
+if ! id "$NOSUB_USER" >/dev/null 2>&1; then
+  echo "==> creating unprivileged test user $NOSUB_USER (without subordinate uids)"
+  useradd --create-home --shell /bin/bash "$NOSUB_USER"
+fi
+for f in /etc/subuid /etc/subgid; do
+  if [ -f "$f" ] && grep -q "^$NOSUB_USER:" "$f"; then sed -i "/^$NOSUB_USER:/d" "$f"; fi
+done
 home=$(getent passwd "$TEST_USER" | cut -d: -f6)
 # The Swift package mirror under /opt is owned by root; let the test user's git read it.
 if ! runuser -u "$TEST_USER" -- git config --global --get-all safe.directory 2>/dev/null | grep -qx '\*'; then

@@ -32,4 +32,18 @@ filter=""
 if [ -n "${UDOCKER_TEST_FILTER:-}" ]; then filter="--filter '$UDOCKER_TEST_FILTER'"; fi
 as_user "swift test --skip-build $filter 2>&1" | tee "$BUILD_TREE/test.log"
 status=${PIPESTATUS[0]}
+
+# The store-protection suites again, as a user without subordinate ids (detection instead of sealing).
+NOSUB_USER=${UDOCKER_TEST_NOSUB_USER:-udocker-nosub}
+nosub_filter=${UDOCKER_TEST_NOSUB_FILTER:-StoreProtection|StoreChangeDetection|storeFilesStayUnchanged}
+if [ -z "${UDOCKER_TEST_FILTER:-}" ] || [ -n "${UDOCKER_TEST_NOSUB_FILTER:-}" ]; then
+  echo "==> running the store-protection tests as $NOSUB_USER (no subordinate uids)"
+  nosub_home=$(getent passwd "$NOSUB_USER" | cut -d: -f6)
+  runuser -u "$NOSUB_USER" -- env -i HOME="$nosub_home" USER="$NOSUB_USER" LANG=C.UTF-8 UDOCKER_TEST_PROTECTION=detect \
+    PATH="/opt/swift/usr/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" CI="${CI:-}" \
+    bash -c "cd '$BUILD_TREE/src' && .build/debug/udockerPackageTests.xctest --testing-library swift-testing --filter '$nosub_filter' 2>&1" \
+    | tee "$BUILD_TREE/test-nosub.log"
+  nosub_status=${PIPESTATUS[0]}
+  if [ "$status" -eq 0 ]; then status=$nosub_status; fi
+fi
 exit "$status"

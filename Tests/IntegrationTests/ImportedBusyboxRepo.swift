@@ -21,10 +21,11 @@ final class ImportedBusyboxRepo {
         #endif
     }
 
-    /// `extraFiles`: relative path -> content, added to the rootfs before it is imported.
-    init(label: String, extraFiles: [String: String] = [:]) throws {
+    /// `extraFiles`: relative path -> content, added to the rootfs before it is imported; `links`:
+    /// relative path -> symlink target; `env`: more environment for every command, the import included.
+    init(label: String, extraFiles: [String: String] = [:], links: [String: String] = [:], env extra: [String: String] = [:]) throws {
         tmp = makeTempDirectory(label)
-        env = ["UDOCKER_DIR": tmp + "/repo"]
+        env = ["UDOCKER_DIR": tmp + "/repo"].merging(extra) { $1 }
         let rootfs = tmp + "/rootfs"
         for d in ["bin", "etc", "usr/bin", Self.tripletLibDir, "tmp", "var/tmp", "root", "home/user"] {
             try FileIO.mkdirs(rootfs + "/" + d)
@@ -40,6 +41,9 @@ final class ImportedBusyboxRepo {
         for (path, content) in extraFiles {
             try FileIO.mkdirs(FileIO.parent(of: rootfs + "/" + path))
             try writeFile(rootfs + "/" + path, content)
+        }
+        for (path, target) in links {
+            try FileManager.default.createSymbolicLink(atPath: rootfs + "/" + path, withDestinationPath: target)
         }
         _ = try runCommand("/bin/tar", ["-C", rootfs, "-cf", tmp + "/rootfs.tar", "."])
         let imp = run(["import", tmp + "/rootfs.tar", "test/bb:1"])
