@@ -45,8 +45,7 @@ public enum StoreProtection: Sendable, Equatable {
 
     /// What this host and user allow for a store (`network`: on a network filesystem, where the server
     /// decides ownership and a chown to a subordinate uid is refused or not what it seems).
-    /// `UDOCKER_STORE_PROTECTION=detect` turns sealing off; `UDOCKER_SUBUID_FILE`/`UDOCKER_SUBGID_FILE`
-    /// name other files than /etc/subuid and /etc/subgid.
+    /// `UDOCKER_STORE_PROTECTION=detect` turns sealing off.
     public static func detect(environment env: [String: String], network: Bool) -> StoreProtection {
         if env["UDOCKER_STORE_PROTECTION"] == "detect" {
             return .detectOnly(reason: "UDOCKER_STORE_PROTECTION=detect is set")
@@ -57,8 +56,8 @@ public enum StoreProtection: Sendable, Equatable {
         let uid = getuid(), gid = getgid()
         if uid == 0 { return .detectOnly(reason: "running as root, whose subordinate ids would not protect anything") }
         let name = userName(uid)
-        let subuidFile = env["UDOCKER_SUBUID_FILE"] ?? "/etc/subuid"
-        let subgidFile = env["UDOCKER_SUBGID_FILE"] ?? "/etc/subgid"
+        // newuidmap and newgidmap read these files themselves: no other place would do.
+        let subuidFile = "/etc/subuid", subgidFile = "/etc/subgid"
         guard let subuid = firstSubordinate(in: subuidFile, name: name, id: uid) else {
             return .detectOnly(reason: "user \(name ?? String(uid)) has no subordinate uid range in \(subuidFile) (ask the administrator for one, as rootless podman needs)")
         }
