@@ -1,6 +1,7 @@
 // Writes a directory tree into a tar archive: contents, modes, mtimes, symlinks, fifos and device
 // nodes as they are, hard links detected by inode, without following any symlink out of the tree.
 import CAS
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,8 +20,9 @@ public struct TreeArchiveReport: Sendable, Equatable {
 ///
 /// Owners: a rootless container's files all belong to the user who made it, who is root inside the
 /// container; so files owned by the calling user are written as uid/gid 0, any other owner (possible
-/// when udocker runs as root) keeps its numeric id. This is what `docker export` of the same
-/// container shows, and what `import` gives back.
+/// when udocker runs as root) keeps its numeric id. Files linked from a sealed store belong to the
+/// user's subordinate ids and count as the user's. This is what `docker export` of the same container
+/// shows, and what `import` gives back.
 struct TreeArchiver {
     let root: String
 
@@ -28,7 +30,8 @@ struct TreeArchiver {
         let fd = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", root, errno) }
         defer { _ = close(fd) }
-        var state = State(uid: geteuid(), gid: getegid())
+        let sealed = StoreProtection.detect(environment: ProcessInfo.processInfo.environment, network: false).owner
+        var state = State(uid: geteuid(), gid: getegid(), sealedUID: sealed?.subuid, sealedGID: sealed?.subgid)
         try walk(fd, relative: "", into: w, &state, depth: 0)
         return state.report
     }
@@ -41,11 +44,14 @@ struct TreeArchiver {
     private struct State {
         let uid: uid_t
         let gid: gid_t
+        let sealedUID: uid_t?
+        let sealedGID: gid_t?
         var report = TreeArchiveReport()
         var firstPath: [Inode: String] = [:]
 
         func owner(_ st: stat) -> ArchiveWriter.Owner {
-            ArchiveWriter.Owner(uid: st.st_uid == uid ? 0 : UInt32(st.st_uid), gid: st.st_gid == gid ? 0 : UInt32(st.st_gid))
+            ArchiveWriter.Owner(uid: st.st_uid == uid || st.st_uid == sealedUID ? 0 : UInt32(st.st_uid),
+                                gid: st.st_gid == gid || st.st_gid == sealedGID ? 0 : UInt32(st.st_gid))
         }
     }
 
