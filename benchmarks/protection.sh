@@ -18,7 +18,8 @@
 # used as it is), BENCH_WORK (default /var/tmp/udocker-bench-protection), RUNS (creates of each kind
 # per tool, best kept, default 5), TRUE_RUNS (runs of /bin/true per mode and tool, median kept,
 # default 15), SMALL_FILES (default 20000), MODES (default "P1 P2 F1 F2 F3 F4 R1 R2 R3"),
-# RUN_MATERIALIZE (how the run containers are created, default auto, udocker's default), PARTS
+# RUN_MATERIALIZE (how the run containers are created, default auto, udocker's default), FRESH (1,
+# the default: also time the first run of new P1 containers right after their create), PARTS
 # (default "create run"), BENCH_USER (default udocker-test when started as root).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -150,6 +151,8 @@ containers_note() {
 import collections, glob, json, os, sys
 c = collections.Counter()
 for f in glob.glob(os.path.join(sys.argv[1], "*", "materialize.json")):
+    if os.path.islink(os.path.dirname(f)):
+        continue  # a name, linking to its container's directory
     try:
         m = json.load(open(f))
     except Exception:
@@ -195,14 +198,36 @@ ms() { [ "$1" = n/a ] && { echo n/a; return; }; printf '%.1f' "$(echo "$1 * 1000
 minus_ms() { { [ "$1" = n/a ] || [ "$2" = n/a ]; } && { echo n/a; return; }; printf '%+.1f' "$(echo "($1 - $2) * 1000" | bc -l)"; }
 # run_cmd TOOL CONTAINER: the command line hyperfine runs (no shell; env gives the tool's settings).
 run_cmd() { echo "env UDOCKER_DIR=${REPO[$1]} ${TENV[$1]} ${BIN[$1]} $ROOT_OPT run --nobanner $2 /bin/true"; }
+# hf_once TOOL CONTAINER KEY: one timed run (hyperfine -N) of /bin/true in CONTAINER, its seconds
+# appended to $WORK/out/KEY.times; on a failure, a note and $WORK/out/KEY.failed (no more runs).
+hf_once() {
+  local t=$1 c=$2 key=$3
+  [ -f "$WORK/out/$key.failed" ] && return 0
+  if as_user hyperfine -N --style none --runs 1 --export-csv "$WORK/out/$key.csv" "$(run_cmd "$t" "$c")" \
+       > "$WORK/out/$key.hf" 2>&1; then
+    # Columns: command,mean,stddev,median,user,system,min,max (the command may hold commas).
+    tail -n1 "$WORK/out/$key.csv" | awk -F, '{print $(NF-6)}' >> "$WORK/out/$key.times"
+  else
+    NOTES+=("$key: n/a: failed while timed: $(first_line "$WORK/out/$key.hf" 1)")
+    touch "$WORK/out/$key.failed"
+  fi
+}
+# median_of KEY: the median of KEY's times, or n/a when it failed or has none.
+median_of() {
+  if [ -f "$WORK/out/$1.failed" ] || [ ! -s "$WORK/out/$1.times" ]; then echo n/a; return; fi
+  sort -g "$WORK/out/$1.times" | awk '{v[NR]=$1} END {printf "%.4f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
+}
+run_row() {  # LABEL OLD NEW DETECT (seconds or n/a)
+  run_rows+=("| $1 | $(ms "$2") | $(ms "$3") | $(ms "$4") | $(ratio "$3" "$2") | $(ratio "$4" "$2") | $(minus_ms "$3" "$2") | $(minus_ms "$4" "$3") |")
+}
 run_rows=()
 if has_part run; then
   for M in $MODES; do
     c=run$M
-    declare -A val=([old]=n/a [new]=n/a [detect]=n/a)
     live=()
     for t in "${TOOLS[@]}"; do
       why=""
+      rm -f "$WORK/out/$t-$M.failed"; : > "$WORK/out/$t-$M.times"
       if ! ud "$t" create --name=$c --materialize="$RUN_MATERIALIZE" bench/host:1 > "$WORK/out/$t-$M-create.log" 2>&1; then
         why="create: $(first_line "$WORK/out/$t-$M-create.log" 1)"
       elif ! ud "$t" setup --execmode=$M $c > "$WORK/out/$t-$M-setup.log" 2>&1; then
@@ -210,34 +235,40 @@ if has_part run; then
       elif ! as_user sh -c "exec $(run_cmd "$t" $c)" </dev/null > "$WORK/out/$t-$M-trial.log" 2>&1; then
         why="trial run: $(first_line "$WORK/out/$t-$M-trial.log" 1)"
       fi
-      if [ -n "$why" ]; then NOTES+=("$M, ${LABEL[$t]}: n/a: $(echo "$why" | head -c 300)"); else live+=("$t"); : > "$WORK/out/$t-$M.times"; fi
+      if [ -n "$why" ]; then NOTES+=("$t-$M: n/a: $(echo "$why" | head -c 300)"); touch "$WORK/out/$t-$M.failed"
+      else live+=("$t"); fi
     done
     # TRUE_RUNS rounds, each running every live tool once (the first tool rotating), the trial run
-    # above being the warm-up.
+    # above being the warm-up. They start 2 s after the creates: the detect-mode check takes every
+    # linked file whose ctime is in or after the second its run started (a link made by a create changes
+    # the inode's ctime) for a candidate and hashes it, which the row "right after create" measures.
+    sleep 2
     n=${#live[@]}
     for r in $(seq "$TRUE_RUNS"); do
       for k in $(seq 0 $((n - 1))); do
-        [ "$n" -gt 0 ] || break
         t=${live[$(( (k + r - 1) % n ))]}
-        [ -f "$WORK/out/$t-$M.failed" ] && continue
-        if as_user hyperfine -N --style none --runs 1 --export-csv "$WORK/out/$t-$M.csv" "$(run_cmd "$t" $c)" \
-             > "$WORK/out/$t-$M.hf" 2>&1; then
-          # Columns: command,mean,stddev,median,user,system,min,max (the command may hold commas).
-          tail -n1 "$WORK/out/$t-$M.csv" | awk -F, '{print $(NF-6)}' >> "$WORK/out/$t-$M.times"
-        else
-          NOTES+=("$M, ${LABEL[$t]}: n/a: failed while timed: $(first_line "$WORK/out/$t-$M.hf" 1)")
-          touch "$WORK/out/$t-$M.failed"
-        fi
+        hf_once "$t" "$c" "$t-$M"
       done
     done
-    for t in "${live[@]}"; do
-      [ -f "$WORK/out/$t-$M.failed" ] && continue
-      val[$t]=$(sort -g "$WORK/out/$t-$M.times" | awk '{v[NR]=$1} END {printf "%.4f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
-    done
-    o=${val[old]} n=${val[new]} d=${val[detect]}
-    run_rows+=("| $M | $(ms "$o") | $(ms "$n") | $(ms "$d") | $(ratio "$n" "$o") | $(ratio "$d" "$o") | $(minus_ms "$n" "$o") | $(minus_ms "$d" "$n") |")
-    unset val
+    run_row "$M" "$(median_of "old-$M")" "$(median_of "new-$M")" "$(median_of "detect-$M")"
   done
+  # The first run of a new container (P1, the execution mode a container starts with), started as
+  # soon as its create returns: TRUE_RUNS rounds, each making one new container per tool and timing
+  # its first run.
+  if [ "${FRESH:-1}" = 1 ]; then
+    for t in "${TOOLS[@]}"; do rm -f "$WORK/out/$t-fresh.failed"; : > "$WORK/out/$t-fresh.times"; done
+    for r in $(seq "$TRUE_RUNS"); do
+      for k in 0 1 2; do
+        t=${TOOLS[$(( (k + r - 1) % 3 ))]}
+        [ -f "$WORK/out/$t-fresh.failed" ] && continue
+        if ! ud "$t" create --name=fresh$r --materialize="$RUN_MATERIALIZE" bench/host:1 > "$WORK/out/$t-fresh-create.log" 2>&1; then
+          NOTES+=("$t-fresh: n/a: create: $(first_line "$WORK/out/$t-fresh-create.log" 1)"); touch "$WORK/out/$t-fresh.failed"; continue
+        fi
+        hf_once "$t" "fresh$r" "$t-fresh"
+      done
+    done
+    run_row "P1, first run right after create" "$(median_of old-fresh)" "$(median_of new-fresh)" "$(median_of detect-fresh)"
+  fi
 fi
 
 echo "Store-protection benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)."
@@ -255,7 +286,8 @@ if has_part create; then
 fi
 if has_part run; then
   echo "\`run --nobanner CONTAINER /bin/true\`: median of $TRUE_RUNS runs (hyperfine -N, one run each per round, the order rotating), ms;"
-  echo "containers made with --materialize=$RUN_MATERIALIZE from run.sh's image (host bash, coreutils and PRoot with their libraries, imported from one tar)."
+  echo "containers made with --materialize=$RUN_MATERIALIZE from run.sh's image (host bash, coreutils and PRoot with their libraries, imported from one tar),"
+  echo "timed from 2 s after their create and setup on; the last row: the first run of a new container, started as soon as its create returned."
   echo
   echo "| mode | old (ms) | new (ms) | new, detect (ms) | new / old | detect / old | new − old (ms) | detect − new (ms) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -6,10 +6,6 @@ import Glibc
 #endif
 
 public enum ExecutionModeSupport {
-    public static let proot = ["P1", "P2"]
-    public static let fakechroot = ["F1", "F2", "F3", "F4"]
-    public static let runc = ["R1", "R2", "R3"]
-
     /// Why `mode` cannot run here, or nil when the engines it needs are installed and usable.
     public static func unavailableReason(_ mode: String) -> String? {
         var missing = [String]()

@@ -16,7 +16,12 @@ public enum SubordinateIDs {
         guard let bytes = try? FileIO.readFile(file) else { return nil }
         let uid = getuid()
         var names = [String(uid)]
-        if let pw = getpwuid(uid), let n = pw.pointee.pw_name { names.append(String(cString: n)) }
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        var buf = [CChar](repeating: 0, count: 4096)
+        if getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, let r = result, let n = r.pointee.pw_name {
+            names.append(String(cString: n))
+        }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
             let f = line.split(separator: ":", omittingEmptySubsequences: false)
             guard f.count >= 3, names.contains(String(f[0])), let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0 else { continue }

@@ -13,10 +13,12 @@ public struct TreeSnapshot: Equatable, Sendable {
 
     /// `inodes`: also the inode of each regular file (a file replaced by rename then differs even when
     /// its bytes are the same); off to compare two containers, whose copied files are distinct inodes.
-    /// `excluding`: relative paths (and their subtrees) left out.
-    public init(_ root: String, inodes: Bool = true, excluding: Set<String> = []) throws {
+    /// `excluding`: relative paths (and their subtrees) left out. `rootEntry`: false leaves out the
+    /// root's own metadata (a container's ROOT is made when the container is, not from the image).
+    public init(_ root: String, inodes: Bool = true, excluding: Set<String> = [], rootEntry: Bool = true) throws {
         self.root = root
         try walk("", inodes: inodes, excluding: excluding)
+        if !rootEntry { entries["/"] = nil }
     }
 
     /// The paths that differ from `other`, each with both descriptions, sorted; empty when equal.
@@ -65,7 +67,7 @@ public func filesOwned(by uid: UInt32, under root: String) -> [String] {
         guard lstat(root + rel, &st) == 0 else { return }
         if st.st_mode & S_IFMT == S_IFDIR {
             for name in (try? FileIO.listDirectory(root + rel)) ?? [] { walk(rel + "/" + name) }
-        } else if st.st_uid == uid {
+        } else if st.st_mode & S_IFMT == S_IFREG && st.st_uid == uid {
             found.append(rel)
         }
     }
