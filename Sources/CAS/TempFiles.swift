@@ -34,7 +34,7 @@ public enum ProcessIdentity {
     }
 
     /// Whether a process recorded as (host, pid) is certainly gone: only decidable on the same host.
-    static func isDead(host: String, pid: Int32) -> Bool {
+    public static func isDead(host: String, pid: Int32) -> Bool {
         host == self.host && ud_pid_alive(pid) == 0
     }
 }

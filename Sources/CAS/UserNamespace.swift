@@ -39,8 +39,56 @@ public enum UserNamespace {
     /// namespaces disabled).
     public static func run(_ jobs: [NamespaceJob], owner: SealOwner, children: Int) throws -> [[Int32]] {
         if jobs.isEmpty { return [] }
-        // One buffer for every name and directory, one for the name pointers, modes and results, so
-        // twenty thousand names cost four allocations.
+        return try Session(owner: owner, children: min(children, jobs.count)).run(jobs)
+    }
+
+    /// Namespace children made ahead of their work: their newuidmap and newgidmap run while the caller
+    /// walks a tree, and `run` hands them the jobs. One `run` per session; a session dropped without
+    /// one lets its children go.
+    public final class Session {
+        // Not Sendable: one thread makes it, runs it and drops it.
+        private var session: OpaquePointer?
+
+        public init(owner: SealOwner, children: Int) {
+            var ids = ud_ns_ids()
+            ids.uid = owner.uid; ids.gid = owner.gid; ids.subuid = owner.subuid; ids.subgid = owner.subgid
+            session = owner.newuidmap.withCString { u in
+                owner.newgidmap.withCString { g in
+                    ids.newuidmap = u
+                    ids.newgidmap = g
+                    return ud_userns_start(Int32(children), &ids)
+                }
+            }
+        }
+
+        deinit {
+            if let s = session { _ = ud_userns_finish(s, nil, 0, nil, 0) }
+        }
+
+        public func run(_ jobs: [NamespaceJob]) throws -> [[Int32]] {
+            let s = session
+            session = nil
+            var err = [CChar](repeating: 0, count: 512)
+            let errCount = err.count
+            var out = [[Int32]]()
+            let rc = UserNamespace.withOps(jobs) { ops, results in
+                let rc = ud_userns_finish(s, ops, jobs.count, &err, errCount)
+                if rc == 0 { out = results() }
+                return rc
+            }
+            if rc != 0 {
+                let why = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                throw CASError.userNamespace(why.isEmpty ? String(cString: strerror(rc)) : why)
+            }
+            return out
+        }
+    }
+
+    /// Lays `jobs` out as C operations for `body`, whose second argument reads the per-name results:
+    /// one buffer for every name and directory, one for the name pointers, modes and results, so
+    /// twenty thousand names cost a handful of allocations.
+    static func withOps(_ jobs: [NamespaceJob],
+                        _ body: (UnsafeMutablePointer<ud_ns_op>, () -> [[Int32]]) -> Int32) -> Int32 {
         var textBytes = 0, nameCount = 0
         for j in jobs {
             textBytes += j.srcDir.utf8.count + j.dstDir.utf8.count + 2
@@ -53,7 +101,7 @@ public enum UserNamespace {
         let dstPtrs = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(nameCount, 1))
         let modes = UnsafeMutablePointer<UInt32>.allocate(capacity: max(nameCount, 1))
         let results = UnsafeMutablePointer<Int32>.allocate(capacity: max(nameCount, 1))
-        let ops = UnsafeMutablePointer<ud_ns_op>.allocate(capacity: jobs.count)
+        let ops = UnsafeMutablePointer<ud_ns_op>.allocate(capacity: max(jobs.count, 1))
         defer {
             text.deallocate(); namePtrs.deallocate(); dstPtrs.deallocate(); modes.deallocate(); results.deallocate(); ops.deallocate()
         }
@@ -82,28 +130,15 @@ public enum UserNamespace {
                               count: j.names.count, results: results + first)
             first += j.names.count
         }
-        var ids = ud_ns_ids()
-        ids.uid = owner.uid; ids.gid = owner.gid; ids.subuid = owner.subuid; ids.subgid = owner.subgid
-        var err = [CChar](repeating: 0, count: 512)
-        let errCount = err.count
-        let rc = owner.newuidmap.withCString { u in
-            owner.newgidmap.withCString { g in
-                ids.newuidmap = u
-                ids.newgidmap = g
-                return ud_userns_run(ops, jobs.count, Int32(children), &ids, &err, errCount)
+        return body(ops) {
+            var out = [[Int32]]()
+            out.reserveCapacity(jobs.count)
+            var first = 0
+            for j in jobs {
+                out.append(Array(UnsafeBufferPointer(start: results + first, count: j.names.count)))
+                first += j.names.count
             }
+            return out
         }
-        if rc != 0 {
-            let why = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw CASError.userNamespace(why.isEmpty ? String(cString: strerror(rc)) : why)
-        }
-        var out = [[Int32]]()
-        out.reserveCapacity(jobs.count)
-        first = 0
-        for j in jobs {
-            out.append(Array(UnsafeBufferPointer(start: results + first, count: j.names.count)))
-            first += j.names.count
-        }
-        return out
     }
 }

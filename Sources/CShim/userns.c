@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -151,69 +152,106 @@ static int finish_map(const char *tool, pid_t spawned, int errfd, char *err, siz
 }
 
 #define CHILD_STACK (64 * 1024)
+#define MAX_CHILDREN 8
+
+struct ud_ns_session {
+    int children, stacked;
+    struct child_arg args[MAX_CHILDREN];
+    int gates[MAX_CHILDREN][2];
+    pid_t pids[MAX_CHILDREN];
+    char *stacks;
+    // The newuidmap/newgidmap processes still running, with their stderr.
+    pid_t tools[2 * MAX_CHILDREN];
+    int errfds[2 * MAX_CHILDREN];
+    const char *names[2 * MAX_CHILDREN];
+    int ntools;
+    int rc;
+    char err[512];
+};
+
+struct ud_ns_session *ud_userns_start(int children, const struct ud_ns_ids *ids) {
+    struct ud_ns_session *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (children < 1) children = 1;
+    if (children > MAX_CHILDREN) children = MAX_CHILDREN;
+    s->stacked = children;
+    s->stacks = mmap(NULL, (size_t)children * CHILD_STACK, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (s->stacks == MAP_FAILED) {
+        s->stacks = NULL;
+        s->rc = errno;
+        snprintf(s->err, sizeof s->err, "cannot allocate stacks: %s", strerror(s->rc));
+        return s;
+    }
+    for (; s->children < children; s->children++) {
+        int k = s->children;
+        if (pipe2(s->gates[k], O_CLOEXEC) != 0) { s->rc = errno; break; }
+        s->args[k] = (struct child_arg){ NULL, 0, (size_t)k, (size_t)children, s->gates[k][0], (int)getpid() };
+        s->pids[k] = clone(child_main, s->stacks + (size_t)(k + 1) * CHILD_STACK,
+                           CLONE_NEWUSER | CLONE_VM | CLONE_FILES | SIGCHLD, &s->args[k]);
+        if (s->pids[k] < 0) {
+            s->rc = errno;
+            close(s->gates[k][0]);
+            close(s->gates[k][1]);
+            snprintf(s->err, sizeof s->err, "cannot create a user namespace: %s", strerror(s->rc));
+            break;
+        }
+    }
+    // Maps for every child at once (the setuid programs run side by side, and beside the caller,
+    // which goes on with its own work until ud_userns_finish).
+    for (int k = 0; k < s->children && s->rc == 0; k++) {
+        const char *t[2] = { ids->newuidmap, ids->newgidmap };
+        unsigned id[2] = { ids->uid, ids->gid }, sub[2] = { ids->subuid, ids->subgid };
+        for (int j = 0; j < 2 && s->rc == 0; j++) {
+            s->rc = write_map(t[j], s->pids[k], id[j], sub[j], &s->tools[s->ntools], &s->errfds[s->ntools]);
+            if (s->rc == 0) s->names[s->ntools++] = t[j];
+            else snprintf(s->err, sizeof s->err, "cannot start %s: %s", t[j], strerror(s->rc));
+        }
+    }
+    return s;
+}
+
+int ud_userns_finish(struct ud_ns_session *s, struct ud_ns_op *ops, size_t nops, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (!s) {
+        if (err && errlen) snprintf(err, errlen, "out of memory");
+        return ENOMEM;
+    }
+    int rc = s->rc;
+    for (int i = 0; i < s->ntools; i++) {
+        int r = finish_map(s->names[i], s->tools[i], s->errfds[i], rc == 0 ? s->err : NULL, sizeof s->err);
+        if (rc == 0) rc = r;
+    }
+    for (int k = 0; k < s->children; k++) {
+        s->args[k].ops = ops;
+        s->args[k].nops = nops;
+    }
+    for (int k = 0; k < s->children; k++) {
+        if (rc == 0 && nops > 0) {
+            char go = 'g';
+            if (write(s->gates[k][1], &go, 1) != 1) rc = errno;
+        }
+        close(s->gates[k][1]);  // without the byte, the child exits
+    }
+    for (int k = 0; k < s->children; k++) {
+        int st = 0;
+        while (waitpid(s->pids[k], &st, 0) < 0 && errno == EINTR) {}
+        close(s->gates[k][0]);
+        if (rc == 0 && nops > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            rc = ECHILD;
+            snprintf(s->err, sizeof s->err, "a user-namespace child ended early (status %d)", st);
+        }
+    }
+    if (rc != 0 && err && errlen) snprintf(err, errlen, "%s", s->err[0] ? s->err : strerror(rc));
+    if (s->stacks) munmap(s->stacks, (size_t)s->stacked * CHILD_STACK);
+    free(s);
+    return rc;
+}
 
 int ud_userns_run(struct ud_ns_op *ops, size_t nops, int children, const struct ud_ns_ids *ids,
                   char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (nops == 0) return 0;
-    if (children < 1) children = 1;
     if ((size_t)children > nops) children = (int)nops;
-    if (children > 8) children = 8;
-    struct child_arg args[8];
-    int gates[8][2];
-    pid_t pids[8];
-    char *stacks = mmap(NULL, (size_t)children * CHILD_STACK, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stacks == MAP_FAILED) return errno;
-    int started = 0, rc = 0;
-    for (; started < children; started++) {
-        int k = started;
-        if (pipe2(gates[k], O_CLOEXEC) != 0) { rc = errno; break; }
-        args[k] = (struct child_arg){ ops, nops, (size_t)k, (size_t)children, gates[k][0], (int)getpid() };
-        pids[k] = clone(child_main, stacks + (size_t)(k + 1) * CHILD_STACK,
-                        CLONE_NEWUSER | CLONE_VM | CLONE_FILES | SIGCHLD, &args[k]);
-        if (pids[k] < 0) {
-            rc = errno;
-            close(gates[k][0]);
-            close(gates[k][1]);
-            if (err && errlen) snprintf(err, errlen, "cannot create a user namespace: %s", strerror(rc));
-            break;
-        }
-    }
-    // Maps for every child at once (four setuid programs run side by side), then the gates open.
-    pid_t tools[16];
-    int errfds[16];
-    const char *names[16];
-    int ntools = 0;
-    for (int k = 0; k < started && rc == 0; k++) {
-        const char *t[2] = { ids->newuidmap, ids->newgidmap };
-        unsigned id[2] = { ids->uid, ids->gid }, sub[2] = { ids->subuid, ids->subgid };
-        for (int j = 0; j < 2 && rc == 0; j++) {
-            rc = write_map(t[j], pids[k], id[j], sub[j], &tools[ntools], &errfds[ntools]);
-            if (rc == 0) names[ntools++] = t[j];
-            else if (err && errlen) snprintf(err, errlen, "cannot start %s: %s", t[j], strerror(rc));
-        }
-    }
-    for (int i = 0; i < ntools; i++) {
-        int r = finish_map(names[i], tools[i], errfds[i], rc == 0 ? err : NULL, errlen);
-        if (rc == 0) rc = r;
-    }
-    for (int k = 0; k < started; k++) {
-        if (rc == 0) {
-            char go = 'g';
-            if (write(gates[k][1], &go, 1) != 1) rc = errno;
-        }
-        close(gates[k][1]);  // without the byte, the child exits
-    }
-    for (int k = 0; k < started; k++) {
-        int st = 0;
-        while (waitpid(pids[k], &st, 0) < 0 && errno == EINTR) {}
-        close(gates[k][0]);
-        if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-            rc = ECHILD;
-            if (err && errlen) snprintf(err, errlen, "a user-namespace child ended early (status %d)", st);
-        }
-    }
-    munmap(stacks, (size_t)children * CHILD_STACK);
-    return rc;
+    return ud_userns_finish(ud_userns_start(children, ids), ops, nops, err, errlen);
 }

@@ -262,8 +262,9 @@ public final class ContainerStore: Sendable {
     /// A new container id and an empty directory (with ROOT) inside containers/ where it is built;
     /// hidden from `ps` until `adopt` renames it into place. For importers: fill it, then call `adopt`.
     public func newContainerDirectory() throws -> (id: String, directory: String) {
+        sweepAbandoned()
         let id = UUID().uuidString.lowercased()
-        let tmp = containersdir + "/.new.\(id)"
+        let tmp = containersdir + "/.new.\(id).\(ProcessIdentity.pid)@\(ProcessIdentity.host)"
         try Self.io { try FileIO.mkdirs(tmp + "/" + Self.rootDir, mode: 0o700) }
         _ = chmod(tmp, 0o755 & ~AtFile.umaskBits)
         return (id, tmp)
@@ -337,6 +338,26 @@ public final class ContainerStore: Sendable {
 
     // MARK: removing
 
+    /// Removes what a killed create, clone, import or rm left: `.new.<id>.<pid>@<host>` and
+    /// `.rm.<id>.<pid>@<host>` directories whose process is gone from this host, and their store refs.
+    /// Returns how many. Called before making or removing a container and by `store gc`.
+    @discardableResult
+    public func sweepAbandoned() -> Int {
+        guard let entries = try? FileIO.listDirectory(containersdir) else { return 0 }
+        var swept = 0
+        for e in entries where e.hasPrefix(".new.") || e.hasPrefix(".rm.") {
+            let rest = e.dropFirst(e.hasPrefix(".new.") ? 5 : 4)
+            guard let at = rest.lastIndex(of: "@"), let dot = rest[..<at].lastIndex(of: "."),
+                  let pid = Int32(rest[rest.index(after: dot)..<at]),
+                  ProcessIdentity.isDead(host: String(rest[rest.index(after: at)...]), pid: pid) else { continue }
+            let id = String(rest[..<dot])
+            guard (try? ContainerTree.remove(containersdir + "/" + e)) != nil else { continue }
+            if !id.isEmpty && !FileIO.exists(directory(id)) { _ = try? store.release(holder: holder(id)) }
+            swept += 1
+        }
+        return swept
+    }
+
     /// Removes a container (refused when protected): its names, its directory, then its store ref,
     /// deleting store data nothing else holds (layers of an image removed with rmi -f).
     @discardableResult
@@ -345,7 +366,8 @@ public final class ContainerStore: Sendable {
         if isProtected(id) { throw RuntimeError.containerProtected(idOrName) }
         let info = try require(id)
         for n in info.names { _ = unlink(containersdir + "/" + n) }
-        let aside = containersdir + "/.rm.\(id).\(getpid())"
+        sweepAbandoned()
+        let aside = containersdir + "/.rm.\(id).\(ProcessIdentity.pid)@\(ProcessIdentity.host)"
         let dir = directory(id)
         if Glibc.rename(dir, aside) != 0 { throw RuntimeError.io("rename", dir, errno) }
         try ContainerTree.remove(aside)

@@ -98,6 +98,7 @@ enum ContainerTree {
             let workers = (0..<walk.threads).map { _ in Worker(store: store, layers: layers) }
             defer { for w in workers { w.sources.close() } }
             let root = Unit(src: src, dst: dstRootFD, path: "", merged: merged, depth: 0)
+            let session = DeferredLinks<(st: stat, node: MergedNode)>.session(for: store)
             func release(_ u: Unit) {
                 if u.src != root.src { _ = close(u.src) }
                 if u.dst != root.dst { _ = close(u.dst) }
@@ -106,7 +107,7 @@ enum ContainerTree {
                 defer { release(unit) }
                 return try cloneDirectory(unit, workers[thread])
             }, discard: release)
-            let nsLinked = try makeDeferredLinks(workers, srcRootFD: src)
+            let nsLinked = try session.map { try makeDeferredLinks(workers, srcRootFD: src, session: $0) } ?? 0
             try setDirectoryTimes(workers.flatMap(\.directoryTimes))
             var report = TreeWorker.merged(workers)
             report.linked += nsLinked
@@ -115,11 +116,10 @@ enum ContainerTree {
 
         /// Makes the links the threads put off (sealed store); a refused one is copied from the source
         /// container, as `cloneFile` does.
-        private func makeDeferredLinks(_ workers: [Worker], srcRootFD: Int32) throws -> Int {
-            guard let owner = store.protection.owner else { return 0 }
+        private func makeDeferredLinks(_ workers: [Worker], srcRootFD: Int32, session: UserNamespace.Session) throws -> Int {
             let w = workers[0]
             return try DeferredLinks.make(workers.map(\.deferred), store: store, layers: layers, dstRootFD: dstRootFD,
-                                          owner: owner) { batch, i, err in
+                                          session: session) { batch, i, err in
                 let name = batch.names[i]
                 let path = batch.dir.isEmpty ? name : batch.dir + "/" + name
                 guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {

@@ -223,6 +223,7 @@ final class MaterializeRun: @unchecked Sendable {
     func populate(_ root: MergedNode) throws {
         let workers = (0..<walk.threads).map { _ in Worker(store: store, layers: layers) }
         defer { for w in workers { w.sources.close() } }
+        let session = DeferredLinks<MergedNode>.session(for: store)
         let rootFD = rootFD
         try walk.run([Unit(node: root, fd: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)],
                      fill: { unit, thread in
@@ -231,7 +232,7 @@ final class MaterializeRun: @unchecked Sendable {
                      },
                      discard: { unit in if unit.fd != rootFD { _ = Glibc.close(unit.fd) } })
 
-        let nsLinked = try makeDeferredLinks(workers)
+        let nsLinked = try session.map { try makeDeferredLinks(workers, session: $0) } ?? 0
         try setDirectoryTimes(root, dirFD: rootFD, path: "", depth: 0)
         let treeNotes = report.notes
         report = TreeWorker.merged(workers)
@@ -369,11 +370,10 @@ final class MaterializeRun: @unchecked Sendable {
 
     /// Makes the links the threads put off (sealed store) in namespace children; a refused one is
     /// copied, as `createFile` does. Returns how many were made.
-    private func makeDeferredLinks(_ workers: [Worker]) throws -> Int {
-        guard let owner = store.protection.owner else { return 0 }
+    private func makeDeferredLinks(_ workers: [Worker], session: UserNamespace.Session) throws -> Int {
         let fallback = workers[0]
         return try DeferredLinks.make(workers.map(\.deferred), store: store, layers: layers, dstRootFD: rootFD,
-                                      owner: owner) { batch, i, err in
+                                      session: session) { batch, i, err in
             let node = batch.payloads[i], name = batch.names[i]
             let path = batch.dir.isEmpty ? name : batch.dir + "/" + name
             try linkFailed(err, layer: node.layer, entryPath: node.entry?.path ?? path, path: path, fallback)

@@ -30,11 +30,17 @@ struct DeferredLinks<Payload> {
 
     var isEmpty: Bool { batches.isEmpty }
 
+    /// The namespace children for a walk's links, started before the walk so that making their
+    /// namespaces (newuidmap, newgidmap) overlaps it; nil when the store is not sealed.
+    static func session(for store: Store) -> UserNamespace.Session? {
+        store.protection.owner.map { UserNamespace.Session(owner: $0, children: WalkThreads.default) }
+    }
+
     /// Makes every link put off by `threads`, from the store layers `layers` into the tree at `dstRootFD`.
     /// Calls `failed` for each name the kernel refused, with the errno (the caller copies the file or
     /// throws), on the calling thread. Returns how many links were made.
-    static func make(_ threads: [DeferredLinks], store: Store, layers: [Digest], dstRootFD: Int32, owner: SealOwner,
-                     failed: (Batch, Int, Int32) throws -> Void) throws -> Int {
+    static func make(_ threads: [DeferredLinks], store: Store, layers: [Digest], dstRootFD: Int32,
+                     session: UserNamespace.Session, failed: (Batch, Int, Int32) throws -> Void) throws -> Int {
         let batches = threads.flatMap { $0.batches.values }.sorted { ($0.dir, $0.layer) < ($1.dir, $1.layer) }
         if batches.isEmpty { return 0 }
         var roots = [Int: Int32]()
@@ -49,7 +55,7 @@ struct DeferredLinks<Payload> {
         }
         let results: [[Int32]]
         do {
-            results = try UserNamespace.run(jobs, owner: owner, children: WalkThreads.default)
+            results = try session.run(jobs)
         } catch {
             throw RuntimeError.storeProtection(reason: "\(error)")
         }

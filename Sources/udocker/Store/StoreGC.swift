@@ -11,7 +11,11 @@ struct StoreGC: UdockerCommand {
     @Flag(name: .customLong("dry-run")) var dryRun = false
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
-        let report = try context.store().gc(dryRun: dryRun)
+        let containers = try context.containers()
+        for note in containers.store.notes { context.output.info(note) }
+        // A killed create's half-made container holds a ref that would keep its layers forever.
+        if !dryRun, containers.sweepAbandoned() > 0 { context.output.info("removed containers left by interrupted udocker processes") }
+        let report = try containers.store.gc(dryRun: dryRun)
         let verb = dryRun ? "would remove" : "removed"
         for d in report.removedBlobs { context.output.out("\(verb) blob \(d)") }
         for d in report.removedLayers { context.output.out("\(verb) layer \(d)") }
