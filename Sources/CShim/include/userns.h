@@ -35,8 +35,8 @@ struct ud_ns_ids {
     const char *newuidmap, *newgidmap;
 };
 
-/// Runs `ops` in `children` children (ops i, i+children, ... each), each in its own new user namespace
-/// sharing this process's memory and descriptors. The ids in the namespace for UD_NS_CHOWN are 1:1.
+/// Runs `ops` in `children` children (ops i, i+children, ... each), in one new user namespace (the
+/// first child's; the others join it with setns), sharing this process's memory and descriptors. The ids in the namespace for UD_NS_CHOWN are 1:1.
 /// Returns 0 when every child ran (the per-name results say what each call did), else an errno, with
 /// a sentence in `err` (e.g. newuidmap's refusal). Safe from a multithreaded process: the children make
 /// raw system calls only, and nothing is forked.
