@@ -92,10 +92,23 @@ public struct StoreChangeCheck: Sendable {
             let shared = sharers(of: st, path: path, layer: layer)
             // This container keeps what its run did, in a file of its own; the store's copy (still
             // changed, still linked by the others) is what verify --repair restores.
-            _ = try? Materializer.breakLink(root + "/" + path)
+            keepOwnCopy(path)
             changes.append(Change(path: path, layer: layer, what: what, sharedWith: shared))
         }
         return changes
+    }
+
+    /// Makes the container's file at `path` its own copy, its parent opened beneath ROOT without
+    /// following symlinks (a program of the run may still be changing the tree).
+    private func keepOwnCopy(_ path: String) {
+        let rootFD = open(root, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard rootFD >= 0 else { return }
+        defer { _ = close(rootFD) }
+        let (parent, name) = MergedTree.split(path)
+        let dirFD = AtFile.openBeneath(rootFD, parent)
+        guard dirFD >= 0 else { return }
+        defer { _ = close(dirFD) }
+        _ = try? Materializer.breakLink(dirFD: dirFD, name: name, path: root + "/" + path, copier: FileCopier(), force: false)
     }
 
     /// Regular files with other links whose inode changed since the run started, under `prefix`.
