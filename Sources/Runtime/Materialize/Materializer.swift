@@ -223,7 +223,8 @@ final class MaterializeRun: @unchecked Sendable {
     func populate(_ root: MergedNode) throws {
         let workers = (0..<walk.threads).map { _ in Worker(store: store, layers: layers) }
         defer { for w in workers { w.sources.close() } }
-        let session = DeferredLinks<MergedNode>.session(for: store)
+        // A copy-mode tree links nothing: no namespace to make.
+        let session = policy.mode == .copy ? nil : DeferredLinks<MergedNode>.session(for: store)
         let rootFD = rootFD
         try walk.run([Unit(node: root, fd: rootFD, path: "", linked: policy.mode == .link || matchesLinkDir(""), depth: 0)],
                      fill: { unit, thread in
