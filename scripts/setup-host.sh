@@ -42,6 +42,11 @@ if ! id "$TEST_USER" >/dev/null 2>&1; then
   echo "==> creating unprivileged test user $TEST_USER"
   useradd --create-home --shell /bin/bash "$TEST_USER"
 fi
+# The test user needs a subordinate id range (Debian's useradd gives one; a user made otherwise may lack it).
+if ! grep -q "^$TEST_USER:" /etc/subuid 2>/dev/null || ! grep -q "^$TEST_USER:" /etc/subgid 2>/dev/null; then
+  echo "==> giving $TEST_USER subordinate uids and gids 100000-165535"
+  usermod --add-subuids 100000-165535 --add-subgids 100000-165535 "$TEST_USER"
+fi
 if ! id "$NOSUB_USER" >/dev/null 2>&1; then
   echo "==> creating unprivileged test user $NOSUB_USER (without subordinate uids)"
   useradd --create-home --shell /bin/bash "$NOSUB_USER"
