@@ -25,6 +25,9 @@ extension Store {
         sealed ? sealedFileMode(imageMode) : UInt32(LayerTreeWriter.storeFileMode(imageMode))
     }
 
+    /// What a layer's `sealed` file holds: "<subuid>:<subgid>\n".
+    static func sealText(_ owner: SealOwner) -> [UInt8] { Array("\(owner.subuid):\(owner.subgid)\n".utf8) }
+
     /// The owner recorded in the layer's `sealed` file, or nil when the layer is not (completely) sealed.
     public func sealOwner(ofLayer diffID: Digest) -> (uid: UInt32, gid: UInt32)? {
         guard let bytes = try? FileIO.readFile(layout.layerSealFile(diffID)) else { return nil }
@@ -50,8 +53,7 @@ extension Store {
             do {
                 guard let m = try files.layerManifest(d) else { throw CASError.layerMissing(d) }
                 try sealTree(layout.layerRoot(d), manifest: m, owner: owner)
-                _ = try files.writeAtomically(layout.layerSealFile(d), Array("\(owner.subuid):\(owner.subgid)\n".utf8),
-                                              mode: 0o444)
+                _ = try files.writeAtomically(layout.layerSealFile(d), Self.sealText(owner), mode: 0o444)
             } catch {
                 failed.append((d, "\(error)"))
             }
@@ -69,8 +71,7 @@ extension Store {
             let marker = tempDir + "/sealed"
             let fd = try FileIO.open(marker, O_WRONLY | O_CREAT | O_EXCL, 0o444)
             defer { _ = close(fd) }
-            let text = Array("\(owner.subuid):\(owner.subgid)\n".utf8)
-            try text.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: marker) }
+            try Self.sealText(owner).withUnsafeBytes { try FileIO.writeAll(fd, $0, path: marker) }
             return true
         } catch {
             return false

@@ -174,9 +174,10 @@ extension Store {
     }
 
     /// A regular file of a layer whose content, mode, owner or mtime is not what layer.json and the
-    /// seal say.
+    /// seal say: what differs, and in words.
     private struct Changed {
         var path: String
+        var changes: Set<FileChange>
         var what: [String]
         var file: VerifyProblem.ChangedFile
     }
@@ -215,22 +216,25 @@ extension Store {
                         bad.append("/\(e.path) cannot be read")
                         continue
                     }
-                    var what = [String]()
-                    if d != e.digest || n != (e.size ?? n) { what.append("content differs from layer.json") }
-                    let mode = UInt32(st.st_mode & 0o7777)
                     let sealedMode = Self.storeFileMode(e.mode, sealed: true), plainMode = Self.storeFileMode(e.mode, sealed: false)
-                    let modeOK = sealedBy != nil ? mode == sealedMode : mode == plainMode || (partly != nil && mode == sealedMode)
-                    if !modeOK { what.append("mode \(Self.octal(mode)), expected \(Self.octal(sealedBy != nil ? sealedMode : plainMode))") }
+                    var changes = e.changes(st, digest: d, size: n,
+                                            modes: sealedBy != nil ? [sealedMode] : partly != nil ? [plainMode, sealedMode] : [plainMode])
                     let ownerOK: Bool
                     if let s = sealedBy {
                         ownerOK = st.st_uid == s.uid && st.st_gid == s.gid
                     } else {
                         ownerOK = st.st_uid == rootSt.st_uid || (partly.map { st.st_uid == $0.uid && st.st_gid == $0.gid } ?? false)
                     }
-                    if !ownerOK { what.append("owner \(st.st_uid):\(st.st_gid)") }
-                    if Int64(st.st_mtim.tv_sec) != e.mtime { what.append("mtime changed") }
+                    if !ownerOK { changes.insert(.owner) }
+                    var what = [String]()
+                    if changes.contains(.content) { what.append("content differs from layer.json") }
+                    if changes.contains(.mode) {
+                        what.append("mode \(Self.octal(UInt32(st.st_mode & 0o7777))), expected \(Self.octal(sealedBy != nil ? sealedMode : plainMode))")
+                    }
+                    if changes.contains(.owner) { what.append("owner \(st.st_uid):\(st.st_gid)") }
+                    if changes.contains(.mtime) { what.append("mtime changed") }
                     if !what.isEmpty {
-                        changed.append(Changed(path: e.path, what: what,
+                        changed.append(Changed(path: e.path, changes: changes, what: what,
                                                file: .init(layer: diffID, path: e.path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))))
                     }
                 }
@@ -250,7 +254,7 @@ extension Store {
         if repair {
             if sealedBy == nil {
                 restored = restoreInPlace(layer: diffID, paths: Set(changed.map(\.path)), manifest: m)
-            } else if changed.allSatisfy({ c in c.what.allSatisfy { $0.hasPrefix("mode") || $0.hasPrefix("owner") } }) {
+            } else if changed.allSatisfy({ $0.changes.isSubset(of: [.mode, .owner]) }) {
                 // Only ids or modes: sealing again sets both.
                 _ = unlink(layout.layerSealFile(diffID))
                 if sealLayers([diffID]).isEmpty { restored = Set(changed.map(\.path)) }
@@ -278,5 +282,23 @@ extension Store {
         let ok = (try? FileIO.removeTree(moved ? aside : dir)) != nil
         try? index.write { t in try unindexLayer(diffID, t) }
         return ok
+    }
+}
+
+/// What may differ between a store file and its layer entry.
+public enum FileChange: String, Sendable, Hashable {
+    case content, mode, owner, mtime
+}
+
+extension LayerEntry {
+    /// What differs between this regular-file entry and a file with status `st` whose content hashes
+    /// to `digest` (`size` bytes, when known), given the modes the store may have given it. Owners are
+    /// the caller's to judge (they depend on the seal and the store's user).
+    public func changes(_ st: stat, digest: Digest, size: UInt64?, modes: [UInt32]) -> Set<FileChange> {
+        var out = Set<FileChange>()
+        if digest != self.digest || (size != nil && self.size != nil && size != self.size) { out.insert(.content) }
+        if !modes.contains(UInt32(st.st_mode & 0o7777)) { out.insert(.mode) }
+        if Int64(st.st_mtim.tv_sec) != mtime { out.insert(.mtime) }
+        return out
     }
 }

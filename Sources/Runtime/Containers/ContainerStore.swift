@@ -20,6 +20,13 @@ public struct ContainerInfo: Sendable, Equatable {
     public var isProtected: Bool
 
     public var root: String { directory + "/ROOT" }
+
+    /// Whether the container's file at `path` (relative to ROOT) is the inode (`device`, `inode`): a
+    /// store file it is still linked to.
+    public func links(_ path: String, device: UInt64, inode: UInt64) -> Bool {
+        var st = stat()
+        return lstat(root + "/" + path, &st) == 0 && UInt64(st.st_ino) == inode && UInt64(st.st_dev) == device
+    }
 }
 
 /// materialize.json: how the container's ROOT was made, so clone and later commands know which files

@@ -65,7 +65,8 @@ public struct StoreChangeCheck: Sendable {
         for p in prefixes { scan(p, into: &candidates) }
         guard !candidates.isEmpty else { return [] }
         let store = StoreLayout(root: repository.storeDir)
-        var manifests = [Digest: [String: LayerEntry]]()
+        // Per layer: its entries by path and whether it is sealed, read once.
+        var layerFacts = [Digest: (entries: [String: LayerEntry], sealed: Bool)]()
         var changes = [Change]()
         for c in candidates {
             let (path, st) = (c.path, c.st)
@@ -74,22 +75,21 @@ public struct StoreChangeCheck: Sendable {
                 var s = stat()
                 return lstat(store.layerRoot(d) + "/" + path, &s) == 0 && s.st_ino == st.st_ino && s.st_dev == st.st_dev
             }) else { continue }
-            if manifests[layer] == nil {
+            if layerFacts[layer] == nil {
                 let m = (try? FileIO.readFile(store.layerManifest(layer))).flatMap { try? JSONDecoder().decode(LayerManifest.self, from: Data($0)) }
-                manifests[layer] = Dictionary((m?.entries ?? []).map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+                layerFacts[layer] = (Dictionary((m?.entries ?? []).map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a }),
+                                     FileIO.exists(store.layerSealFile(layer)))
             }
-            guard let e = manifests[layer]?[path] else { continue }
-            var what = [String]()
-            let sealed = FileIO.exists(store.layerSealFile(layer))
-            if UInt32(st.st_mode & 0o7777) != Store.storeFileMode(e.mode, sealed: sealed) { what.append("mode") }
-            if Int64(st.st_mtim.tv_sec) != e.mtime { what.append("mtime") }
+            guard let facts = layerFacts[layer], let e = facts.entries[path] else { continue }
             let fd = open(root + "/" + path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 {
-                if let (d, _) = try? SHA256Hasher.hash(fd: fd, path: path), d != e.digest { what.append("content") }
-                _ = close(fd)
-            }
+            guard fd >= 0 else { continue }
+            let hashed = try? SHA256Hasher.hash(fd: fd, path: path)
+            _ = close(fd)
+            guard let (digest, _) = hashed else { continue }
+            let found = e.changes(st, digest: digest, size: nil, modes: [Store.storeFileMode(e.mode, sealed: facts.sealed)])
+            let what = [FileChange.mode, .mtime, .content].filter(found.contains).map(\.rawValue)
             guard !what.isEmpty else { continue }
-            let shared = sharers(of: st, path: path, layer: layer)
+            let shared = sharers(of: st, path: path)
             // This container keeps what its run did, in a file of its own; the store's copy (still
             // changed, still linked by the others) is what verify --repair restores.
             keepOwnCopy(path)
@@ -115,7 +115,7 @@ public struct StoreChangeCheck: Sendable {
     private func scan(_ prefix: String, into out: inout [Candidate]) {
         let start = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard start >= 0 else { return }
-        let fd = prefix.isEmpty ? start : ud_openat_beneath_dir(start, prefix)
+        let fd = prefix.isEmpty ? start : openDirectoryBeneath(start, prefix)
         if fd != start { _ = close(start) }
         guard fd >= 0 else { return }
         walk(fd, path: prefix, depth: 0, into: &out)
@@ -139,20 +139,15 @@ public struct StoreChangeCheck: Sendable {
     }
 
     /// The other containers of this repository linked to the same inode (names, else ids).
-    private func sharers(of st: stat, path: String, layer: Digest) -> [String] {
+    private func sharers(of st: stat, path: String) -> [String] {
         guard let all = try? ContainerStore.list(containersdir: repository.containersdir) else { return [] }
-        var out = [String]()
-        for c in all where c.id != containerID {
-            var s = stat()
-            guard lstat(c.root + "/" + path, &s) == 0, s.st_ino == st.st_ino, s.st_dev == st.st_dev else { continue }
-            out.append(c.names.first ?? c.id)
-        }
-        return out
+        return all.filter { $0.id != containerID && $0.links(path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino)) }
+            .map { $0.names.first ?? $0.id }
     }
 }
 
 /// A directory beneath `rootFD`, opened without following symlinks, readable (for listing).
-private func ud_openat_beneath_dir(_ rootFD: Int32, _ path: String) -> Int32 {
+private func openDirectoryBeneath(_ rootFD: Int32, _ path: String) -> Int32 {
     let p = AtFile.openBeneath(rootFD, path)
     guard p >= 0 else { return -1 }
     defer { _ = close(p) }

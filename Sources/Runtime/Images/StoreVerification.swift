@@ -1,9 +1,6 @@
 // `store verify` for a repository: the store's own check, with each store file changed in place named
 // by the images of this repository and the containers (of every repository of the store) that share it.
 import CAS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum StoreVerification {
     /// Verifies (and with `repair` restores) the store; every changed-file problem's message then says
@@ -28,9 +25,7 @@ public enum StoreVerification {
             guard let f = report.problems[i].file else { continue }
             let imageNames = local.filter { $0.record.layers.contains { $0.diffID == f.layer } }.map(\.name.description)
             let holders = containers.filter { c in
-                var st = stat()
-                return c.layers.contains(f.layer) && lstat(c.info.root + "/" + f.path, &st) == 0
-                    && UInt64(st.st_ino) == f.inode && UInt64(st.st_dev) == f.device
+                c.layers.contains(f.layer) && c.info.links(f.path, device: f.device, inode: f.inode)
             }.map(\.label)
             var parts = [String]()
             if !imageNames.isEmpty { parts.append("image(s) " + imageNames.joined(separator: ", ")) }

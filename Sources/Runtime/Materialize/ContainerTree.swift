@@ -122,7 +122,7 @@ enum ContainerTree {
                                           session: session) { batch, i, err in
                 let name = batch.names[i]
                 let path = batch.dir.isEmpty ? name : batch.dir + "/" + name
-                guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {
+                guard linkRefused(err) else {
                     throw RuntimeError.io("link", dstRoot + "/" + path, err)
                 }
                 w.report.linkFallbacks += 1
@@ -259,7 +259,7 @@ enum ContainerTree {
                 return true
             }
             let e = errno
-            guard e == EMLINK || e == EPERM || e == EXDEV || e == EACCES else {
+            guard linkRefused(e) else {
                 throw RuntimeError.io("link", dstRoot + "/" + path, e)
             }
             w.report.linkFallbacks += 1

@@ -328,7 +328,7 @@ final class MaterializeRun: @unchecked Sendable {
                             _ w: Worker) throws {
         guard let e = node.entry else { return }
         let size = e.size
-        let mode = mode_t(e.mode & 0o7777) | 0o400
+        let mode = Self.copyMode(e.mode)
         if size == 0 {
             // Empty files are never linked: a link would make every container share one inode for
             // files programs often write (lock files, logs).
@@ -355,10 +355,13 @@ final class MaterializeRun: @unchecked Sendable {
         try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode, w)
     }
 
+    /// The mode of a container's own copy of a file: the image's, readable by its owner.
+    private static func copyMode(_ imageMode: UInt32) -> mode_t { mode_t(imageMode & 0o7777) | 0o400 }
+
     /// A link the filesystem refused is counted (the caller copies the file instead); any other error
     /// stops the walk.
     private func linkFailed(_ err: Int32, layer: Int, entryPath: String, path: String, _ w: Worker) throws {
-        guard err == EMLINK || err == EPERM || err == EXDEV || err == EACCES else {
+        guard linkRefused(err) else {
             if err == ENOENT {
                 throw RuntimeError.storeLayerDamaged(layer: layers[layer].description, path: entryPath,
                                                      reason: "the file is missing")
@@ -382,8 +385,7 @@ final class MaterializeRun: @unchecked Sendable {
             if dirFD < 0 { throw RuntimeError.io("open", rootPath + "/" + batch.dir, errno) }
             defer { _ = Glibc.close(dirFD) }
             let src = try fallback.sources.directory(node.layer, batch.dir)
-            let mode = mode_t((node.entry?.mode ?? 0) & 0o7777) | 0o400
-            try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode, fallback)
+            try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: Self.copyMode(node.entry?.mode ?? 0), fallback)
         }
     }
 

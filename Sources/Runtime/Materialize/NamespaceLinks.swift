@@ -68,3 +68,9 @@ struct DeferredLinks<Payload> {
         return linked
     }
 }
+
+/// Whether a link to a store file failed in a way that a copy answers: too many links, another user's
+/// file (fs.protected_hardlinks), another filesystem, or no permission.
+func linkRefused(_ err: Int32) -> Bool {
+    err == EMLINK || err == EPERM || err == EXDEV || err == EACCES
+}
