@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // udocker for Swift: package layout. Modules depend downwards only: udocker -> Runtime -> Registry -> CAS.
 import PackageDescription
 
@@ -32,7 +32,11 @@ let package = Package(
 
         .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
         .target(name: "Registry", dependencies: ["CAS", "CCurl", "CCurlShim", "CShim"]),
-        .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim", "CArchive"]),
+        // Runtime embeds the library `run` preloads in sealed containers (Preload/link_copy.c), which
+        // the EmbedPreload plugin compiles on its own: it must not link against libc or Swift.
+        .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim", "CArchive"],
+                exclude: ["Preload/link_copy.c"], plugins: ["EmbedPreload"]),
+        .plugin(name: "EmbedPreload", capability: .buildTool(), path: "Plugins/EmbedPreload"),
         .executableTarget(name: "udocker", dependencies: [
             "CAS", "Registry", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -164,8 +164,8 @@ private func fileType(_ path: String) -> mode_t? {
     }
 
     @Test func dpkgInstallsAndRemovesALocalDebAsFakeRoot() throws {
-        // Unsealed: dpkg makes a backup hard link of a file it replaces, which a sealed store's files
-        // refuse (StoreProtectionTests has what dpkg does there).
+        // Unsealed: proot is run by hand here, without the library `run` preloads to turn dpkg's
+        // refused backup link of a sealed file into a copy (StoreProtectionTests has that).
         let r = HostRepo(["UDOCKER_STORE_PROTECTION": "detect"])
         let hello = "/usr/share/udocker-hello/hello.txt"
         let spec = HostImageSpec(name: "hostimg:dpkg", withDpkg: true, files: [hello: "from the image\n"])

@@ -52,6 +52,13 @@ public struct MaterializeInfo: Codable, Sendable, Equatable {
     /// Whether a run of this container must be checked for changed store files afterwards.
     public var needsRunCheck: Bool { protection != Self.sealed && mode != MaterializeMode.copy.rawValue }
 
+    /// Whether the container's links are sealed store files: sealed at create, or every layer sealed
+    /// since (a later create seals older layers in place, and the links are those inodes).
+    public func linksSealedFiles(store: StoreLayout) -> Bool {
+        guard mode != MaterializeMode.copy.rawValue else { return false }
+        return protection == Self.sealed || (!layers.isEmpty && layers.allSatisfy { FileIO.exists(store.layerSealFile($0)) })
+    }
+
     public init(mode: MaterializeMode, linkDirs: [String], layers: [Digest], report: MaterializeReport,
                 sealed: Bool = false, created: Date = Date()) {
         format = 1

@@ -67,9 +67,14 @@ public struct ContainerRun: Sendable {
         }
         let mode = try self.mode(containerDir: containerDir)
         let engine = Engines.make(mode, context: context)
-        let plan = try RunPlanner(configuration: configuration, hostEnvironment: environment)
+        var plan = try RunPlanner(configuration: configuration, hostEnvironment: environment)
             .plan(id: containerID, containerDir: containerDir, root: root, names: names, mode: mode,
                   options: options, identity: engine.identity, runDir: runDir)
+        // Apptainer's own binds and environment rules leave it out: S1 runs without the library.
+        if mode.family != .singularity, LinkCopyLibrary.needed(containerDir: containerDir, storeDir: repository.storeDir),
+           LinkCopyLibrary.suits(hostProgram: root + plan.executable) {
+            plan.linkCopyLibrary = try LinkCopyLibrary.install(libdir: repository.libdir)
+        }
         var launch = try engine.prepare(plan)
         if let id, let check = StoreChangeCheck.begin(repository: repository, containerID: id) {
             launch.afterRun = { check.finish() }

@@ -86,7 +86,9 @@ public struct FakechrootEngine: ExecutionEngine {
             if !ldPath.contains(h) { ldPath.append(h) }
         }
         env.set("LD_LIBRARY_PATH=" + ldPath.joined(separator: ":"))
-        env.set("LD_PRELOAD=" + (FakechrootTree.realPath(library.path) ?? library.path))
+        // libfakechroot first: its link() translates the paths, then calls the link-copy library's.
+        let fakechroot = FakechrootTree.realPath(library.path) ?? library.path
+        env.set("LD_PRELOAD=" + (plan.linkCopyLibrary.map { LinkCopyLibrary.preloadValue(fakechroot, adding: $0) } ?? fakechroot))
         env.set("FAKECHROOT_BASE=" + tree.root)
         if !exclude.isEmpty { env.set("FAKECHROOT_EXCLUDE_PATH=" + exclude.joined(separator: ":")) }
         if let l = elfLoader {

@@ -46,10 +46,19 @@ public struct RunPlan: Sendable {
     public var groupFile: String?
     /// The user asked for (--user or the image's User), for engines that cannot honour it to say so.
     public var requestedUser: String? = nil
+    /// The host path of the library to preload because the container links sealed store files
+    /// (LinkCopyLibrary), or nil.
+    public var linkCopyLibrary: String? = nil
 
     public func environmentValue(_ name: String) -> String? {
         let prefix = name + "="
         return environment.last { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+
+    /// The environment with `library` added to LD_PRELOAD.
+    public func environment(preloading library: String) -> [String] {
+        let value = "LD_PRELOAD=" + LinkCopyLibrary.preloadValue(environmentValue("LD_PRELOAD"), adding: library)
+        return environment.filter { !$0.hasPrefix("LD_PRELOAD=") } + [value]
     }
 
     /// Volumes as (host, container) pairs, for ContainerPath.

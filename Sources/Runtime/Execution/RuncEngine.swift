@@ -44,6 +44,10 @@ public struct RuncEngine: ExecutionEngine {
                 extraCapabilities.append("CAP_SETFCAP")
             }
         }
+        if let l = plan.linkCopyLibrary {
+            additions.binds.append((l, LinkCopyLibrary.containerPath))
+            additions.env.append("LD_PRELOAD=" + LinkCopyLibrary.preloadValue(plan.environmentValue("LD_PRELOAD"), adding: LinkCopyLibrary.containerPath))
+        }
 
         let work = try RunState.make(in: plan.runDir, fallback: context.configuration.tmpdir)
         let isCrun = tool.tool == .crun

@@ -18,11 +18,8 @@ public struct StoreChangeCheck: Sendable {
     /// (sealed at create, or a copy-mode container, which links nothing).
     public static func begin(repository: Repository, containerID id: String) -> StoreChangeCheck? {
         let dir = repository.containersdir + "/" + id
-        guard let info = ContainerStore.materializeInfo(directory: dir), info.needsRunCheck else { return nil }
-        // Layers sealed since the container was made (a later create sealed them in place): its links
-        // are the sealed inodes, which no run can change.
-        let store = StoreLayout(root: repository.storeDir)
-        if !info.layers.isEmpty && info.layers.allSatisfy({ FileIO.exists(store.layerSealFile($0)) }) { return nil }
+        guard let info = ContainerStore.materializeInfo(directory: dir), info.needsRunCheck,
+              !info.linksSealedFiles(store: StoreLayout(root: repository.storeDir)) else { return nil }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         // Whole seconds: a filesystem may keep coarser ctimes than the clock.
