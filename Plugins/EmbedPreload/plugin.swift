@@ -21,6 +21,7 @@ struct EmbedPreload: BuildToolPlugin {
                 printf 'let preloadLibraryHex = "'
                 od -An -v -tx1 "$3" | tr -d ' \\n'
                 echo '"'
+                printf 'let preloadLibraryDigest = "%s"\\n' "$(sha256sum "$3" | cut -d' ' -f1)"
             } > "$4.tmp"
             mv "$4.tmp" "$4"
             """

@@ -70,13 +70,15 @@ public struct ContainerRun: Sendable {
         var plan = try RunPlanner(configuration: configuration, hostEnvironment: environment)
             .plan(id: containerID, containerDir: containerDir, root: root, names: names, mode: mode,
                   options: options, identity: engine.identity, runDir: runDir)
+        // What the container links, read once for the library below and the check after the run.
+        let materialized = containerDir.flatMap { ContainerStore.materializeInfo(directory: $0) }
         // Apptainer's own binds and environment rules leave it out: S1 runs without the library.
-        if mode.family != .singularity, LinkCopyLibrary.needed(containerDir: containerDir, storeDir: repository.storeDir),
+        if mode.family != .singularity, materialized?.linksSealedFiles(store: StoreLayout(root: repository.storeDir)) == true,
            LinkCopyLibrary.suits(hostProgram: root + plan.executable) {
             plan.linkCopyLibrary = try LinkCopyLibrary.install(libdir: repository.libdir)
         }
         var launch = try engine.prepare(plan)
-        if let id, let check = StoreChangeCheck.begin(repository: repository, containerID: id) {
+        if let id, let check = StoreChangeCheck.begin(repository: repository, containerID: id, info: materialized) {
             launch.afterRun = { check.finish() }
         }
         return (plan, launch)

@@ -22,11 +22,10 @@ public enum LinkCopyLibrary {
         return out
     }()
 
-    /// The library's host path under `libdir`, written there (named by its digest, so an upgrade of
-    /// udocker never loads an older one) if it is not there yet.
+    /// The library's host path under `libdir`, written there (named by its digest, which the plugin
+    /// computed, so an upgrade of udocker never loads an older one) if it is not there yet.
     public static func install(libdir: String) throws -> String {
-        let name = try ContainerStore.io { "udocker-link-copy-" + String(try SHA256Hasher.digest(of: bytes).hex.prefix(16)) + ".so" }
-        let path = libdir + "/" + name
+        let path = libdir + "/udocker-link-copy-" + String(preloadLibraryDigest.prefix(16)) + ".so"
         if !FileIO.exists(path) {
             try ContainerStore.io {
                 try FileIO.mkdirs(libdir)
@@ -34,13 +33,6 @@ public enum LinkCopyLibrary {
             }
         }
         return path
-    }
-
-    /// Whether runs of the container in `dir` (nil: a --location tree) link sealed store files, which
-    /// a hard link made inside the container would be refused for.
-    public static func needed(containerDir dir: String?, storeDir: String) -> Bool {
-        guard let dir, let info = ContainerStore.materializeInfo(directory: dir) else { return false }
-        return info.linksSealedFiles(store: StoreLayout(root: storeDir))
     }
 
     /// Whether the program the run starts is for this machine (a library of another architecture

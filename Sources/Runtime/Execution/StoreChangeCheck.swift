@@ -16,10 +16,9 @@ public struct StoreChangeCheck: Sendable {
 
     /// The check for a run of container `id`, or nil when its store files cannot be changed by a run
     /// (sealed at create, or a copy-mode container, which links nothing).
-    public static func begin(repository: Repository, containerID id: String) -> StoreChangeCheck? {
+    public static func begin(repository: Repository, containerID id: String, info: MaterializeInfo?) -> StoreChangeCheck? {
         let dir = repository.containersdir + "/" + id
-        guard let info = ContainerStore.materializeInfo(directory: dir), info.needsRunCheck,
-              !info.linksSealedFiles(store: StoreLayout(root: repository.storeDir)) else { return nil }
+        guard let info, info.needsRunCheck, !info.linksSealedFiles(store: StoreLayout(root: repository.storeDir)) else { return nil }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         // Whole seconds: a filesystem may keep coarser ctimes than the clock.
