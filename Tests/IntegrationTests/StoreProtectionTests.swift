@@ -226,6 +226,7 @@ struct StoreProtectionTests {
                     expectedModes = ["444", "555"]
                 }
                 #expect(results == expected, "\(mode) \(materialize) as \(who): \(run.stdout)\(run.stderr)")
+                #expect(!run.stderr.contains("LD_PRELOAD"), "\(mode) \(materialize) as \(who): \(run.stderr)")
                 #expect(modes == expectedModes, "\(mode) \(materialize) as \(who): modes seen inside \(modes)")
             }
         }

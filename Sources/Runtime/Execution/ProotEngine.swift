@@ -31,7 +31,9 @@ public struct ProotEngine: ExecutionEngine {
         for v in plan.volumes { args += ["-b", "\(v.host):\(v.container)"] }
         if let p = plan.passwdFile { args += ["-b", "\(p):/etc/passwd"] }
         if let g = plan.groupFile { args += ["-b", "\(g):/etc/group"] }
-        if let l = plan.linkCopyLibrary { args += ["-b", "\(l):\(LinkCopyLibrary.containerPath)"] }
+        // At its host path: PRoot passes its own environment on, so its own loader reads LD_PRELOAD
+        // too, and a path only the container has would make it print an error on every run.
+        if let l = plan.linkCopyLibrary { args += ["-b", l] }
         if plan.user.isRoot && plan.user.gid == 0 { args.append("-0") } else { args += ["-i", "\(plan.user.uid):\(plan.user.gid)"] }
         if let k = plan.kernel {
             if features.kernelOptionWorks {
@@ -52,7 +54,7 @@ public struct ProotEngine: ExecutionEngine {
         args += ["-r", plan.root, "-w", plan.workdir]
         args += plan.command
 
-        var env = plan.linkCopyLibrary == nil ? plan.environment : plan.environment(preloading: LinkCopyLibrary.containerPath)
+        var env = plan.linkCopyLibrary.map { plan.environment(preloading: $0) } ?? plan.environment
         let noSeccomp = mode.prootNoSeccomp || (try? context.configuration.bool("proot_noseccomp")) == true
             || context.hostEnvironment["PROOT_NO_SECCOMP"] != nil
         if noSeccomp { env.append("PROOT_NO_SECCOMP=1") }
