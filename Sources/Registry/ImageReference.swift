@@ -40,6 +40,9 @@ public struct RegistryEndpoint: Hashable, Sendable, CustomStringConvertible {
     public var isDockerHub: Bool { host == RegistryEndpoint.dockerHub.host }
     /// The name users write in references and in `login --registry`.
     public var displayName: String { isDockerHub ? "docker.io" : host }
+    /// What `login --registry=` needs to reach this registry: a bare host means https, so an http
+    /// registry is given with its scheme.
+    public var loginName: String { scheme == "http" ? baseURL : displayName }
     public var description: String { baseURL }
 
     static func validHostPort(_ s: Substring) -> Bool {

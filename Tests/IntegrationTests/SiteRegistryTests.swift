@@ -96,4 +96,27 @@ import Foundation
         let byConf = runUdocker(["--config=\(conf)", "pull", "busybox:latest"], env: ["UDOCKER_DIR": r.repo])
         #expect(byConf.status == 0, "\(byConf.stderr)")
     }
+
+    @Test func loginAdviceForAnHTTPRegistryWorksWhenFollowed() throws {
+        let user = "mirror-user", password = "Mirror-pw-31"
+        let m = try mirror(auth: .htpasswd(user: user, password: password), credentials: (user, password))
+        defer { m.stop() }
+        let r = PushRepo(registry: m.url)
+
+        let anonymous = r.run(["pull", "busybox:1.36"])
+        #expect(anonymous.status == 1)
+        let advice = "udocker login --registry=\(m.url)"
+        #expect(anonymous.stderr == "Error: \(m.hostPort) requires a username and password: run '\(advice)'\n", "\(anonymous.stderr)")
+
+        // The advice as written, with the credentials added.
+        let login = r.run(["login", "--username=\(user)", "--password-stdin", "--registry=\(m.url)"], stdin: Array(password.utf8))
+        #expect(login.status == 0, "\(login.stderr)")
+        let pulled = r.run(["pull", "busybox:1.36"])
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+
+        // Without the scheme, https is tried: the error says how to name a plain-HTTP registry.
+        let bare = r.run(["login", "--username=\(user)", "--password-stdin", "--registry=\(m.hostPort)"], stdin: Array(password.utf8))
+        #expect(bare.status == 1)
+        #expect(bare.stderr.contains("answers in plain HTTP, not HTTPS") && bare.stderr.contains("--registry=\(m.url)"), "\(bare.stderr)")
+    }
 }
