@@ -48,6 +48,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case containerProtected(String)
     case containerNameExists(String)
     case containerNameNotFound(String)
+    /// `run NAME`: no container has that name or id, and it is no image (why; close container and image names).
+    case noContainerOrImage(name: String, why: String, containers: [String], images: [String])
     case invalidContainerName(String, String)
     /// A container whose metadata files are missing or damaged.
     case badContainer(path: String, reason: String)
@@ -155,6 +157,12 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "container name already exists: \(n): choose another name, or remove it with 'udocker rmname \(n)'"
         case .containerNameNotFound(let n):
             return "no container has the name \(n): see 'udocker ps'"
+        case .noContainerOrImage(let n, let why, let containers, let images):
+            var close: [String] = []
+            if !containers.isEmpty { close.append("container \(containers.joined(separator: ", ")) (udocker ps)") }
+            if !images.isEmpty { close.append("image \(images.joined(separator: ", ")) (udocker images)") }
+            return "no container or image named \(n): no container has that name or id, and \(why); "
+                + (close.isEmpty ? "see 'udocker ps' and 'udocker images'" : "did you mean " + close.joined(separator: " or ") + "?")
         case .invalidContainerName(let n, let why):
             return "invalid container name '\(n)': \(why)"
         case .badContainer(let path, let reason):

@@ -1,5 +1,5 @@
-// Errors whose advice works when followed: a refused connection fails at once instead of after the
-// retries.
+// Errors whose advice works when followed: a mistyped container name in `run`, and a refused
+// connection, which fails at once instead of after the retries.
 import TestSupport
 import Testing
 import CAS
@@ -24,6 +24,34 @@ import Glibc
         let dir = r.tmp + "/emptybin"
         try FileIO.mkdirs(dir)
         return dir
+    }
+
+    @Test func aMistypedContainerNameSaysThereIsNoSuchContainerNorImageAndOffersTheCloseOnes() throws {
+        let r = try busyboxContainer("mybox")
+        let port = try SharedRegistry.get().registry.hostPort
+
+        // The registry is asked (NAME could be an image there), and says it has no such image.
+        let typo = r.run(["run", "mybx"])
+        #expect(typo.status == 1)
+        #expect(typo.stderr == "Error: no container or image named mybx: no container has that name or id, and the registry has no such image (manifest library/mybx:latest not found in \(port)); did you mean container mybox (udocker ps)?\n",
+                "\(typo.stderr)")
+        let never = r.run(["run", "--pull=never", "mybx"])
+        #expect(never.status == 1)
+        #expect(never.stderr == "Error: no container or image named mybx: no container has that name or id, and there is no local image of that name; did you mean container mybox (udocker ps)?\n",
+                "\(never.stderr)")
+        // Container names may have capitals, image names may not.
+        let capital = r.run(["run", "MyBox"])
+        #expect(capital.status == 1)
+        #expect(capital.stderr.contains("no container or image named MyBox: no container has that name or id, and it cannot name an image (repository names must be lowercase); did you mean container mybox (udocker ps)?"),
+                "\(capital.stderr)")
+        // Close image names too, with or without the tag; nothing close: where to look.
+        let image = r.run(["run", "test/busybx:oci"])
+        #expect(image.status == 1 && image.stderr.hasSuffix("; did you mean image test/busybox:oci (udocker images)?\n"), "\(image.stderr)")
+        let far = r.run(["run", "--pull=never", "zzzzzz"])
+        #expect(far.status == 1 && far.stderr.hasSuffix("; see 'udocker ps' and 'udocker images'\n"), "\(far.stderr)")
+
+        let right = r.run(["run", "--nobanner", "mybox", "/bin/sh", "-c", "echo ok"])
+        #expect(right.status == 0 && right.stdout == "ok\n", "\(right.stderr)")
     }
 
     @Test func aRefusedConnectionFailsAtOnce() throws {
