@@ -170,9 +170,9 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .createFailed(let what, let reason):
             return "\(what) failed: \(reason); the partly made container was removed"
         case .engineMissing(let tool, let why):
-            return "\(tool) not found: \(why); install it with 'udocker install' or your distribution's package, set \(EngineTool(rawValue: tool)?.variable ?? "its UDOCKER_USE_* variable"), or choose another mode with 'udocker setup --execmode=MODE CONTAINER' (see 'udocker info')"
+            return "\(tool) not found: \(why); install it with 'udocker install --from=FILE|URL' (a tools bundle) or your distribution's package, set \(EngineTool(rawValue: tool)?.variable ?? "its UDOCKER_USE_* variable"), or choose another mode with 'udocker setup --execmode=MODE CONTAINER' (see 'udocker info')"
         case .modeUnusable(let mode, let why, let usable):
-            let alt = usable.isEmpty ? "no mode is usable on this host: see 'udocker info'"
+            let alt = usable.isEmpty ? "no other mode can run it on this host: see 'udocker info'"
                 : "modes that work here: \(usable.joined(separator: " ")); switch with 'udocker setup --execmode=MODE CONTAINER'"
             return "execution mode \(mode) cannot run here: \(why); \(alt)"
         case .badRunOption(let what, let todo):

@@ -1,5 +1,6 @@
-// Errors whose advice works when followed: a mistyped container name in `run`, and a refused
-// connection, which fails at once instead of after the retries.
+// Errors whose advice works when followed: a mistyped container name in `run`, a missing proot (only
+// modes that can run the container, and `install --from`), `setup --execmode` of a mode `info` says
+// cannot run, and a refused connection, which fails at once instead of after the retries.
 import TestSupport
 import Testing
 import CAS
@@ -52,6 +53,47 @@ import Glibc
 
         let right = r.run(["run", "--nobanner", "mybox", "/bin/sh", "-c", "echo ok"])
         #expect(right.status == 0 && right.stdout == "ok\n", "\(right.stderr)")
+    }
+
+    @Test func aMissingProotOffersOnlyModesThatCanRunTheContainerAndInstall() throws {
+        let r = try busyboxContainer("static")
+        let path = try emptyPath(r)
+        // fakechroot needs a dynamic loader in the image: F1/F2 are usable here, but not for busybox.
+        let info = r.run(["info"], ["PATH": path])
+        #expect(info.stdout.contains("F1  usable"), "\(info.stdout)")
+        let run = r.run(["run", "--nobanner", "static", "/bin/sh", "-c", "true"], ["PATH": path])
+        #expect(run.status == 1)
+        #expect(run.stderr.hasPrefix("Error: execution mode P1 cannot run here: proot is not installed"), "\(run.stderr)")
+        #expect(run.stderr.contains("install it with 'udocker install --from=FILE|URL' (a tools bundle)"), "\(run.stderr)")
+        #expect(!run.stderr.contains("F1") && !run.stderr.contains("F2"), "\(run.stderr)")
+        #expect(run.stderr.hasSuffix("no other mode can run it on this host: see 'udocker info'\n"), "\(run.stderr)")
+
+        // A dynamically linked image keeps them.
+        #expect(r.run(["load", "-i", try HostImage.shared(HostImageSpec())]).status == 0)
+        #expect(r.run(["create", "--name=dynamic", "hostimg:latest"]).status == 0)
+        let dynamic = r.run(["run", "--nobanner", "dynamic", "/bin/sh", "-c", "true"], ["PATH": path])
+        #expect(dynamic.status == 1 && dynamic.stderr.contains("modes that work here: F1 F2"), "\(dynamic.stderr)")
+    }
+
+    @Test func setupRefusesAModeInfoSaysCannotRunUnlessForced() throws {
+        let r = try busyboxContainer("c")
+        let path = try emptyPath(r)
+        for mode in ["S1", "R1"] {
+            let info = r.run(["info"], ["PATH": path])
+            #expect(info.stdout.contains("\(mode)  unusable: "), "\(info.stdout)")
+            let setup = r.run(["setup", "--execmode=\(mode)", "c"], ["PATH": path])
+            #expect(setup.status == 1)
+            #expect(setup.stderr.hasPrefix("Error: execution mode \(mode) cannot run here: neither "), "\(setup.stderr)")
+            #expect(setup.stderr.contains("add --force to record it anyway"), "\(setup.stderr)")
+            #expect(r.run(["setup", "c"]).stdout.hasPrefix("execmode: P1\n"))
+        }
+        // --force records it (for another host sharing the repository).
+        let forced = r.run(["setup", "--execmode=S1", "--force", "c"], ["PATH": path])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(r.run(["setup", "c"]).stdout.hasPrefix("execmode: S1\n"))
+        // A usable mode is still switched to as before.
+        let back = r.run(["setup", "--execmode=P1", "c"])
+        #expect(back.status == 0 && r.run(["setup", "c"]).stdout.hasPrefix("execmode: P1\n"), "\(back.stderr)")
     }
 
     @Test func aRefusedConnectionFailsAtOnce() throws {
