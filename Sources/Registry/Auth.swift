@@ -126,11 +126,11 @@ public final class Authenticator: @unchecked Sendable {
             }
         }
         if challenges.contains(where: { if case .basic = $0 { return true } else { return false } }) || challenges.isEmpty {
-            guard let creds else { throw RegistryError.authenticationRequired(registry: endpoint.displayName) }
+            guard let creds else { throw RegistryError.authenticationRequired(registry: endpoint) }
             store(creds.basicHeader, host: endpoint.host, scope: scope)
             return creds.basicHeader
         }
-        throw RegistryError.authenticationRequired(registry: endpoint.displayName)
+        throw RegistryError.authenticationRequired(registry: endpoint)
     }
 
     private func fetchToken(realm: String, service: String?, scope: String, credentials: Credentials?,
@@ -146,7 +146,7 @@ public final class Authenticator: @unchecked Sendable {
         if let credentials { headers.add("Authorization", credentials.basicHeader) }
         let response = try http.send(HTTPRequest(url: url, headers: headers))
         if response.status == 401 || response.status == 403 {
-            throw RegistryError.unauthorized(registry: endpoint.displayName, hadCredentials: credentials != nil,
+            throw RegistryError.unauthorized(registry: endpoint, hadCredentials: credentials != nil,
                                              detail: errorSummary(response))
         }
         guard response.status == 200 else {

@@ -10,12 +10,22 @@ import Glibc
 /// The outcome of one transfer attempt when libcurl itself failed (no HTTP status to judge).
 struct TransferFailure: Error {
     let code: Int
-    let message: String
+    var message: String
     /// Error thrown by the sink; it is never retried.
     let sinkError: (any Error)?
+    /// The connect's errno (CURLINFO_OS_ERRNO), 0 when unknown.
+    var osErrno: Int32 = 0
+
+    init(code: Int, message: String, sinkError: (any Error)?, osErrno: Int32 = 0) {
+        self.code = code; self.message = message; self.sinkError = sinkError; self.osErrno = osErrno
+    }
+
+    /// Nothing listens there (CURLE_COULDNT_CONNECT with ECONNREFUSED): asking again in a few seconds
+    /// only delays the error, unlike a timeout or a dropped connection.
+    var refused: Bool { code == Int(CURLE_COULDNT_CONNECT.rawValue) && osErrno == ECONNREFUSED }
 
     var retryable: Bool {
-        guard sinkError == nil else { return false }
+        guard sinkError == nil, !refused else { return false }
         switch code {
         // couldn't connect, partial file, timeout, got nothing, send/recv error, HTTP/2 stream errors
         case 7, 18, 28, 52, 55, 56, 16, 92: return true
@@ -260,7 +270,12 @@ extension HTTPClient {
         if result != CURLE_OK {
             var msg = String(decoding: errbuf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if msg.isEmpty { msg = String(cString: curl_easy_strerror(result)) }
-            throw TransferFailure(code: Int(result.rawValue), message: msg, sinkError: nil)
+            var osErrno = 0
+            _ = ud_curl_getinfo_long(h, CURLINFO_OS_ERRNO, &osErrno)
+            var failure = TransferFailure(code: Int(result.rawValue), message: msg, sinkError: nil,
+                                          osErrno: Int32(truncatingIfNeeded: osErrno))
+            if failure.refused { failure.message += " (connection refused: nothing listens there)" }
+            throw failure
         }
         return HTTPResponse(status: ctx.status, headers: ctx.headers, body: ctx.errorBody, url: request.url)
     }

@@ -42,7 +42,17 @@ public final class HTTPClient: @unchecked Sendable {
             } catch let f as TransferFailure {
                 if let e = f.sinkError { throw e }
                 log("! \(f.message) (curl error \(f.code))")
-                if f.isTLS { throw RegistryError.tls(url: redactURL(current.url), message: f.message) }
+                if f.isTLS {
+                    let url = redactURL(current.url)
+                    // OpenSSL's words for a TLS hello answered by an HTTP server.
+                    if f.message.contains("wrong version number") || f.message.contains("packet length too long"),
+                       scheme(of: url) == "https", let r = url.range(of: "://") {
+                        let rest = url[r.upperBound...]
+                        let host = rest[..<(rest.firstIndex(of: "/") ?? rest.endIndex)]
+                        throw RegistryError.plainHTTP(url: url, http: "http://" + host)
+                    }
+                    throw RegistryError.tls(url: url, message: f.message)
+                }
                 guard f.retryable else { throw RegistryError.transport(url: redactURL(current.url), code: f.code, message: f.message) }
                 guard attempt < options.maxAttempts else {
                     throw RegistryError.retriesExhausted(url: redactURL(current.url), attempts: attempt, last: f.message)

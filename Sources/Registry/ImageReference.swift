@@ -40,6 +40,9 @@ public struct RegistryEndpoint: Hashable, Sendable, CustomStringConvertible {
     public var isDockerHub: Bool { host == RegistryEndpoint.dockerHub.host }
     /// The name users write in references and in `login --registry`.
     public var displayName: String { isDockerHub ? "docker.io" : host }
+    /// What `login --registry=` needs to reach this registry: a bare host means https, so an http
+    /// registry is given with its scheme.
+    public var loginName: String { scheme == "http" ? baseURL : displayName }
     public var description: String { baseURL }
 
     static func validHostPort(_ s: Substring) -> Bool {
@@ -83,7 +86,9 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `text` like Docker does. The registry is the host in the name when there is one, else
     /// `registryOverride` (`--registry=URL`), else `UDOCKER_REGISTRY` from `environment`, else docker.io.
-    /// Single-component names on Docker Hub get the `library/` prefix.
+    /// Single-component names get the `library/` prefix unless the name spells a registry host other
+    /// than Docker Hub: as udocker 1.3 does, a registry from `--registry` or `UDOCKER_REGISTRY` is taken
+    /// for a Docker Hub mirror (a pull-through cache keeps Docker Hub's paths).
     public static func parse(_ text: String, registryOverride: String? = nil,
                              environment: [String: String] = [:]) throws -> ImageReference {
         let fail = { (why: String) in RegistryError.invalidReference(text, why) }
@@ -139,7 +144,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             endpoint = .dockerHub
         }
         var repository = String(rest)
-        if endpoint.isDockerHub && components.count == 1 { repository = "library/" + repository }
+        if components.count == 1 && (host == nil || endpoint.isDockerHub) { repository = "library/" + repository }
         guard repository.utf8.count <= 255 else { throw fail("the repository name is longer than 255 characters") }
         return ImageReference(registry: endpoint, repository: repository, tag: tag, digest: digest)
     }

@@ -35,7 +35,7 @@ public final class RegistryClient: @unchecked Sendable {
         response = try http.send(request, sink: sink)
         if response.status == 401 {
             auth.forget(host: endpoint.host, scope: scope)
-            throw RegistryError.unauthorized(registry: endpoint.displayName,
+            throw RegistryError.unauthorized(registry: endpoint,
                                              hadCredentials: auth.credentials(for: endpoint.host) != nil,
                                              detail: errorSummary(response))
         }
@@ -48,7 +48,7 @@ public final class RegistryClient: @unchecked Sendable {
         case 404:
             return .notFound(what: what, registry: endpoint.displayName)
         case 401, 403:
-            return .unauthorized(registry: endpoint.displayName, hadCredentials: auth.credentials(for: endpoint.host) != nil,
+            return .unauthorized(registry: endpoint, hadCredentials: auth.credentials(for: endpoint.host) != nil,
                                  detail: errorSummary(response))
         default:
             return .httpStatus(url: redactURL(response.url), status: response.status, message: errorSummary(response))

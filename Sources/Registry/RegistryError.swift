@@ -6,9 +6,11 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidURL(String)
     case transport(url: String, code: Int, message: String)
     case tls(url: String, message: String)
+    /// An https:// URL whose server answered in plain HTTP (url, its scheme://host:port in http).
+    case plainHTTP(url: String, http: String)
     case httpStatus(url: String, status: Int, message: String)
-    case unauthorized(registry: String, hadCredentials: Bool, detail: String)
-    case authenticationRequired(registry: String)
+    case unauthorized(registry: RegistryEndpoint, hadCredentials: Bool, detail: String)
+    case authenticationRequired(registry: RegistryEndpoint)
     case tokenFailure(realm: String, detail: String)
     case notFound(what: String, registry: String)
     case digestMismatch(what: String, expected: Digest, actual: Digest)
@@ -41,14 +43,16 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
             return "cannot reach \(url): \(message) (curl error \(code)). Check the network, the registry name, and --httpproxy/http_proxy/https_proxy"
         case .tls(let url, let message):
             return "TLS verification failed for \(url): \(message). If you trust this registry, give its CA certificate (CURL_CA_BUNDLE=FILE or SSL_CERT_FILE=FILE), or use --insecure"
+        case .plainHTTP(let url, let http):
+            return "\(url) answers in plain HTTP, not HTTPS: name the registry with its scheme, \(http) (e.g. --registry=\(http) or UDOCKER_REGISTRY=\(http))"
         case .httpStatus(let url, let status, let message):
             return "registry answered \(status) for \(url)" + (message.isEmpty ? "" : ": \(message)")
         case .unauthorized(let registry, let had, let detail):
             return had
-                ? "wrong username or password for \(registry)\(detail.isEmpty ? "" : " (\(detail))"): check them and run 'udocker login --registry=\(registry)' again"
-                : "\(registry) refused access\(detail.isEmpty ? "" : " (\(detail))"): the image may not exist or be private; run 'udocker login --registry=\(registry)' if you have an account"
+                ? "wrong username or password for \(registry.displayName)\(detail.isEmpty ? "" : " (\(detail))"): check them and run 'udocker login --registry=\(registry.loginName)' again"
+                : "\(registry.displayName) refused access\(detail.isEmpty ? "" : " (\(detail))"): the image may not exist or be private; run 'udocker login --registry=\(registry.loginName)' if you have an account"
         case .authenticationRequired(let registry):
-            return "\(registry) requires a username and password: run 'udocker login --registry=\(registry)'"
+            return "\(registry.displayName) requires a username and password: run 'udocker login --registry=\(registry.loginName)'"
         case .tokenFailure(let realm, let detail):
             return "cannot get an access token from \(realm): \(detail). Check the credentials given with 'udocker login', and the network"
         case .notFound(let what, let registry):

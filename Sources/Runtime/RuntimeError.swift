@@ -48,6 +48,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case containerProtected(String)
     case containerNameExists(String)
     case containerNameNotFound(String)
+    /// `run NAME`: no container has that name or id, and it is no image (why; close container and image names).
+    case noContainerOrImage(name: String, why: String, containers: [String], images: [String])
     case invalidContainerName(String, String)
     /// A container whose metadata files are missing or damaged.
     case badContainer(path: String, reason: String)
@@ -155,6 +157,12 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "container name already exists: \(n): choose another name, or remove it with 'udocker rmname \(n)'"
         case .containerNameNotFound(let n):
             return "no container has the name \(n): see 'udocker ps'"
+        case .noContainerOrImage(let n, let why, let containers, let images):
+            var close: [String] = []
+            if !containers.isEmpty { close.append("container \(containers.joined(separator: ", ")) (udocker ps)") }
+            if !images.isEmpty { close.append("image \(images.joined(separator: ", ")) (udocker images)") }
+            return "no container or image named \(n): no container has that name or id, and \(why); "
+                + (close.isEmpty ? "see 'udocker ps' and 'udocker images'" : "did you mean " + close.joined(separator: " or ") + "?")
         case .invalidContainerName(let n, let why):
             return "invalid container name '\(n)': \(why)"
         case .badContainer(let path, let reason):
@@ -162,9 +170,9 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .createFailed(let what, let reason):
             return "\(what) failed: \(reason); the partly made container was removed"
         case .engineMissing(let tool, let why):
-            return "\(tool) not found: \(why); install it with 'udocker install' or your distribution's package, set \(EngineTool(rawValue: tool)?.variable ?? "its UDOCKER_USE_* variable"), or choose another mode with 'udocker setup --execmode=MODE CONTAINER' (see 'udocker info')"
+            return "\(tool) not found: \(why); install it with 'udocker install --from=FILE|URL' (a tools bundle) or your distribution's package, set \(EngineTool(rawValue: tool)?.variable ?? "its UDOCKER_USE_* variable"), or choose another mode with 'udocker setup --execmode=MODE CONTAINER' (see 'udocker info')"
         case .modeUnusable(let mode, let why, let usable):
-            let alt = usable.isEmpty ? "no mode is usable on this host: see 'udocker info'"
+            let alt = usable.isEmpty ? "no other mode can run it on this host: see 'udocker info'"
                 : "modes that work here: \(usable.joined(separator: " ")); switch with 'udocker setup --execmode=MODE CONTAINER'"
             return "execution mode \(mode) cannot run here: \(why); \(alt)"
         case .badRunOption(let what, let todo):

@@ -91,17 +91,20 @@ import Testing
         #expect(always.requestLog.get().count == 3)
     }
 
-    @Test func unreachableRegistry() throws {
+    @Test func aRefusedConnectionIsNotRetried() throws {
+        // Nothing listens there: one attempt, with the default backoff never waited for.
         var o = HTTPOptions()
-        o.maxAttempts = 2
-        o.backoffSeconds = 0.01
+        let requests = LockedBox(0)
+        o.debug = { line in if line.hasPrefix("> GET") { requests.update { $0 += 1 } } }
         let c = RegistryClient(endpoint: RegistryEndpoint(scheme: "http", host: "127.0.0.1:\(freePort())"), http: HTTPClient(options: o))
         do {
             try c.ping()
             Issue.record("connected to nothing")
-        } catch {
-            #expect("\(error)".contains("giving up") || "\(error)".contains("cannot reach"))
+        } catch let e as RegistryError {
+            guard case .transport(_, 7, let message) = e else { Issue.record("\(e)"); return }
+            #expect(message.contains("connection refused"), "\(message)")
         }
+        #expect(requests.get() == 1)
     }
 
     @Test func authorizationNotSentToAnotherHost() throws {

@@ -48,10 +48,15 @@ import Testing
         let a = try ImageReference.parse("foo/bar:1", registryOverride: "http://127.0.0.1:5000/")
         #expect(a.registry.baseURL == "http://127.0.0.1:5000")
         #expect(a.repository == "foo/bar")
+        // A registry given apart from the name is a Docker Hub mirror for one-component names (udocker 1.3's
+        // rule); a host spelled in the name is not.
         let single = try ImageReference.parse("bar", registryOverride: "https://quay.io")
-        #expect(single.repository == "bar", "library/ is only for Docker Hub")
-        let env = try ImageReference.parse("bar", environment: ["UDOCKER_REGISTRY": "http://reg.example:8080"])
-        #expect(env.registry.baseURL == "http://reg.example:8080")
+        #expect(single.repository == "library/bar" && single.registry.baseURL == "https://quay.io")
+        let env = try ImageReference.parse("bar:1", environment: ["UDOCKER_REGISTRY": "http://reg.example:8080"])
+        #expect(env.registry.baseURL == "http://reg.example:8080" && env.repository == "library/bar")
+        #expect(try ImageReference.parse("library/bar", registryOverride: "http://reg.example:8080").repository == "library/bar")
+        #expect(try ImageReference.parse("reg.example:8080/bar", registryOverride: "http://reg.example:8080").repository == "bar")
+        #expect(try ImageReference.parse("docker.io/bar").repository == "library/bar")
         let hubByURL = try ImageReference.parse("bar", registryOverride: "https://index.docker.io/v1/")
         #expect(hubByURL.repository == "library/bar" && hubByURL.registry.isDockerHub)
         // An explicit host in the name wins over the override.

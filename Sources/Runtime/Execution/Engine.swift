@@ -30,12 +30,18 @@ public struct EngineContext: Sendable {
         self.probeDir = probeDir
     }
 
-    /// The tool or a clear error naming the modes that would work.
-    public func require(_ tool: EngineTool, for mode: ExecMode) throws -> LocatedTool {
+    /// The tool or a clear error naming the modes that would work (for the container tree `root`,
+    /// when given) and how to install the tool.
+    public func require(_ tool: EngineTool, for mode: ExecMode, root: String? = nil) throws -> LocatedTool {
         if let t = try locator.find(tool) { return t }
+        let name = tool == .fakechroot ? "libfakechroot.so" : tool.rawValue
+        // A tools bundle has everything but Apptainer/Singularity.
+        let install = tool == .singularity ? "install apptainer or singularity (your distribution's package)"
+            : "install it with 'udocker install --from=FILE|URL' (a tools bundle) or your distribution's package"
+        let availability = ModeAvailability(context: self)
         throw RuntimeError.modeUnusable(mode: mode.rawValue,
-            why: "\(tool == .fakechroot ? "libfakechroot.so" : tool.rawValue) is not installed (looked at \(tool.variable), \(tool == .fakechroot ? locator.libdir : locator.bindir) and \(tool == .fakechroot ? "the usual library directories" : "PATH"))",
-            usable: ModeAvailability(context: self).usableModes())
+            why: "\(name) is not installed (looked at \(tool.variable), \(tool == .fakechroot ? locator.libdir : locator.bindir) and \(tool == .fakechroot ? "the usual library directories" : "PATH")): \(install)",
+            usable: root.map { availability.usableModes(forRoot: $0) } ?? availability.usableModes())
     }
 }
 

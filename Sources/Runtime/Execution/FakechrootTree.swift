@@ -73,7 +73,8 @@ public struct FakechrootTree: Sendable {
         return found
     }
 
-    private func guessLoader() -> String? {
+    /// The loader as `loader()` finds it, without the cache.
+    func guessLoader() -> String? {
         // A file patched for F3/F4 names the loader by its host path inside ROOT.
         func usable(_ interpreter: String?) -> String? {
             guard let i = interpreter else { return nil }

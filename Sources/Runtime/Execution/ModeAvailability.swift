@@ -37,4 +37,13 @@ public struct ModeAvailability: Sendable {
     public func usableModes() -> [String] {
         ExecMode.allCases.filter { problem($0) == nil }.map(\.rawValue)
     }
+
+    /// The usable modes that can run the container tree `root`: the Fakechroot modes only when it has
+    /// a dynamic loader (libfakechroot works through it; a static image, such as busybox, has none).
+    public func usableModes(forRoot root: String) -> [String] {
+        let modes = usableModes()
+        guard modes.contains(where: { $0.hasPrefix("F") }) else { return modes }
+        let tree = try? FakechrootTree(root: root, stateDir: root, configuration: context.configuration)
+        return tree?.guessLoader() != nil ? modes : modes.filter { !$0.hasPrefix("F") }
+    }
 }

@@ -29,8 +29,9 @@ public struct ModeSwitch: Sendable {
         ElfPatcher.patchedRoot(containerDir: containerDir) != nil
     }
 
-    /// Switches container `containerDir` to `mode` (nil: stay in its mode). `force` patches F3/F4
-    /// files again, e.g. for a container whose directory moved.
+    /// Switches container `containerDir` to `mode` (nil: stay in its mode), refusing a mode that cannot
+    /// run here. `force` patches F3/F4 files again, e.g. for a container whose directory moved, and
+    /// records a mode whose tools this host lacks.
     public func apply(containerDir: String, to requested: ExecMode?, force: Bool) throws -> Report {
         let lock = try containerLock(containerDir + "/.setup.lock")
         defer { lock.unlock() }
@@ -41,7 +42,15 @@ public struct ModeSwitch: Sendable {
         let mode = requested ?? previous.flatMap { ExecMode(parsing: $0) } ?? ExecMode.defaultMode(context.configuration)
         var report = Report(previous: previous, mode: mode)
 
-        // Check the tools before changing anything.
+        // Check the tools before changing anything. A mode `info` says cannot run here is refused unless
+        // forced (a repository shared with a host that has its tools); the Fakechroot modes need theirs
+        // here, to set the container up, forced or not.
+        let availability = ModeAvailability(context: context)
+        if let requested, requested.family != .fakechroot, !force, let why = availability.problem(requested) {
+            throw RuntimeError.modeUnusable(mode: requested.rawValue,
+                why: why + " (add --force to record it anyway, for another host sharing this repository)",
+                usable: availability.usableModes(forRoot: containerDir + "/" + ContainerStore.rootDir))
+        }
         var patchelf: LocatedTool? = nil
         if mode.family == .fakechroot { _ = try context.require(.fakechroot, for: mode) }
         if mode.patchesELF { patchelf = try context.require(.patchelf, for: mode) }

@@ -21,10 +21,10 @@ public struct RuncEngine: ExecutionEngine {
         switch try RuncTool.choose(context) {
         case .use(let t, let note): (tool, choiceNote) = (t, note)
         case .unusable(let why):
-            throw RuntimeError.modeUnusable(mode: mode.rawValue, why: why, usable: ModeAvailability(context: context).usableModes())
+            throw RuntimeError.modeUnusable(mode: mode.rawValue, why: why, usable: ModeAvailability(context: context).usableModes(forRoot: plan.root))
         }
         if geteuid() != 0, let why = UserNamespaces.unavailableReason() {
-            throw RuntimeError.modeUnusable(mode: mode.rawValue, why: why, usable: ModeAvailability(context: context).usableModes())
+            throw RuntimeError.modeUnusable(mode: mode.rawValue, why: why, usable: ModeAvailability(context: context).usableModes(forRoot: plan.root))
         }
         var notes: [String] = choiceNote.map { [$0] } ?? []
         if !plan.ports.isEmpty || plan.publishAll {
@@ -98,7 +98,7 @@ public struct RuncEngine: ExecutionEngine {
     /// R2/R3: the host's PRoot (with its loader and libraries) under /.udocker/engine, started by
     /// runc as container root; PRoot then gives the program the requested identity.
     private func addProot(_ plan: RunPlan, engineDir: String, to additions: inout RuncAdditions, notes: inout [String]) throws {
-        let proot = try context.require(.proot, for: mode)
+        let proot = try context.require(.proot, for: mode, root: plan.root)
         let cache = ProbeCache(dir: context.probeDir)
         let program = try HostProgram(program: proot.path, name: "proot", engineDir: engineDir, cache: cache)
         let features = ProotFeatures(path: proot.path, cache: cache)
@@ -136,7 +136,7 @@ public struct RuncEngine: ExecutionEngine {
         }
         guard let helper else {
             throw RuntimeError.modeUnusable(mode: mode.rawValue, why: "--user=\(plan.user.uid):\(plan.user.gid) needs a helper not built for \(HostInfo.architecture); run as root or use R2",
-                                            usable: ModeAvailability(context: context).usableModes())
+                                            usable: ModeAvailability(context: context).usableModes(forRoot: plan.root))
         }
         let inside = engineDir + "/userns-exec"
         additions.binds.append((helper, inside))

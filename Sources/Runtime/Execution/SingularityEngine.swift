@@ -21,7 +21,7 @@ public struct SingularityEngine: ExecutionEngine {
     }
 
     public func prepare(_ plan: RunPlan) throws -> Launch {
-        let tool = try context.require(.singularity, for: mode)
+        let tool = try context.require(.singularity, for: mode, root: plan.root)
         let features = SingularityFeatures(path: tool.path, cache: ProbeCache(dir: context.probeDir))
         var notes: [String] = []
 

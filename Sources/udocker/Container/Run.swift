@@ -211,11 +211,15 @@ struct Run: UdockerCommand {
             if let index { args.append("--index=" + index) }
             if let httpProxy { args.append("--httpproxy=" + httpProxy) }
             var pull = try Pull.parse(args)
-            _ = try pull.execute(context)
+            do { _ = try pull.execute(context) } catch {
+                // Not a container, and the registry has no such image: likely a mistyped container name.
+                if image == nil, let e = containers.noContainerOrImage(target, cause: error) { throw e }
+                throw error
+            }
             image = try containers.images.require(target)
         }
         guard let img = image else {
-            throw RuntimeError.imageNotFound(target)
+            throw containers.noContainerOrLocalImage(target)
         }
         let made = try containers.create(from: img, name: name, force: policy == .reuse,
                                          policy: try context.materializePolicy(option: materialize))
