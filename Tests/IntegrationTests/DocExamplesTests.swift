@@ -20,10 +20,13 @@ final class DocRegistry: @unchecked Sendable {
         BackgroundProcesses.removeAtExit(registry.dir)
         let work = makeTempDir("doc-images")
         defer { removeTree(work) }
-        // busybox: busybox-static with its shell.
+        // busybox: busybox-static with a link for each applet, as Docker Hub's image has them.
         try FileIO.mkdirs(work + "/busybox/bin")
         try FileManager.default.copyItem(atPath: "/usr/bin/busybox", toPath: work + "/busybox/bin/busybox")
-        try FileManager.default.createSymbolicLink(atPath: work + "/busybox/bin/sh", withDestinationPath: "busybox")
+        let applets = String(decoding: try runCommand("/usr/bin/busybox", ["--list"]), as: UTF8.self)
+        for applet in applets.split(separator: "\n") where applet != "busybox" {
+            try FileManager.default.createSymbolicLink(atPath: work + "/busybox/bin/" + applet, withDestinationPath: "busybox")
+        }
         _ = try runCommand("/bin/tar", ["-C", work + "/busybox", "-cf", work + "/busybox.tar", "bin"])
         // debian:12: the host's programs, dpkg and bash's copyright file, as the examples use them.
         try FileIO.mkdirs(work + "/debian")
