@@ -1,9 +1,9 @@
-// The built-in configuration: every key udocker 1.3 (1.3.16 Config.conf) knows, in its order,
+// The built-in configuration: every key udocker 1.3 (1.3.17 config.py) knows, in its order,
 // with values written the way udocker's showconf prints them, plus this implementation's own keys.
 
 public enum ConfigDefaults {
     /// The udocker release whose configuration keys and defaults these are.
-    public static let udockerRelease = "1.3.16"
+    public static let udockerRelease = "1.3.17"
 
     /// Keys added by this implementation (not in udocker 1.3); shown after udocker's own keys.
     public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel", "nvi_ldconfig"]
@@ -26,7 +26,7 @@ public enum ConfigDefaults {
             ("layersdir", "None"),
             ("containersdir", "None"),
             ("tarball_release", "1.2.11"),
-            ("tarball", "https://download.ncg.ingrid.pt/webdav/udocker/udocker-englib-1.2.11.tar.gz "
+            ("tarball", "https://download.a.incd.pt/udocker/udocker-englib-1.2.11.tar.gz "
                 + "https://raw.githubusercontent.com/jorge-lip/udocker-builds/master/tarballs/udocker-englib-1.2.11.tar.gz"),
             ("installinfo", "['https://raw.githubusercontent.com/indigo-dc/udocker/master/messages']"),
             ("installretry", "3"),

@@ -191,7 +191,7 @@ public struct Keystore: Sendable {
     /// is then blanked (other names for it, e.g. a backup hardlink, do not keep the secrets).
     private func write(_ all: [String: Any]) throws {
         let data: Data
-        do { data = try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys]) } catch {
+        do { data = try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys, .withoutEscapingSlashes]) } catch {
             throw KeystoreError.unreadable(path: path, reason: "cannot encode: \(error)")
         }
         let dir = FileIO.parent(of: path)
