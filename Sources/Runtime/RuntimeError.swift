@@ -35,7 +35,6 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case imageNotFound(String)
     case imageExists(String)
     case imageProtected(String)
-    case imageInUse(String, containers: [String])
     /// An image whose record is unreadable.
     case badImageRecord(path: String, reason: String)
     /// An unpacked layer an image needs that the store does not have, or cannot read.
@@ -125,8 +124,6 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "image \(name) already exists: remove it first with 'udocker rmi \(name)', or choose another name"
         case .imageProtected(let name):
             return "image \(name) is protected: run 'udocker unprotect \(name)' first"
-        case .imageInUse(let name, let containers):
-            return "image \(name) is used by container(s) \(containers.joined(separator: ", ")): remove them first, or use 'udocker rmi -f'"
         case .badImageRecord(let path, let reason):
             return "image record \(path) is damaged (\(reason)): remove the image with 'udocker rmi -f' and pull it again"
         case .archiveWrite(let dest, let why):
