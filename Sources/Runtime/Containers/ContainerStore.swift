@@ -217,9 +217,10 @@ public final class ContainerStore: Sendable {
         return try? JSONDecoder().decode(MaterializeInfo.self, from: Data(bytes))
     }
 
-    /// Disk used by the container's ROOT in bytes (each inode once, files linked to the store included).
-    public func diskUsage(_ id: String) -> UInt64 {
-        ContainerTree.diskUsage(directory(id) + "/" + Self.rootDir)
+    /// Disk used by the container's ROOT: its own files and those it shares with the store. Nil
+    /// when it has no ROOT directory.
+    public func diskUsage(_ id: String) -> DiskUsage? {
+        ContainerTree.usage(directory(id) + "/" + Self.rootDir)
     }
 
     // MARK: creating
