@@ -34,8 +34,9 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidImageName(String, String)
     case imageNotFound(String)
     case imageExists(String)
+    /// Every image of an archive being loaded has a name that exists.
+    case imagesExist([String])
     case imageProtected(String)
-    case imageInUse(String, containers: [String])
     /// An image whose record is unreadable.
     case badImageRecord(path: String, reason: String)
     /// An unpacked layer an image needs that the store does not have, or cannot read.
@@ -125,10 +126,10 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "image not found: \(name): see 'udocker images', or pull it with 'udocker pull \(name)'"
         case .imageExists(let name):
             return "image \(name) already exists: remove it first with 'udocker rmi \(name)', or choose another name"
+        case .imagesExist(let names):
+            return "nothing loaded: the archive's image(s) \(names.joined(separator: ", ")) exist already, and load does not replace an image (as udocker): remove them with 'udocker rmi', or load under another name with 'udocker load -i FILE REPO/IMAGE'"
         case .imageProtected(let name):
             return "image \(name) is protected: run 'udocker unprotect \(name)' first"
-        case .imageInUse(let name, let containers):
-            return "image \(name) is used by container(s) \(containers.joined(separator: ", ")): remove them first, or use 'udocker rmi -f'"
         case .badImageRecord(let path, let reason):
             return "image record \(path) is damaged (\(reason)): remove the image with 'udocker rmi -f' and pull it again"
         case .archiveWrite(let dest, let why):

@@ -1,5 +1,5 @@
-// create, ps, name, rmname, rename, inspect, clone, protect, rm, setup and rmi-with-containers through the
-// udocker binary, with test/busybox:oci pulled from the shared test registry.
+// create, ps, name, rmname, rename, inspect, clone, protect, rm, setup and rmi of an image in use, through
+// the udocker binary, with test/busybox:oci pulled from the shared test registry.
 import TestSupport
 import Testing
 import CAS
@@ -105,20 +105,52 @@ import Glibc
         #expect(refused.status == 1 && refused.stderr.hasPrefix("Error: container keep is protected"))
         #expect(r.run(["unprotect", id]).status == 0)
 
-        let rmi = r.run(["rmi", "test/busybox:oci"])
-        #expect(rmi.status == 1 && rmi.stderr.contains("is used by container(s) \(id)"), "\(rmi.stderr)")
-        // rmi -f removes the image; the container's ref keeps its layers.
+        // As in udocker 1.3.17, rmi removes an image containers were created from; they stay, and
+        // their refs keep the layers (also through a gc), which one Info line says.
         let layers = r.layerDirs
-        #expect(r.run(["rmi", "-f", "test/busybox:oci"]).status == 0)
+        let layerBlobs = Set(try r.layerBlobs("test/busybox", "oci"))
+        let rmi = r.run(["rmi", "test/busybox:oci"])
+        #expect(rmi.status == 0 && rmi.stderr == "", "\(rmi.stderr)")
+        #expect(rmi.stdout == "Info: deleting image: test/busybox:oci\n"
+                + "Info: the container(s) created from test/busybox:oci keep its layers in the store until they are removed: keep\n",
+                "\(rmi.stdout)")
+        #expect(!FileIO.exists(r.repo + "/repos/test/busybox/oci"))
+        #expect(r.run(["images"]).stdout == "REPOSITORY\n")
+        let gc = r.run(["store", "gc"])
+        #expect(gc.status == 0, "\(gc.stderr)")
         #expect(r.layerDirs == layers)
+        #expect(r.blobFiles == layerBlobs, "the layer blobs stay for the container, the manifest and config go")
         #expect(FileIO.exists(r.repo + "/containers/\(id)/ROOT/bin/busybox"))
+        // ps shows the image the container was made from, as udocker does (imagerepo.name stays).
+        let ps = r.run(["ps"]).stdout
+        #expect(ps.contains(id + " . W " + "['keep']".padding(toLength: 18, withPad: " ", startingAt: 0) + " test/busybox:oci"), "\(ps)")
+        if ExecutionModeSupport.unavailableReason("P1") == nil {
+            let run = r.run(["run", "--nobanner", "keep", "/bin/sh", "-c", "echo still runs"])
+            #expect(run.status == 0 && run.stdout == "still runs\n", "\(run.stdout)\(run.stderr)")
+        }
         // rm releases the ref: the layers nothing else holds go with the container.
         let rm = r.run(["rm", "keep", "nosuch"])
         #expect(rm.status == 1 && rm.stderr.contains("container not found: nosuch"))
         #expect(!FileIO.exists(r.repo + "/containers/\(id)"))
         #expect(!FileIO.exists(r.repo + "/containers/keep"))
         #expect(r.layerDirs.isEmpty)
+        #expect(r.blobFiles.isEmpty)
         #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 1)
+    }
+
+    @Test func rmiOfAnImageWithoutContainersSaysNothingMoreAndForceRemovesADamagedRecord() throws {
+        let r = try pulled()
+        #expect(r.run(["tag", "test/busybox:oci", "mine/box:1"]).status == 0)
+        let plain = r.run(["rmi", "mine/box:1"])
+        #expect(plain.status == 0 && plain.stdout == "Info: deleting image: mine/box:1\n", "\(plain.stdout)")
+        // A damaged record: refused without -f (the error says to use it), removed with it.
+        try FileIO.writeAtomically(r.repo + "/repos/test/busybox/oci/image.json", Array("{".utf8))
+        let refused = r.run(["rmi", "test/busybox:oci"])
+        #expect(refused.status == 1 && refused.stderr.contains("udocker rmi -f"), "\(refused.stderr)")
+        let forced = r.run(["rmi", "-f", "test/busybox:oci"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(!FileIO.exists(r.repo + "/repos/test/busybox/oci"))
+        #expect(r.layerDirs.isEmpty && r.blobFiles.isEmpty)
     }
 
     @Test func linkModeContainerRefusesInPlaceWritesAndVerifyPasses() throws {

@@ -84,10 +84,9 @@ final class ImageRepo {
 
         let images = r.run(["images"])
         #expect(images.status == 0)
-        #expect(images.stdout == "REPOSITORY\n" + "test/busybox:oci".padding(toLength: 60, withPad: " ", startingAt: 0) + " .\n")
+        #expect(images.stdout == "REPOSITORY\ntest/busybox:oci    .\n")   // udocker 1.3.17's "%s    %c"
         let long = r.run(["images", "-l"])
-        #expect(long.stdout.contains("  \(r.repo)/repos/test/busybox/oci\n"))
-        #expect(long.stdout.contains("    /sha256:"))
+        #expect(long.stdout.hasPrefix("REPOSITORY\ntest/busybox:oci    .\n \(r.repo)/repos/test/busybox/oci\n    /sha256:"), "\(long.stdout)")
 
         let inspect = r.run(["inspect", "test/busybox:oci"])
         #expect(inspect.status == 0)
@@ -146,7 +145,7 @@ final class ImageRepo {
         #expect(r.run(["tag", "test/busybox:oci", "mine/box:v1"]).status == 1, "tag refuses an existing name")
 
         #expect(r.run(["protect", "test/busybox:zstd"]).status == 0)
-        #expect(r.run(["images"]).stdout.contains("test/busybox:zstd".padding(toLength: 60, withPad: " ", startingAt: 0) + " P"))
+        #expect(r.run(["images"]).stdout.contains("\ntest/busybox:zstd    P\n"))
         let refused = r.run(["rmi", "test/busybox:zstd"])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("is protected"))
@@ -208,7 +207,7 @@ final class ImageRepo {
                                   environment: env, stdin: nil)
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         #expect(out.stdout.contains("total"), "\(out.stdout)")
-        #expect(out.stdout.contains("[=============================="), "a full bar: \(out.stdout)")
+        #expect(out.stdout.contains("[=========================]"), "a full bar: \(out.stdout)")
         #expect(out.stdout.contains("\u{1B}[K"), "lines are redrawn in place")
     }
 }

@@ -287,6 +287,46 @@ func materialize(_ r: ImageRepo, image: String, tag: String, into root: String) 
         #expect(piped.status == 0 && r.results(piped.stdout) == "mine/bb:oci\n", "\(piped.stdout) \(piped.stderr)")
     }
 
+    /// udocker 1.3.17's rule for every command that makes an image name: a name that exists is never
+    /// replaced. load skips such images (and fails when that leaves none), import and tag refuse, save
+    /// refuses an existing file.
+    @Test func anExistingImageNameIsNeverReplaced() throws {
+        let r = try ImageRepo()
+        for t in ["oci", "zstd", "docker"] { #expect(r.run(["-q", "pull", "test/busybox:" + t]).status == 0) }
+        let both = r.tmp + "/both.tar"
+        #expect(r.run(["save", "-o", both, "test/busybox:oci", "test/busybox:zstd"]).status == 0)
+        let dockerManifest = try r.record("test/busybox", "docker")["manifestDigest"] as? String
+
+        let none = r.run(["load", "-i", both])
+        #expect(none.status == 1, "\(none.stdout)")
+        #expect(none.stderr.hasPrefix("Error: nothing loaded: the archive's image(s) test/busybox:oci, test/busybox:zstd exist already"), "\(none.stderr)")
+        #expect(r.results(none.stdout) == "", "no name is printed: \(none.stdout)")
+
+        // test/busybox:oci now names other content (the docker image); zstd is gone.
+        for t in ["oci", "zstd"] { #expect(r.run(["rmi", "test/busybox:" + t]).status == 0) }
+        #expect(r.run(["tag", "test/busybox:docker", "test/busybox:oci"]).status == 0)
+        let some = r.run(["load", "-i", both])
+        #expect(some.status == 0, "\(some.stderr)")
+        #expect(r.results(some.stdout) == "test/busybox:zstd\n", "\(some.stdout)")
+        #expect(some.stdout.contains("Info: image test/busybox:oci exists already, not loaded"), "\(some.stdout)")
+        #expect(try r.record("test/busybox", "oci")["manifestDigest"] as? String == dockerManifest, "not replaced")
+
+        // import and tag refuse the name; save refuses an existing file.
+        _ = try runCommand("/bin/tar", ["-C", r.tmp, "-cf", r.tmp + "/tree.tar", "both.tar"])
+        let imp = r.run(["import", r.tmp + "/tree.tar", "test/busybox:oci"])
+        #expect(imp.status == 1 && imp.stderr.contains("image test/busybox:oci already exists"), "\(imp.stderr)")
+        let tag = r.run(["tag", "test/busybox:zstd", "test/busybox:oci"])
+        #expect(tag.status == 1 && tag.stderr.contains("image test/busybox:oci already exists"), "\(tag.stderr)")
+        #expect(try r.record("test/busybox", "oci")["manifestDigest"] as? String == dockerManifest)
+        let save = r.run(["save", "-o", both, "test/busybox:oci"])
+        #expect(save.status == 1 && save.stderr.contains("output file already exists"), "\(save.stderr)")
+
+        // Unlike udocker 1.3.17, a protected image may be tagged (the new name is not protected).
+        #expect(r.run(["protect", "test/busybox:zstd"]).status == 0)
+        #expect(r.run(["tag", "test/busybox:zstd", "mine/zstd:1"]).status == 0)
+        #expect(r.run(["images"]).stdout.contains("\nmine/zstd:1    .\n"))
+    }
+
     @Test func loadOCILayoutWithTwoTags() throws {
         let r = try ImageRepo()
         let work = r.tmp + "/layout-work"

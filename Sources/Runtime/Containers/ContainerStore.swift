@@ -97,7 +97,7 @@ public final class ContainerStore: Sendable {
     public static let defaultExecMode = "P1"
 
     /// `images` must be of the same repository; see `imageStore(repository:store:)` for one whose
-    /// `rmi` knows about containers.
+    /// `remove` names the containers that keep an image's layers.
     public init(images: ImageStore) {
         self.images = images
         repository = images.repository
@@ -105,16 +105,17 @@ public final class ContainerStore: Sendable {
         repositoryID = images.repositoryID
     }
 
-    /// Opens the image and container stores of a repository, with `rmi` refusing images in use.
+    /// Opens the image and container stores of a repository.
     public convenience init(repository: Repository, store: Store) throws {
         self.init(images: try ContainerStore.imageStore(repository: repository, store: store))
     }
 
-    /// An ImageStore whose `remove` refuses an image that containers were created from (unless forced).
+    /// An ImageStore whose `remove` reports the containers created from the image (by first name,
+    /// else id).
     public static func imageStore(repository: Repository, store: Store) throws -> ImageStore {
         let dir = repository.containersdir
         return try ImageStore(repository: repository, store: store) { name in
-            try ContainerStore.list(containersdir: dir).filter { $0.image == name.description }.map(\.id)
+            try ContainerStore.list(containersdir: dir).filter { $0.image == name.description }.map { $0.names.first ?? $0.id }
         }
     }
 
@@ -216,9 +217,10 @@ public final class ContainerStore: Sendable {
         return try? JSONDecoder().decode(MaterializeInfo.self, from: Data(bytes))
     }
 
-    /// Disk used by the container's ROOT in bytes (each inode once, files linked to the store included).
-    public func diskUsage(_ id: String) -> UInt64 {
-        ContainerTree.diskUsage(directory(id) + "/" + Self.rootDir)
+    /// Disk used by the container's ROOT: its own files and those it shares with the store. Nil
+    /// when it has no ROOT directory.
+    public func diskUsage(_ id: String) -> DiskUsage? {
+        ContainerTree.usage(directory(id) + "/" + Self.rootDir)
     }
 
     // MARK: creating
@@ -373,7 +375,7 @@ public final class ContainerStore: Sendable {
     }
 
     /// Removes a container (refused when protected): its names, its directory, then its store ref,
-    /// deleting store data nothing else holds (layers of an image removed with rmi -f).
+    /// deleting store data nothing else holds (the layers of an image removed while it existed).
     @discardableResult
     public func remove(_ idOrName: String) throws -> ReleaseReport {
         guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }

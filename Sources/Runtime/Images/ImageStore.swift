@@ -16,6 +16,14 @@ public struct LocalImage: Sendable, Equatable {
     public var isProtected: Bool
 }
 
+/// What `ImageStore.remove` did.
+public struct ImageRemoval: Sendable, Equatable {
+    public var name: ImageName
+    /// The containers created from the image (first name, else id): their refs keep its layers.
+    public var containers: [String]
+    public var released: ReleaseReport
+}
+
 /// Reads and changes the images of a repository. Every file is written atomically (temp + rename);
 /// the store ref is set before the record is written and dropped after it is removed, so a crash
 /// can leak a ref (kept data) but never leave a record whose data may be collected.
@@ -24,8 +32,8 @@ public final class ImageStore: Sendable {
     public let store: Store
     /// The repository's id (repo.json); a udocker 1.3 repository gets one on first use.
     public let repositoryID: String
-    /// Names of containers created from an image; rmi refuses such an image unless forced. Set by
-    /// the container code (issue 4); until then no image is in use.
+    /// The containers created from an image (each by its first name, else its id), which keep its
+    /// layers after `remove`. Set by the container code; without it no image is in use.
     public let containersUsing: @Sendable (ImageName) throws -> [String]
 
     public static let recordFile = "image.json"
@@ -124,20 +132,28 @@ public final class ImageStore: Sendable {
         return try write(src.record, as: dst)
     }
 
-    /// Removes an image: refused when protected, and when containers use it unless `force`. The
-    /// record goes first, then the ref; blobs and unpacked layers no other image, container or
-    /// running pull holds are deleted at once (through the store's refcounts, no tree walk).
+    /// Removes an image (refused when protected). As in udocker, containers created from it stay and
+    /// keep running: each holds the layer blobs and unpacked layers it was made from in its own ref,
+    /// so releasing the image's ref deletes only what no other image, container or running pull
+    /// holds (through the store's refcounts, no tree walk); the rest goes with the last container.
+    /// The record goes first, then the ref. `force` also removes an image whose record is damaged
+    /// (the advice of RuntimeError.badImageRecord).
     @discardableResult
-    public func remove(_ text: String, force: Bool) throws -> ReleaseReport {
-        let img = try require(text)
-        if img.isProtected { throw RuntimeError.imageProtected(img.name.description) }
-        let users = try containersUsing(img.name)
-        if !users.isEmpty && !force { throw RuntimeError.imageInUse(img.name.description, containers: users) }
-        let aside = FileIO.parent(of: img.directory) + "/.rmi.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        if rename(img.directory, aside) != 0 { throw RuntimeError.io("rename", img.directory, errno) }
+    public func remove(_ text: String, force: Bool = false) throws -> ImageRemoval {
+        let name = try ImageName(parsing: text)
+        let dir = directory(name)
+        do {
+            guard try image(name) != nil else { throw RuntimeError.imageNotFound(name.description) }
+        } catch RuntimeError.badImageRecord(let path, let reason) {
+            if !force { throw RuntimeError.badImageRecord(path: path, reason: reason) }
+        }
+        if isProtected(name) { throw RuntimeError.imageProtected(name.description) }
+        let users = try containersUsing(name)
+        let aside = FileIO.parent(of: dir) + "/.rmi.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        if rename(dir, aside) != 0 { throw RuntimeError.io("rename", dir, errno) }
         try cas { try FileIO.removeTree(aside) }
-        pruneEmptyParents(of: img.directory)
-        return try cas { try store.release(holder: holder(img.name)) }
+        pruneEmptyParents(of: dir)
+        return ImageRemoval(name: name, containers: users, released: try cas { try store.release(holder: holder(name)) })
     }
 
     public func protect(_ text: String) throws {

@@ -446,32 +446,90 @@ enum ContainerTree {
 
     // MARK: size
 
-    /// Disk used by the tree in bytes (allocated blocks, each inode counted once), as `du -s -x`.
-    static func diskUsage(_ root: String) -> UInt64 {
-        let fd = open(root, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { _ = close(fd) }
+    /// Disk used by the tree (allocated blocks, each inode once, one filesystem as `du -s -x`), split
+    /// into what only the tree holds and what it shares: an inode with more links than the tree has
+    /// names for it is also linked from outside (a store file, which a link or auto container shares
+    /// with the store and other containers). One fstatat per entry and no walk of the store, on
+    /// several threads (a directory at a time). Nil when `root` is not a directory.
+    static func usage(_ root: String, threads: Int = WalkThreads.default) -> DiskUsage? {
+        let rootFD = open(root, AtFile.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard rootFD >= 0 else { return nil }
+        defer { _ = close(rootFD) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { return 0 }
-        var seen = Set<UInt64>()
-        return UInt64(st.st_blocks) * 512 + diskUsage(fd, device: st.st_dev, seen: &seen, depth: 0)
-    }
-
-    private static func diskUsage(_ dirFD: Int32, device: UInt, seen: inout Set<UInt64>, depth: Int) -> UInt64 {
-        guard let entries = try? AtFile.list(dirFD, path: ""), depth < maxDepth else { return 0 }
-        var total: UInt64 = 0
-        for (name, _, _) in entries {
-            var st = stat()
-            guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_dev == device else { continue }
-            if st.st_nlink > 1 && (st.st_mode & S_IFMT) != S_IFDIR && !seen.insert(UInt64(st.st_ino)).inserted { continue }
-            total += UInt64(st.st_blocks) * 512
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                let sub = AtFile.openDirectory(dirFD, name)
-                guard sub >= 0 else { continue }
-                total += diskUsage(sub, device: device, seen: &seen, depth: depth + 1)
-                _ = close(sub)
+        guard fstat(rootFD, &st) == 0 else { return nil }
+        let walk = ParallelWalk<UsageUnit>(threads: threads)
+        let workers = (0..<walk.threads).map { _ in UsageWorker(rootFD: rootFD, device: UInt64(st.st_dev)) }
+        // fill never throws: an unreadable directory is left out, as du does (with a warning).
+        try? walk.run([UsageUnit(path: "", depth: 0)], fill: { unit, t in workers[t].directory(unit) }, discard: { _ in })
+        var usage = DiskUsage(own: UInt64(st.st_blocks) * 512, shared: 0)
+        var linked = [UInt64: (links: UInt64, seen: UInt64, bytes: UInt64)]()
+        for w in workers {
+            usage.own += w.own
+            for (ino, i) in w.linked {
+                let seen = (linked[ino]?.seen ?? 0) + i.seen
+                linked[ino] = (i.links, seen, i.bytes)
             }
         }
-        return total
+        for (_, i) in linked {
+            if i.seen >= i.links { usage.own += i.bytes } else { usage.shared += i.bytes }
+        }
+        return usage
     }
+
+    /// A directory of the tree, by its path below the root (opened when it is measured, so the walk
+    /// holds no descriptor per waiting directory).
+    private struct UsageUnit {
+        let path: String
+        let depth: Int
+    }
+
+    /// One thread's share of a `usage` walk.
+    private final class UsageWorker {
+        let rootFD: Int32
+        let device: UInt64
+        /// Directories and files with one link.
+        var own: UInt64 = 0
+        /// Files with several links, by inode: their link count, the names seen, their blocks.
+        var linked: [UInt64: (links: UInt64, seen: UInt64, bytes: UInt64)] = [:]
+
+        init(rootFD: Int32, device: UInt64) { self.rootFD = rootFD; self.device = device }
+
+        /// Measures the entries of one directory; returns its subdirectories.
+        func directory(_ unit: UsageUnit) -> [UsageUnit] {
+            let fd = AtFile.openBeneath(rootFD, unit.path)
+            guard fd >= 0 else { return [] }
+            defer { _ = close(fd) }
+            guard let entries = try? AtFile.list(fd, path: unit.path) else { return [] }
+            var subdirectories = [UsageUnit]()
+            for (name, _, _) in entries {
+                var st = stat()
+                guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, UInt64(st.st_dev) == device else { continue }
+                let bytes = UInt64(st.st_blocks) * 512
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    own += bytes
+                    if unit.depth + 1 < ContainerTree.maxDepth {
+                        subdirectories.append(UsageUnit(path: unit.path.isEmpty ? name : unit.path + "/" + name, depth: unit.depth + 1))
+                    }
+                } else if st.st_nlink > 1 {
+                    let ino = UInt64(st.st_ino)
+                    let seen = linked[ino]?.seen ?? 0
+                    linked[ino] = (UInt64(st.st_nlink), seen + 1, bytes)
+                } else {
+                    own += bytes
+                }
+            }
+            return subdirectories
+        }
+    }
+}
+
+/// Disk a container's tree takes, in bytes of allocated blocks.
+public struct DiskUsage: Sendable, Equatable {
+    /// Inodes only the tree holds: directories, and files with no link from outside it (what the
+    /// container costs beyond the store).
+    public var own: UInt64 = 0
+    /// Files also linked from outside the tree (the store's files it is linked to).
+    public var shared: UInt64 = 0
+    /// What `du -s` counts.
+    public var total: UInt64 { own + shared }
 }

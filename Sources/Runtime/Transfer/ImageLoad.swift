@@ -23,16 +23,18 @@ public struct LoadRequest: Sendable {
 
 public struct LoadReport: Sendable {
     public var images: [LocalImage] = []
-    /// Names that existed before and now name the loaded image.
-    public var replaced: [ImageName] = []
+    /// Images of the archive not loaded because their name exists (udocker's rule: a name that
+    /// exists is never replaced).
+    public var skipped: [ImageName] = []
     /// Entries left out, and other things the user may want to know.
     public var notes: [String] = []
 }
 
 public enum ImageLoad {
-    /// Loads every image of the archive. Each blob is checked against its digest, each layer's
-    /// content against the config's diff_ids, and nothing is recorded unless every image of the
-    /// archive is complete. Archive entries are never written to disk by their names: blobs go to
+    /// Loads every image of the archive whose name does not exist yet; as in udocker 1.3.17 the
+    /// others are skipped (in `skipped`), and when that leaves nothing to load the load fails. Each
+    /// blob is checked against its digest, each layer's content against the config's diff_ids, and
+    /// nothing is recorded unless every image of the archive is complete. Archive entries are never written to disk by their names: blobs go to
     /// the store by digest, and links are followed only inside the archive.
     public static func run(_ request: LoadRequest, images: ImageStore) throws -> LoadReport {
         let sourceName = request.source == "-" ? "standard input" : request.source
@@ -58,12 +60,21 @@ public enum ImageLoad {
         guard !found.isEmpty else { throw RuntimeError.badArchive(sourceName, "the archive holds no image") }
 
         var report = LoadReport(notes: scan.notes + loader.notes)
-        for f in found {
-            if try images.image(f.name) != nil { report.replaced.append(f.name) }
+        var fresh = [FoundImage]()
+        for f in found where !fresh.contains(where: { $0.name == f.name }) {
+            if try exists(f.name, in: images) { report.skipped.append(f.name) } else { fresh.append(f) }
+        }
+        if fresh.isEmpty { throw RuntimeError.imagesExist(report.skipped.map(\.description)) }
+        for f in fresh {
             report.images.append(try assembly.record(name: f.name, manifest: f.manifest, indexDigest: f.index,
                                                      configDigest: f.config, layers: f.layers, platform: f.platform))
         }
         return report
+    }
+
+    /// Whether `name` names an image of the repository (also one whose record is damaged).
+    static func exists(_ name: ImageName, in images: ImageStore) throws -> Bool {
+        do { return try images.image(name) != nil } catch RuntimeError.badImageRecord { return true }
     }
 
     /// The name for images the archive does not name: the archive's file name ("busybox.tar" ->

@@ -1,5 +1,5 @@
-// udocker ps [-m] [-s] [-p]: list containers in udocker 1.3's format (id, protected, writable,
-// execution mode, size in MB, platform, names, image).
+// udocker ps [-m] [-s] [-p] [--format=json]: list containers in udocker 1.3's format (id, protected,
+// writable, execution mode, size in MB of the container's own files, platform, names, image).
 import ArgumentParser
 import Foundation
 import Runtime
@@ -13,8 +13,9 @@ struct Ps: UdockerCommand {
     static let helpText = """
         ps: list containers
         -m                         :print execution mode
-        -s                         :print size in MB
+        -s                         :print size in MB (the container's own files, not the store's)
         -p                         :print platform
+        --format=json              :one JSON document (-s adds the sizes in bytes)
         """
     static var helpLines: [HelpLine] {
         [HelpLine(usage: "ps -m -s", text: "List created containers")]
@@ -25,8 +26,10 @@ struct Ps: UdockerCommand {
     @Flag(name: .customShort("m")) var mode = false
     @Flag(name: .customShort("s")) var size = false
     @Flag(name: .customShort("p")) var platform = false
+    @Option(name: .customLong("format")) var format: String?
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
+        if try OutputFormat.isJSON(format) { return try json(context.infoOnStderr()) }
         let containers = try context.containers()
         var header = Self.field("CONTAINER ID", 36, 36) + " P M "
         if mode { header += "MOD " }
@@ -39,14 +42,26 @@ struct Ps: UdockerCommand {
             var line = Self.field(c.id, 36, 36) + " " + (c.isProtected ? "P" : ".") + " " + Self.writable(c.root) + " "
             if mode { line += Self.field(containers.execMode(c.id) ?? defaultMode, 2, 2) + " " }
             if size {
-                let mb = (containers.diskUsage(c.id) + (1 << 20) - 1) >> 20
-                line += Self.field(String(mb), 5, 5) + " "
+                // du -s -m rounds up; udocker prints -1 when du fails ("%5.5s": right-aligned).
+                let mb = containers.diskUsage(c.id).map { String(($0.own + (1 << 20) - 1) >> 20) } ?? "-1"
+                line += String(repeating: " ", count: max(0, 5 - mb.count)) + mb.prefix(5) + " "
             }
             if platform { line += Self.field(Self.platform(try? containers.configJSON(c.id)), 18, 18) + " " }
             let names = c.names.isEmpty ? "" : "[" + c.names.map { "'\($0)'" }.joined(separator: ", ") + "]"
             line += Self.field(names, 18, 100) + " " + Self.field(c.image, 20, 100)
             context.output.out(line)
         }
+        return 0
+    }
+
+    private func json(_ context: CommandContext) throws -> Int32 {
+        let containers = try context.containers()
+        let defaultMode = context.configuration.string("override_default_execution_mode") ?? ContainerStore.defaultExecMode
+        let list = try containers.containers().map { c in
+            JSONValue.object(JSONDocuments.container(c, containers: containers, defaultMode: defaultMode,
+                                                     usage: size ? containers.diskUsage(c.id) : nil))
+        }
+        JSONDocuments.print(.array(list), context.output)
         return 0
     }
 

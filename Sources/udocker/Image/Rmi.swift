@@ -1,4 +1,5 @@
-// udocker rmi [-f] IMAGE: delete a local image and the store data only it used.
+// udocker rmi [-f] IMAGE: delete a local image and the store data only it used (containers made from
+// it keep theirs).
 import ArgumentParser
 import Runtime
 
@@ -8,7 +9,7 @@ struct Rmi: UdockerCommand {
     static let helpText = """
         rmi: delete an image in the local repository
         rmi [options] <repo/image:tag>
-        -f                          :force removal
+        -f                          :force removal (also of an image whose record is damaged)
         """
     static var helpLines: [HelpLine] {
         [HelpLine(usage: "rmi <repo/image:tag>", text: "Delete a local image")]
@@ -22,7 +23,11 @@ struct Rmi: UdockerCommand {
         let repo = try context.repository()
         let images = try ContainerStore.imageStore(repository: repo, store: try repo.openStore())
         context.output.info("deleting image: \(image)")
-        let report = try images.remove(image, force: force)
+        let removal = try images.remove(image, force: force)
+        let report = removal.released
+        if !removal.containers.isEmpty {
+            context.output.info("the container(s) created from \(removal.name) keep its layers in the store until they are removed: \(removal.containers.joined(separator: ", "))")
+        }
         context.output.debug("removed \(report.removedBlobs.count) blob(s) and \(report.removedLayers.count) unpacked layer(s), \(report.bytesFreed) bytes; \(report.kept.count) object(s) still used elsewhere")
         return 0
     }

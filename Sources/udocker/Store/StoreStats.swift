@@ -1,4 +1,5 @@
-// udocker store stats: what the store holds, how much deduplication saves, where its index lives.
+// udocker store stats: what the store holds, how much deduplication saves, where its index lives, and
+// what the repository costs on disk (the store, and the containers' own files).
 import ArgumentParser
 import Foundation
 import CAS
@@ -19,6 +20,11 @@ struct StoreStatsCommand: UdockerCommand {
         out.out("references: \(s.refCount) (\(formatBytes(s.referencedBytes)) referenced)")
         out.out("dedup ratio: " + String(format: "%.2f", s.dedupRatio))
         out.out("index: \(s.indexDirectory)" + (s.onNetworkFilesystem ? " (local cache: store is on \(s.filesystem))" : ""))
+        let u = try RepositoryUsage.measure(try context.containers())
+        out.out("store on disk: \(formatBytes(u.store)) (blobs \(formatBytes(u.blobs)), unpacked layers \(formatBytes(u.layers)), index \(formatBytes(u.index)))"
+                + (u.repositoriesSharingStore > 1 ? ", shared by \(u.repositoriesSharingStore) repositories" : ""))
+        out.out("containers: \(u.containers) (own files \(formatBytes(u.containersOwn)) on disk)")
+        out.out("repository on disk: \(formatBytes(u.total)) (store and containers' own files)")
         return 0
     }
 }

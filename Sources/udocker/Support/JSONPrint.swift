@@ -1,5 +1,5 @@
 // Prints JSON the way udocker 1.3 does (Python's json.dumps with sort_keys, indent=4,
-// separators (',', ': ') and ASCII-only strings), for `inspect` and `manifest inspect`.
+// separators (',', ': ') and ASCII-only strings), for `inspect`, `manifest inspect` and --format=json.
 import Foundation
 
 /// A JSON value that keeps the difference between booleans, integers and other numbers.
@@ -21,7 +21,17 @@ indirect enum JSONValue: Decodable {
 enum JSONPrint {
     /// `bytes` re-printed in udocker's style; nil when they are not JSON.
     static func udockerStyle(_ bytes: [UInt8]) -> String? {
-        guard let v = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else { return nil }
+        guard let v = parse(bytes) else { return nil }
+        return document(v)
+    }
+
+    /// `bytes` as a JSON value; nil when they are not JSON.
+    static func parse(_ bytes: [UInt8]) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    }
+
+    /// `v` in udocker's style.
+    static func document(_ v: JSONValue) -> String {
         var out = ""
         write(v, indent: 0, into: &out)
         return out

@@ -9,12 +9,14 @@ struct Output {
 
     /// The verbosity: verbose_level, UDOCKER_LOGLEVEL, -D (5), -q (1).
     let level: Int
+    /// Where Info lines go: stdout as in udocker, stderr when stdout holds a JSON document.
+    var infoFD: Int32 = 1
 
     /// Command results (help, showconf, ...): always printed.
     func out(_ text: String) { Output.write(1, text + "\n") }
 
     func info(_ text: String) {
-        if level >= Output.info { Output.write(1, "Info: " + text + "\n") }
+        if level >= Output.info { Output.write(infoFD, "Info: " + text + "\n") }
     }
 
     func warning(_ text: String) {

@@ -1,6 +1,6 @@
 // The progress display of transfers (pull, push): on a terminal a bar per item and a total bar,
-// redrawn in place; otherwise one line per item when it is done; nothing with -q. Thread-safe:
-// events arrive from the transfer threads.
+// redrawn in place and fitted to the terminal's width; otherwise one line per item when it is done;
+// nothing with -q. Thread-safe: events arrive from the transfer threads.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -73,25 +73,75 @@ final class TransferProgress: @unchecked Sendable {
         if !force && t - lastDraw < 0.1 { return }
         lastDraw = t
         var text = drawnLines > 0 ? "\u{1B}[\(drawnLines)A" : ""
-        var total: (bytes: UInt64, size: Int64) = (0, 0)
+        var rows = [Row]()
+        var total = Row(label: "total", bytes: 0, size: 0, state: "", complete: false)
         for item in items {
             let bytes = item.complete && item.size >= 0 ? UInt64(item.size) : item.bytes
-            text += "\r\u{1B}[K" + Self.bar(item.label, bytes, item.size, item.state, item.complete) + "\n"
+            rows.append(Row(label: item.label, bytes: bytes, size: item.size, state: item.state, complete: item.complete))
             total.bytes += bytes
             total.size += max(0, item.size)
         }
-        text += "\r\u{1B}[K" + Self.bar("total", total.bytes, total.size, "", false) + "\n"
+        for line in Self.render(rows + [total], width: Self.terminalWidth()) { text += "\r\u{1B}[K" + line + "\n" }
         drawnLines = items.count + 1
         Output.write(2, text)
     }
 
-    static func bar(_ label: String, _ bytes: UInt64, _ size: Int64, _ state: String, _ complete: Bool) -> String {
-        let width = 30
-        let fraction = size > 0 ? min(1, Double(bytes) / Double(size)) : (complete ? 1 : 0)
-        let filled = Int(fraction * Double(width))
-        let b = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        let padded = label.padding(toLength: 19, withPad: " ", startingAt: 0)
-        return "\(padded) [\(b)] \(formatBytes(bytes))/\(size >= 0 ? formatBytes(UInt64(size)) : "?") \(state)"
+    /// One line of the bars.
+    struct Row {
+        var label: String
+        var bytes: UInt64
+        /// Negative when unknown.
+        var size: Int64
+        var state: String
+        var complete: Bool
+
+        var fraction: Double { size > 0 ? min(1, Double(bytes) / Double(size)) : (complete ? 1 : 0) }
+        var amount: String { " \(formatBytes(bytes))/\(size >= 0 ? formatBytes(UInt64(size)) : "?")" }
+        var shortLabel: String { label.hasPrefix("sha256:") ? String(label.dropFirst(7)) : label }
+    }
+
+    /// The bar lines, each in fewer than `width` columns (the last column is left free: writing it
+    /// makes some terminals wrap), all in one layout so the bars line up, and with room kept for the
+    /// longest sizes and state so the layout stays put while the numbers grow. 80 columns: a
+    /// 19-column label ("sha256:" and 12 hex digits) and a 25-column bar; narrower, the bar shrinks,
+    /// then the labels lose "sha256:", then the states go, then the sizes become percentages; below
+    /// about 30 columns the lines are cut.
+    static func render(_ rows: [Row], width: Int) -> [String] {
+        let room = max(1, width - 1)
+        // " 1023.9 MB/1023.9 MB" and " downloading".
+        let amountRoom = 20, stateRoom = 12
+        typealias Tier = (short: Bool, labelWidth: Int, minBar: Int, tailRoom: Int, tail: (Row) -> String)
+        let tiers: [Tier] = [
+            (false, 19, 10, amountRoom + stateRoom, { $0.amount + ($0.state.isEmpty ? "" : " " + $0.state) }),
+            (true, 12, 10, amountRoom + stateRoom, { $0.amount + ($0.state.isEmpty ? "" : " " + $0.state) }),
+            (true, 12, 5, amountRoom, { $0.amount }),
+            (true, 12, 5, 5, { r in
+                let p = String(Int(r.fraction * 100))
+                return String(repeating: " ", count: max(0, 4 - p.count)) + p + "%"
+            }),
+        ]
+        for tier in tiers {
+            let tails = rows.map(tier.tail)
+            let tailRoom = max(tier.tailRoom, tails.map(\.count).max() ?? 0)
+            let barWidth = min(30, room - tier.labelWidth - 3 - tailRoom)
+            guard barWidth >= tier.minBar else { continue }
+            return zip(rows, tails).map { r, tail in
+                let filled = Int(r.fraction * Double(barWidth))
+                let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: barWidth - filled)
+                let name = tier.short ? r.shortLabel : r.label
+                return name.padding(toLength: tier.labelWidth, withPad: " ", startingAt: 0) + " [" + bar + "]" + tail
+            }
+        }
+        return rows.map { String(($0.shortLabel.padding(toLength: 12, withPad: " ", startingAt: 0) + $0.amount).prefix(room)) }
+    }
+
+    /// The terminal's columns: $COLUMNS when set (as Python's shutil and ls read it), else the size
+    /// of the terminal on stderr, else 80. Asked at every redraw, so a resized window is followed.
+    static func terminalWidth() -> Int {
+        if let c = getenv("COLUMNS").flatMap({ Int(String(cString: $0)) }), c > 0 { return c }
+        var size = winsize()
+        if ioctl(2, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return 80
     }
 }
 

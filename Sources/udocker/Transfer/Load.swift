@@ -15,7 +15,8 @@ struct Load: UdockerCommand {
         --input=<image-file>        :load image file saved by docker
         -i <image-file>             :load image file saved by docker
         --platform=os/architecture[/variant] :image to take from a multi-platform archive
-        reads standard input when no file is given; <repo/image> renames the images loaded
+        reads standard input when no file is given; <repo/image> renames the images loaded;
+        an image whose name exists is not loaded (the others are)
         """
     static var helpLines: [HelpLine] {
         [HelpLine(usage: "load -i <exported-image>", text: "Load image from file (saved by docker)"),
@@ -46,7 +47,7 @@ struct Load: UdockerCommand {
         let images = try ImageStore(repository: repo, store: try repo.openStore())
         let report = try ImageLoad.run(LoadRequest(source: source, repository: rest.first, platform: p), images: images)
         for n in report.notes { context.output.warning(n) }
-        for r in report.replaced { context.output.info("replaced the earlier image \(r)") }
+        for n in report.skipped { context.output.info("image \(n) exists already, not loaded (load never replaces an image)") }
         for img in report.images { context.output.out(img.name.description) }
         return 0
     }
