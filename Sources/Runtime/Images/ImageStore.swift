@@ -66,9 +66,17 @@ public final class ImageStore: Sendable {
     /// Every image with a record, sorted by name and tag. Directories without image.json (images
     /// pulled by udocker 1.3 itself) are not listed.
     public func images() throws -> [LocalImage] {
-        var out = [LocalImage]()
-        try walk(repository.reposdir, relative: "", depth: 0, into: &out)
+        var out = [LocalImage](), foreign = [ImageName]()
+        try walk(repository.reposdir, relative: "", depth: 0, into: &out, foreign: &foreign)
         return out.sorted { $0.name < $1.name }
+    }
+
+    /// The images udocker 1.3 itself wrote into this repository (its TAG file, no image.json): their
+    /// layers are not in the store, so they cannot be used until pulled again.
+    public func foreignImages() throws -> [ImageName] {
+        var out = [LocalImage](), foreign = [ImageName]()
+        try walk(repository.reposdir, relative: "", depth: 0, into: &out, foreign: &foreign)
+        return foreign.sorted()
     }
 
     /// The image named `text` as the user typed it (see ImageName), or nil.
@@ -186,7 +194,8 @@ public final class ImageStore: Sendable {
 
     /// Directories holding image.json are images: name = path below reposdir, tag = last component.
     /// Symlinks are not followed (no loops, nothing outside the repository).
-    private func walk(_ dir: String, relative: String, depth: Int, into out: inout [LocalImage]) throws {
+    private func walk(_ dir: String, relative: String, depth: Int, into out: inout [LocalImage],
+                      foreign: inout [ImageName]) throws {
         guard depth < 32 else { return }
         for entry in try cas({ try FileIO.listDirectory(dir) }).sorted() where !entry.hasPrefix(".") {
             let path = dir + "/" + entry
@@ -197,8 +206,10 @@ public final class ImageStore: Sendable {
                 if let r = try? readRecord(path + "/" + Self.recordFile) {
                     out.append(LocalImage(name: name, record: r, directory: path, isProtected: isProtected(name)))
                 }
+            } else if !relative.isEmpty, isRegularFile(path + "/" + Self.tagFile) {
+                foreign.append(ImageName(name: relative, tag: entry))
             }
-            try walk(path, relative: rel, depth: depth + 1, into: &out)
+            try walk(path, relative: rel, depth: depth + 1, into: &out, foreign: &foreign)
         }
     }
 

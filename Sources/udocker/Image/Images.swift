@@ -27,6 +27,9 @@ struct Images: UdockerCommand {
         let context = json ? context.infoOnStderr() : context
         let repo = try context.repository()
         let images = try ImageStore(repository: repo, store: try repo.openStore())
+        for name in try images.foreignImages() {
+            context.output.warning("\(name) is an image of udocker 1.3's own format, which this udocker cannot use: pull it again (udocker pull \(name))")
+        }
         if json {
             JSONDocuments.print(.array(try images.images().map { .object(JSONDocuments.image($0)) }), context.output)
             return 0
