@@ -32,10 +32,11 @@ let package = Package(
 
         .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
         .target(name: "Registry", dependencies: ["CAS", "CCurl", "CCurlShim", "CShim"]),
-        // Runtime embeds the library `run` preloads in sealed containers (Preload/link_copy.c), which
-        // the EmbedPreload plugin compiles on its own: it must not link against libc or Swift.
+        // Runtime embeds the library `run` preloads in sealed containers (Preload/link_copy.c) and the
+        // exit relay PRoot starts (Preload/exit_relay.c), which the EmbedPreload plugin compiles on
+        // their own: they must not link against libc or Swift.
         .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim", "CArchive"],
-                exclude: ["Preload/link_copy.c"], plugins: ["EmbedPreload"]),
+                exclude: ["Preload/link_copy.c", "Preload/exit_relay.c"], plugins: ["EmbedPreload"]),
         .plugin(name: "EmbedPreload", capability: .buildTool(), path: "Plugins/EmbedPreload"),
         .executableTarget(name: "udocker", dependencies: [
             "CAS", "Registry", "Runtime",
