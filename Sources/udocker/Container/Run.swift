@@ -175,23 +175,36 @@ struct Run: UdockerCommand {
             id = try containerID(for: target, policy: policy, context: context, repo: repo)
         }
 
-        let (plan, launch) = try runner.prepare(id: id, location: location, options: options)
-        for n in launch.notes { context.output.warning(n) }
-        if plan.banner && context.output.level >= Output.info {
-            Output.write(2, ContainerRun.banner(plan) + "\n")
-        }
-        context.output.debug("CMD = \(([launch.executable] + launch.arguments).joined(separator: " "))")
-        var status: Int32
-        if remove, let id {
-            status = try Launcher.run(launch, mayExec: false, cpuset: plan.cpuset)
+        // --rm: the container goes when the run ends, also when the program could not start (a bad
+        // -v, a command not found), as udocker does; so udocker waits for the program instead of
+        // becoming it.
+        let removing = remove ? id : nil
+        let status: Int32
+        do {
+            let (plan, launch) = try runner.prepare(id: id, location: location, options: options)
+            for n in launch.notes { context.output.warning(n) }
+            if plan.banner && context.output.level >= Output.info {
+                Output.write(2, ContainerRun.banner(plan) + "\n")
+            }
+            context.output.debug("CMD = \(([launch.executable] + launch.arguments).joined(separator: " "))")
+            status = try Launcher.run(launch, mayExec: removing == nil, cpuset: plan.cpuset)
             for line in launch.afterRun?() ?? [] { context.output.warning(line) }
-            let containers = try context.containers()
-            if !containers.isProtected(id) { _ = try containers.remove(id) }
-        } else {
-            status = try Launcher.run(launch, mayExec: true, cpuset: plan.cpuset)
-            for line in launch.afterRun?() ?? [] { context.output.warning(line) }
+        } catch {
+            if let removing {
+                do { try removeAfterRun(removing, context) } catch let failed {
+                    context.output.warning("--rm: container \(removing) was not removed: \(failed)")
+                }
+            }
+            throw error
         }
+        if let removing { try removeAfterRun(removing, context) }
         return status
+    }
+
+    /// --rm's removal (protected containers stay, as in udocker).
+    private func removeAfterRun(_ id: String, _ context: CommandContext) throws {
+        let containers = try context.containers()
+        if !containers.isProtected(id) { _ = try containers.remove(id) }
     }
 
     /// The container to run: `target` as a container id or name; else an image, created (and
