@@ -376,8 +376,7 @@ public final class ContainerStore: Sendable {
     /// deleting store data nothing else holds (layers of an image removed with rmi -f).
     @discardableResult
     public func remove(_ idOrName: String) throws -> ReleaseReport {
-        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
-        if isProtected(id) { throw RuntimeError.containerProtected(idOrName) }
+        let id = try removable(idOrName)
         let info = try require(id)
         for n in info.names { _ = unlink(containersdir + "/" + n) }
         sweepAbandoned()
@@ -386,6 +385,14 @@ public final class ContainerStore: Sendable {
         if Glibc.rename(dir, aside) != 0 { throw RuntimeError.io("rename", dir, errno) }
         try ContainerTree.remove(aside)
         return try Self.io { try store.release(holder: holder(id)) }
+    }
+
+    /// The id of container `idOrName` if `remove` would remove it, else the error it would throw
+    /// (so that `rm` says what it deletes only once nothing refuses).
+    public func removable(_ idOrName: String) throws -> String {
+        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
+        if isProtected(id) { throw RuntimeError.containerProtected(idOrName) }
+        return id
     }
 
     // MARK: names

@@ -20,7 +20,14 @@ public struct RuncEngine: ExecutionEngine {
     public func prepare(_ plan: RunPlan) throws -> Launch {
         let tool: LocatedTool, choiceNote: String?
         switch try RuncTool.choose(context) {
-        case .use(let t, let note): (tool, choiceNote) = (t, note)
+        case .use(let t, let note):
+            // Why crun is not used is said once per repository (and crun binary and kernel), as the
+            // trial that found it out is cached; with -D on every run.
+            let cache = ProbeCache(dir: context.probeDir)
+            let crun = (try? context.locator.find(.crun))??.path ?? t.path
+            (tool, choiceNote) = (t, note.flatMap {
+                context.debug || cache.firstTime(crun, "fallback noted \(HostInfo.kernelRelease)") ? $0 : nil
+            })
         case .unusable(let why):
             throw RuntimeError.modeUnusable(mode: mode.rawValue, why: why, usable: ModeAvailability(context: context).usableModes())
         }

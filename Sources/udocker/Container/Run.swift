@@ -232,7 +232,7 @@ struct Run: UdockerCommand {
         }
         let made = try containers.create(from: img, name: name, force: policy == .reuse,
                                          policy: try context.materializePolicy(option: materialize))
-        context.printNotes(made.report.notes)
+        context.printNotes(made.report)
         return made.id
     }
 }

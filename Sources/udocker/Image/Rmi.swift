@@ -21,8 +21,9 @@ struct Rmi: UdockerCommand {
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         let repo = try context.repository()
         let images = try ContainerStore.imageStore(repository: repo, store: try repo.openStore())
-        context.output.info("deleting image: \(image)")
         let report = try images.remove(image, force: force)
+        // Said once nothing refused (protected, in use), as udocker does after its checks.
+        context.output.info("deleting image: \(image)")
         context.output.debug("removed \(report.removedBlobs.count) blob(s) and \(report.removedLayers.count) unpacked layer(s), \(report.bytesFreed) bytes; \(report.kept.count) object(s) still used elsewhere")
         return 0
     }
