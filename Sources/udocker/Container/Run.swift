@@ -36,6 +36,13 @@ struct Run: UdockerCommand {
         --platform=os/arch         :pull image for OS and architecture
         --pull=<when>              :when to pull (missing|never|always|reuse)
         --httpproxy=<proxy>        :use http proxy, see udocker pull --help
+        --registry=<url>           :pull from this registry, see udocker pull --help
+        --index=<url>              :docker index, see udocker pull --help
+        --materialize=<mode>       :how a new container's files are made
+                                    (auto|link|copy), see udocker create --help
+        -w= -u= -v= -e=            :short for --workdir= --user= --volume= --env=
+        -i -t -a                   :accepted for docker compatibility (stdin and
+                                    the terminal always pass through)
 
         Only available in Rn execution modes:
         --device=/dev/xxx          :pass device to container (R1 mode only)
@@ -43,6 +50,7 @@ struct Run: UdockerCommand {
         Only available in Pn execution modes:
         --publish=<hport:cport>    :map container TCP/IP <cport> into <hport>
         --publish-all              :bind and connect to random ports
+        -p= -P --netcoop           :short for --publish= and --publish-all
 
         run <container-id-or-name> executes an existing container, previously
         created from an image by using: create <repo/image:tag>

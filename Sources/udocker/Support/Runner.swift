@@ -53,7 +53,10 @@ enum Runner {
             command = c
         } catch {
             if type.exitCode(for: error) == .success {
-                Output.write(1, type.helpText + "\n")
+                // swift-argument-parser's description of the options the command accepts (JSON), for
+                // tools and the test that checks the help lists them all; else udocker's help.
+                let dump = commandArgs.contains("--experimental-dump-help")
+                Output.write(1, (dump ? type.message(for: error) : type.helpText) + "\n")
                 return 0
             }
             Output.error(parseErrorMessage(type, error, commandArgs))
