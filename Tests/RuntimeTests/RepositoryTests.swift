@@ -4,6 +4,12 @@ import CAS
 @testable import Runtime
 
 @Suite struct RepositoryTests {
+    @Test func pathsAreNormalized() {
+        let cases = ["/": "/", "/a/b": "/a/b", "/a//b": "/a/b", "/a/./b": "/a/b", "/a/b/": "/a/b", "//": "/", "/.": "/",
+                     "/a/.": "/a", "/a/..": "/a/..", "/.a/b.": "/.a/b.", "a/b": "a/b", "./a": "a", "": ".", ".": ".", "a//": "a"]
+        for (path, normal) in cases { #expect(Paths.normalize(path) == normal, "\(path)") }
+    }
+
     @Test func createMakesUdockerLayoutAndStore() throws {
         let t = TempDir("repo")
         let dir = t.path + "/myrepo"

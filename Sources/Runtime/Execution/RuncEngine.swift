@@ -73,7 +73,7 @@ public struct RuncEngine: ExecutionEngine {
             hostname: plan.hostname.contains(".") ? plan.hostname : ProcessIdentity.hostname,
             additions: additions)
         do {
-            try FileIO.writeNew(work.dir + "/config.json", try config.json(), mode: 0o600)
+            try FileIO.writeNew(work.dir + "/config.json", config.json(), mode: 0o600)
         } catch {
             try? FileIO.removeTree(work.dir)
             throw RuntimeError.executionFailed("writing \(work.dir)/config.json", "\(error)")

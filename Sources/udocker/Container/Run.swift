@@ -141,6 +141,56 @@ struct Run: UdockerCommand {
     }
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
+        var request = RunRequest(
+            remove: remove, workdir: workdir, user: user, volumes: volumes, novolumes: novolumes, env: env,
+            envFiles: envFiles, hostAuth: hostAuth, containerAuth: containerAuth, noSysdirs: noSysdirs, noMeta: noMeta,
+            dri: dri, hostEnv: hostEnv, cpuset: cpuset, name: name, bindHome: bindHome, kernel: kernel, devices: devices,
+            location: location, noBanner: noBanner, entrypoint: entrypoint, platform: platform, pull: pull,
+            httpProxy: httpProxy, registry: registry, index: index, publish: publish, publishAll: publishAll,
+            materialize: materialize, target: target, command: command)
+        return try request.execute(context)
+    }
+}
+
+/// What run was asked, however it was parsed (swift-argument-parser above, or Run.quickParse), and
+/// the run itself.
+struct RunRequest: CommandBody {
+    var remove: Bool = false
+    var workdir: String? = nil
+    var user: String? = nil
+    var volumes: [String] = []
+    var novolumes: [String] = []
+    var env: [String] = []
+    var envFiles: [String] = []
+    var hostAuth: Bool = false
+    var containerAuth: Bool = false
+    var noSysdirs: Bool = false
+    var noMeta: Bool = false
+    var dri: Bool = false
+    var hostEnv: Bool = false
+    var cpuset: String? = nil
+    var name: String? = nil
+    var bindHome: Bool = false
+    var kernel: String? = nil
+    var devices: [String] = []
+    var location: String? = nil
+    var noBanner: Bool = false
+    var entrypoint: String? = nil
+    var platform: String? = nil
+    var pull: String? = nil
+    var httpProxy: String? = nil
+    var registry: String? = nil
+    var index: String? = nil
+    var publish: [String] = []
+    var publishAll: Bool = false
+    var materialize: String? = nil
+    var target: String? = nil
+    var command: [String] = []
+
+    typealias PullPolicy = Run.PullPolicy
+    static let noEntrypoint = Run.noEntrypoint
+
+    mutating func execute(_ context: CommandContext) throws -> Int32 {
         guard let policy = PullPolicy(rawValue: (pull ?? "missing").lowercased()) else {
             throw UsageError(description: "invalid --pull value '\(pull ?? "")': use missing, never, always or reuse")
         }
