@@ -17,7 +17,7 @@ struct Udocker {
         var p = environ
         while let entry = p.pointee {
             let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") {
+            if let eq = s.utf8.firstIndex(of: UInt8(ascii: "=")) {
                 let name = String(s[..<eq])
                 if env[name] == nil { env[name] = String(s[s.index(after: eq)...]) }
             }

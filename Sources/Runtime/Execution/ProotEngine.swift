@@ -86,10 +86,10 @@ struct ProotFeatures {
 
     init(path: String, cache: ProbeCache) {
         let help = cache.answer(path, "help") { Launcher.capture([path, "--help"])?.output ?? "" }
-        portMapping = help.contains("--port")
-        netcoop = help.contains("--netcoop")
-        killOnExit = help.contains("--kill-on-exit")
-        link2symlink = help.contains("--link2symlink")
+        portMapping = help.containsText("--port")
+        netcoop = help.containsText("--netcoop")
+        killOnExit = help.containsText("--kill-on-exit")
+        link2symlink = help.containsText("--link2symlink")
         // Debian's PRoot 5.1 makes every stat fail with EINVAL under -k on recent kernels, which
         // breaks the dynamic loader: run a dynamic host program with -k and see.
         let kernel = HostInfo.kernelRelease

@@ -7,12 +7,11 @@
 // to the program this way: in PRoot's own environment the host's loader would look for it on the host).
 //
 // Built by the EmbedPreload plugin as a static freestanding program (no libc), so it runs in any
-// container. The relay ignores the signals udocker forwards: udocker sends them one generation
+// container. The relay blocks the signals udocker forwards: udocker sends them one generation
 // further down, to the program.
 
 #if defined(__x86_64__)
-enum { NR_write = 1, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14, NR_clone = 56, NR_execve = 59,
-       NR_wait4 = 61, NR_exit_group = 231 };
+enum { NR_write = 1, NR_rt_sigprocmask = 14, NR_clone = 56, NR_execve = 59, NR_wait4 = 61, NR_exit_group = 231 };
 static long sys4(long n, long a, long b, long c, long d) {
     long r;
     register long r10 __asm__("r10") = d;
@@ -21,8 +20,7 @@ static long sys4(long n, long a, long b, long c, long d) {
 }
 __asm__(".globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-16,%rsp\n call start_c\n hlt\n");
 #elif defined(__aarch64__)
-enum { NR_write = 64, NR_exit_group = 94, NR_rt_sigaction = 134, NR_rt_sigprocmask = 135, NR_clone = 220,
-       NR_execve = 221, NR_wait4 = 260 };
+enum { NR_write = 64, NR_exit_group = 94, NR_rt_sigprocmask = 135, NR_clone = 220, NR_execve = 221, NR_wait4 = 260 };
 static long sys4(long n, long a, long b, long c, long d) {
     register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c,
                   x3 __asm__("x3") = d;
@@ -37,11 +35,8 @@ __asm__(".globl _start\n_start:\n mov x0, sp\n bl start_c\n");
 #define SIGCHLD 17
 #define SIG_BLOCK 0
 #define SIG_SETMASK 2
-#define SIG_IGN 1L
 #define ENOENT 2
 #define EINTR 4
-
-struct kernel_sigaction { long handler; unsigned long flags; long restorer; unsigned long mask; };
 
 static long len(const char *s) { long n = 0; while (s[n]) n++; return n; }
 
@@ -83,8 +78,9 @@ __attribute__((noreturn, used)) void start_c(long *sp) {
     for (long j = 2; j < first; j += 2) env[k++] = argv[j];
     env[k] = 0;
 
-    // Signals stay blocked until the child has its own mask back and the relay ignores them: one
-    // arriving in between would otherwise end the relay, and with it the exit status.
+    // The relay keeps every signal blocked (pending signals die with it): one would otherwise end
+    // it, and with it the exit status. The child gets the mask it came with back. One call, not a
+    // sigaction per signal: under PRoot every system call of the relay costs a stop of the tracer.
     unsigned long all = ~0UL, old = 0;
     sys4(NR_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old, 8);
     long pid = sys4(NR_clone, SIGCHLD, 0, 0, 0);
@@ -95,12 +91,6 @@ __attribute__((noreturn, used)) void start_c(long *sp) {
         quit(e == -ENOENT ? 127 : 126);
     }
     if (pid < 0) { say("cannot start ", argv[first]); quit(125); }
-    static const int ignored[] = { 1, 2, 3, 10, 12, 13, 15 };   // HUP INT QUIT USR1 USR2 PIPE TERM
-    for (unsigned i = 0; i < sizeof ignored / sizeof ignored[0]; i++) {
-        struct kernel_sigaction sa = { SIG_IGN, 0, 0, 0 };
-        sys4(NR_rt_sigaction, ignored[i], (long)&sa, 0, 8);
-    }
-    sys4(NR_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8);
     int status = 0;
     for (;;) {
         long r = sys4(NR_wait4, pid, (long)&status, 0, 0);
