@@ -70,7 +70,7 @@ public struct ProotEngine: ExecutionEngine {
         if let t = context.hostEnvironment["PROOT_TMP_DIR"] { env.append("PROOT_TMP_DIR=" + t) }
         var launch = Launch(executable: proot.path, arguments: args, environment: env)
         launch.notes = notes
-        // PRoot keeps signals to itself and the relay ignores them: they go to the relay's child.
+        // PRoot keeps signals to itself and the relay blocks them: they go to the relay's child.
         launch.signalDepth = 2
         return launch
     }

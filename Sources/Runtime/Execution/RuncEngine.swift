@@ -98,7 +98,7 @@ public struct RuncEngine: ExecutionEngine {
         let dir = work.dir
         launch.cleanup = { try? FileIO.removeTree(dir) }
         // runc passes signals to the container's first process; in R2/R3 that is PRoot, which
-        // keeps them, and its child is the exit relay, which ignores them: they go to the program.
+        // keeps them, and its child is the exit relay, which blocks them: they go to the program.
         if mode.prootInside { launch.signalDepth = 3 }
         return launch
     }

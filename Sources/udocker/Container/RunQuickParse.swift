@@ -1,5 +1,5 @@
 // `run`'s usual command line parsed without swift-argument-parser, whose first parse in a process
-// reflects every declared property (about 2 ms, a sixth of a run's own time); run starts batch jobs.
+// reflects every declared property (about 2 ms, a fifth of a run's own time); run starts batch jobs.
 extension Run {
     /// The options declared in Run, by every name they have: the property's key and whether it takes
     /// a value. CommandLineTests checks that every option swift-argument-parser knows is here.
