@@ -15,27 +15,33 @@ let package = Package(
         // System libraries, each found through pkg-config where Debian ships a .pc file.
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB",
                        providers: [.apt(["liblmdb-dev"])]),
-        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+        // Headers only: libarchive itself is loaded on first use by CArchiveLazy (see archive_lazy.c).
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive",
                        providers: [.apt(["libarchive-dev"])]),
         // Headers only: libcurl itself is loaded on first use by CCurlShim (see curl_lazy.c).
         .systemLibrary(name: "CCurl", path: "Sources/CCurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         // Small C helpers for calls Swift cannot make directly (variadic ioctl/fcntl/curl_easy_setopt)
-        // and for the SHA-256 inner loop over OpenSSL's libcrypto.
+        // and for the SHA-256 inner loop over OpenSSL's libcrypto (loaded with dlopen on first use).
         .target(name: "CShim", path: "Sources/CShim",
-                linkerSettings: [.linkedLibrary("crypto")]),
+                linkerSettings: [.linkedLibrary("dl")]),
 
         // Non-variadic wrappers for curl_easy_setopt/getinfo, and libcurl loaded with dlopen on first
         // use, so commands that never touch the network (run above all) start without it.
         .target(name: "CCurlShim", path: "Sources/CCurlShim",
                 linkerSettings: [.linkedLibrary("dl")]),
 
-        .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CShim"]),
+        // libarchive loaded with dlopen on first use, so commands that read no tar (run) start without it.
+        .target(name: "CArchiveLazy", path: "Sources/CArchiveLazy",
+                linkerSettings: [.linkedLibrary("dl")]),
+
+        .target(name: "CAS", dependencies: ["CLMDB", "CArchive", "CArchiveLazy", "CShim"]),
         .target(name: "Registry", dependencies: ["CAS", "CCurl", "CCurlShim", "CShim"]),
-        // Runtime embeds the library `run` preloads in sealed containers (Preload/link_copy.c), which
-        // the EmbedPreload plugin compiles on its own: it must not link against libc or Swift.
+        // Runtime embeds the library `run` preloads in sealed containers (Preload/link_copy.c) and the
+        // exit relay PRoot starts (Preload/exit_relay.c), which the EmbedPreload plugin compiles on
+        // their own: they must not link against libc or Swift.
         .target(name: "Runtime", dependencies: ["CAS", "Registry", "CShim", "CArchive"],
-                exclude: ["Preload/link_copy.c"], plugins: ["EmbedPreload"]),
+                exclude: ["Preload/link_copy.c", "Preload/exit_relay.c"], plugins: ["EmbedPreload"]),
         .plugin(name: "EmbedPreload", capability: .buildTool(), path: "Plugins/EmbedPreload"),
         .executableTarget(name: "udocker", dependencies: [
             "CAS", "Registry", "Runtime",

@@ -284,7 +284,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows_a[@]}"
 echo "| start-up only: \`udocker --version\` | – | $(ms "$start_ours") | $(ms "$start_old") | – | – | $(ratio "$start_ours" "$start_old") |"
 echo
-echo "Target: ours' overhead at most 0.25x udocker 1.3.17's."
+echo "Target: ours' overhead at most 0.2x udocker 1.3.17's (issue 12; 0.25x in issue 5)."
 echo
 echo "| mode | workload | native (s) | engine by hand (s, x native) | udocker (Swift) (s, x native) | udocker 1.3.17 (s, x native) |"
 echo "|---|---|---:|---:|---:|---:|"

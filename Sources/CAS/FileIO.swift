@@ -37,6 +37,8 @@ public enum FileIO {
     }
 
     public static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
+        // Usually the directory exists already (run's runtime directory, on every run).
+        if isDirectory(path) { return }
         var current = path.hasPrefix("/") ? "" : "."
         for comp in path.split(separator: "/") {
             current += "/" + comp

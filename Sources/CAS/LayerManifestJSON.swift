@@ -34,24 +34,24 @@ enum LayerManifestJSON {
     }
 }
 
-/// Appends JSON tokens to a byte buffer.
-struct JSONByteWriter {
-    private(set) var bytes: [UInt8]
+/// Appends JSON tokens to a byte buffer (also Runtime's hand-written files, such as runc's config).
+public struct JSONByteWriter {
+    public private(set) var bytes: [UInt8]
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func byte(_ b: UInt8) { bytes.append(b) }
+    public mutating func byte(_ b: UInt8) { bytes.append(b) }
 
     /// Literal JSON text (keys and punctuation written in this file).
-    mutating func raw(_ s: StaticString) {
+    public mutating func raw(_ s: StaticString) {
         s.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func array<T>(_ items: [T], _ element: (inout JSONByteWriter, T) -> Void) {
+    public mutating func array<T>(_ items: [T], _ element: (inout JSONByteWriter, T) -> Void) {
         bytes.append(0x5B)
         for (i, item) in items.enumerated() {
             if i > 0 { bytes.append(0x2C) }
@@ -67,7 +67,7 @@ struct JSONByteWriter {
         bytes.append(0x22)
     }
 
-    mutating func uint(_ v: UInt64) {
+    public mutating func uint(_ v: UInt64) {
         if v < 10 {
             bytes.append(0x30 + UInt8(v))
             return
@@ -85,7 +85,7 @@ struct JSONByteWriter {
         }
     }
 
-    mutating func int(_ v: Int64) {
+    public mutating func int(_ v: Int64) {
         if v < 0 {
             bytes.append(0x2D)
             uint(v.magnitude)
@@ -97,7 +97,7 @@ struct JSONByteWriter {
     /// A JSON string as JSONEncoder writes it: `"` and `\` escaped, \b \t \n \f \r for those controls,
     /// \u00xx (lowercase hex) for the other controls below 0x20, everything else (also "/" and non-ASCII)
     /// as its UTF-8 bytes.
-    mutating func string(_ s: String) {
+    public mutating func string(_ s: String) {
         var s = s
         bytes.append(0x22)
         s.withUTF8 { utf8 in

@@ -1,4 +1,5 @@
-// Streaming SHA-256 over OpenSSL's libcrypto (through CShim), which uses the CPU's SHA instructions.
+// Streaming SHA-256 over OpenSSL's libcrypto (through CShim, which loads it on first use), which uses
+// the CPU's SHA instructions; short inputs in Swift (SmallSHA256).
 import CShim
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,7 @@ public final class SHA256Hasher {
     public private(set) var byteCount: UInt64 = 0
 
     public init() throws {
-        guard let c = ud_sha256_new() else { throw CASError.internalFailure("cannot create a SHA-256 context (libcrypto)") }
+        guard let c = ud_sha256_new() else { throw CASError.internalFailure("cannot create a SHA-256 context: libcrypto (OpenSSL 3 or 1.1) cannot be loaded; install libssl3") }
         ctx = c
     }
 
@@ -45,8 +46,10 @@ public final class SHA256Hasher {
         byteCount = 0
     }
 
-    /// The digest of bytes in memory (names of content-addressed scratch files and caches).
+    /// The digest of bytes in memory (names of content-addressed scratch files and caches). Up to
+    /// 16 KiB in Swift: a run names its files without loading libcrypto.
     public static func digest(of bytes: [UInt8]) throws -> Digest {
+        if bytes.count <= 16384 { return Digest(bytes: SmallSHA256.hash(bytes)) }
         let h = try SHA256Hasher()
         h.update(bytes)
         return h.finish()

@@ -12,16 +12,48 @@
 #include <sys/vfs.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <openssl/evp.h>
+
+/* libcrypto is loaded on first use (dlopen), not at start-up: `run` hashes nothing, and loading
+   and relocating libcrypto cost every start about 0.5 ms. */
+static struct {
+    EVP_MD_CTX *(*ctx_new)(void);
+    void (*ctx_free)(EVP_MD_CTX *);
+    const EVP_MD *(*sha256)(void);
+    int (*init)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
+    int (*update)(EVP_MD_CTX *, const void *, size_t);
+    int (*final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+} ud_crypto;
+static int ud_crypto_loaded;
+static pthread_once_t ud_crypto_once = PTHREAD_ONCE_INIT;
+
+static void ud_crypto_load(void) {
+    static const char *const names[] = { "libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so" };
+    void *lib = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return;
+    ud_crypto.ctx_new = (EVP_MD_CTX *(*)(void))dlsym(lib, "EVP_MD_CTX_new");
+    ud_crypto.ctx_free = (void (*)(EVP_MD_CTX *))dlsym(lib, "EVP_MD_CTX_free");
+    ud_crypto.sha256 = (const EVP_MD *(*)(void))dlsym(lib, "EVP_sha256");
+    ud_crypto.init = (int (*)(EVP_MD_CTX *, const EVP_MD *, ENGINE *))dlsym(lib, "EVP_DigestInit_ex");
+    ud_crypto.update = (int (*)(EVP_MD_CTX *, const void *, size_t))dlsym(lib, "EVP_DigestUpdate");
+    ud_crypto.final = (int (*)(EVP_MD_CTX *, unsigned char *, unsigned int *))dlsym(lib, "EVP_DigestFinal_ex");
+    ud_crypto_loaded = ud_crypto.ctx_new && ud_crypto.ctx_free && ud_crypto.sha256 && ud_crypto.init
+        && ud_crypto.update && ud_crypto.final;
+}
 
 struct ud_sha256 { EVP_MD_CTX *ctx; };
 
 ud_sha256 *ud_sha256_new(void) {
+    pthread_once(&ud_crypto_once, ud_crypto_load);
+    if (!ud_crypto_loaded) return NULL;
     ud_sha256 *h = malloc(sizeof *h);
     if (!h) return NULL;
-    h->ctx = EVP_MD_CTX_new();
-    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
-        if (h->ctx) EVP_MD_CTX_free(h->ctx);
+    h->ctx = ud_crypto.ctx_new();
+    if (!h->ctx || ud_crypto.init(h->ctx, ud_crypto.sha256(), NULL) != 1) {
+        if (h->ctx) ud_crypto.ctx_free(h->ctx);
         free(h);
         return NULL;
     }
@@ -29,18 +61,18 @@ ud_sha256 *ud_sha256_new(void) {
 }
 
 int ud_sha256_update(ud_sha256 *h, const void *data, size_t len) {
-    return EVP_DigestUpdate(h->ctx, data, len) == 1 ? 0 : -1;
+    return ud_crypto.update(h->ctx, data, len) == 1 ? 0 : -1;
 }
 
 int ud_sha256_final(ud_sha256 *h, unsigned char out[32]) {
     unsigned int n = 0;
-    if (EVP_DigestFinal_ex(h->ctx, out, &n) != 1 || n != 32) return -1;
-    return EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) == 1 ? 0 : -1;
+    if (ud_crypto.final(h->ctx, out, &n) != 1 || n != 32) return -1;
+    return ud_crypto.init(h->ctx, ud_crypto.sha256(), NULL) == 1 ? 0 : -1;
 }
 
 void ud_sha256_free(ud_sha256 *h) {
     if (!h) return;
-    EVP_MD_CTX_free(h->ctx);
+    ud_crypto.ctx_free(h->ctx);
     free(h);
 }
 

@@ -23,11 +23,28 @@ public enum Paths {
     /// Removes repeated slashes, "." components and a trailing slash. ".." is kept, because
     /// resolving it without the filesystem would be wrong across symlinks.
     public static func normalize(_ path: String) -> String {
+        if isNormalAbsolute(path) { return path }
         let absolute = path.hasPrefix("/")
         let parts = path.split(separator: "/").filter { $0 != "." }
         let joined = parts.joined(separator: "/")
         if absolute { return "/" + joined }
         return joined.isEmpty ? "." : joined
+    }
+
+    /// Whether `path` is absolute with no empty or "." component and no trailing "/" (what
+    /// normalize returns unchanged; most paths are, and a run normalizes several).
+    static func isNormalAbsolute(_ path: String) -> Bool {
+        var path = path
+        return path.withUTF8 { u in
+            guard u.count > 0, u[0] == 0x2F else { return false }
+            if u.count == 1 { return true }
+            var start = 1
+            for i in 1...u.count where i == u.count || u[i] == 0x2F {
+                if i == start || (i == start + 1 && u[start] == 0x2E) { return false }
+                start = i + 1
+            }
+            return true
+        }
     }
 
     /// The user's home directory: $HOME as Python's expanduser uses it, else the password database.

@@ -67,6 +67,51 @@ import CAS
         }
     }
 
+    /// The options a command's parser accepts, spelled as on the command line ("-v", "--volume"), from
+    /// swift-argument-parser's own description of them (`--experimental-dump-help`); its help flag left out.
+    func acceptedOptions(_ command: String) throws -> [(name: String, takesValue: Bool)] {
+        let dump = runUdocker([command, "--experimental-dump-help"])
+        try #require(dump.status == 0, "\(dump.stderr)")
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
+        let arguments = try #require((root["command"] as? [String: Any])?["arguments"] as? [[String: Any]])
+        var names: [(name: String, takesValue: Bool)] = []
+        for a in arguments where ["option", "flag"].contains(a["kind"] as? String ?? "") {
+            for n in a["names"] as? [[String: Any]] ?? [] {
+                guard let name = n["name"] as? String, name != "help", name != "h" else { continue }
+                names.append(((n["kind"] as? String == "long" ? "--" : "-") + name, a["kind"] as? String == "option"))
+            }
+        }
+        return names
+    }
+
+    /// `run --help` lists every option `run` accepts (udocker 1.3.17's text, then ours).
+    @Test func runHelpListsEveryOptionRunAccepts() throws {
+        let help = runUdocker(["run", "--help"]).stdout
+        let accepted = try acceptedOptions("run").map(\.name)
+        #expect(accepted.contains("--registry") && accepted.contains("-v") && accepted.contains("--netcoop"), "\(accepted)")
+        for option in accepted {
+            // The option as a word of its own: "--volume=/data:/mnt", "-w= -u=", "-i -t -a".
+            let listed = help.range(of: "(^|[\\s(])" + NSRegularExpression.escapedPattern(for: option) + "([=\\s:,)]|$)",
+                                    options: .regularExpression) != nil
+            #expect(listed, "udocker run --help does not list \(option)")
+        }
+    }
+
+    /// run parses its usual command lines itself (swift-argument-parser's first parse costs ~2 ms of
+    /// every run): every option it accepts takes that path; other spellings still work through the parser.
+    @Test func everyRunOptionTakesTheQuickParse() throws {
+        let fallback = "parsed by swift-argument-parser"
+        for (option, takesValue) in try acceptedOptions("run") {
+            let pull = option == "--pull" ? [] : ["--pull=never"]
+            let r = runUdocker(["-D", "run"] + [option] + (takesValue ? ["never"] : []) + pull + ["nosuch", "/bin/true"])
+            #expect(r.status == 1 && !r.stderr.contains(fallback), "\(option): \(r.stderr)")
+        }
+        let combined = runUdocker(["-D", "run", "-it", "--pull=never", "nosuch"])
+        #expect(combined.stderr.contains(fallback) && combined.stderr.contains("nosuch"), "\(combined.stderr)")
+        let unknown = runUdocker(["run", "--frobnicate", "nosuch"])
+        #expect(unknown.stderr == "Error: unknown option '--frobnicate' for 'run': see 'udocker run --help'\n", "\(unknown.stderr)")
+    }
+
     @Test func commandHelpInEveryForm() {
         let forms = [["mkrepo", "--help"], ["mkrepo", "-h"], ["help", "mkrepo"], ["--help", "mkrepo"],
                      ["mkrepo", "/some/dir", "--help"]]

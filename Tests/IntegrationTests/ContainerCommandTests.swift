@@ -188,6 +188,54 @@ import Glibc
         #expect(r.layerDirs.isEmpty)
     }
 
+    /// Debian images carry device nodes in /dev (console, null, tty, zero, ...): no create says so but
+    /// with -D, since every mode gives the container the host's /dev. A device elsewhere is a warning.
+    @Test func createIsQuietAboutTheImagesDevNodes() throws {
+        let r = try ImageRepo()
+        var tar = TarBuilder()
+        for d in ["bin", "dev", "opt"] { tar.directory(d) }
+        tar.file("bin/busybox", try FileIO.readFile("/bin/busybox"), mode: 0o755)
+        for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
+            tar.device("dev/" + name, major: 1, minor: minor)
+        }
+        tar.device("dev/console", major: 5, minor: 1, mode: 0o600)
+        try tar.write(to: r.tmp + "/rootfs.tar")
+        #expect(r.run(["import", r.tmp + "/rootfs.tar", "test/devs:1"]).status == 0)
+        for _ in 0..<2 {
+            let c = r.run(["create", "test/devs:1"])
+            #expect(c.status == 0 && c.stderr == "", "\(c.stderr)")
+        }
+        let debug = r.run(["-D", "create", "test/devs:1"])
+        #expect(debug.stderr.contains("6 device node(s) of the image's /dev not created") && debug.stderr.contains("/dev/console"),
+                "\(debug.stderr)")
+
+        tar.device("opt/disk", major: 8, minor: 0, block: true)
+        try tar.write(to: r.tmp + "/other.tar")
+        #expect(r.run(["import", r.tmp + "/other.tar", "test/devs:2"]).status == 0)
+        let other = r.run(["create", "test/devs:2"])
+        #expect(other.status == 0 && other.stderr == "Warning: device node '/opt/disk' not created: udocker containers use the host's /dev\n",
+                "\(other.stderr)")
+    }
+
+    /// rm, rmi and export say what they delete or write only once nothing refuses (udocker's order).
+    @Test func refusalsSayNothingOfDeletingOrExporting() throws {
+        let r = try pulled()
+        _ = try create(r, ["--name=keep", "test/busybox:oci"])
+        #expect(r.run(["protect", "keep"]).status == 0)
+        let rm = r.run(["rm", "keep"])
+        #expect(rm.status == 1 && rm.stdout == "" && rm.stderr.hasPrefix("Error: container keep is protected"), "\(rm)")
+        let missing = r.run(["rm", "nosuch"])
+        #expect(missing.status == 1 && missing.stdout == "", "\(missing)")
+        #expect(r.run(["protect", "test/busybox:oci"]).status == 0)
+        let rmi = r.run(["rmi", "test/busybox:oci"])
+        #expect(rmi.status == 1 && rmi.stdout == "" && rmi.stderr.contains("protected"), "\(rmi)")
+        let export = r.run(["export", "-o", r.tmp + "/x.tar", "nosuch"])
+        #expect(export.status == 1 && export.stdout == "", "\(export)")
+        // What is done is still said.
+        #expect(r.run(["unprotect", "keep"]).status == 0)
+        #expect(r.run(["rm", "keep"]).stdout.hasPrefix("Info: deleting container: "))
+    }
+
     @Test func createFailureRemovesTheHalfMadeContainer() throws {
         let r = try pulled()
         // Damage the store: the layer's busybox file is gone.

@@ -125,6 +125,29 @@ import Glibc
         #expect(dirs.count == 1, "\(dirs)")
     }
 
+    /// --rm removes the container also when the run fails before the program starts, as udocker does.
+    @Test func rmRemovesTheContainerWhenTheProgramCannotStart() throws {
+        let r = try ImageRepo()
+        #expect(r.run(["pull", "test/busybox:oci"]).status == 0)
+        let empty = { ((try? FileIO.listDirectory(r.repo + "/containers")) ?? []).isEmpty }
+        let badVolume = r.run(["run", "--rm", "--nobanner", "-v", "/no/such/host/dir:/m", "test/busybox:oci", "/bin/sh", "-c", "true"])
+        #expect(badVolume.status == 1 && badVolume.stderr.contains("invalid host volume path"), "\(badVolume)")
+        #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 1, "ps lists a container")
+        #expect(empty(), "\((try? FileIO.listDirectory(r.repo + "/containers")) ?? [])")
+        let notFound = r.run(["run", "--rm", "--nobanner", "test/busybox:oci", "/no/such/program"])
+        #expect(notFound.status == 1 && notFound.stderr.contains("command not found"), "\(notFound)")
+        #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 1, "ps lists a container")
+        #expect(empty(), "\((try? FileIO.listDirectory(r.repo + "/containers")) ?? [])")
+        // A container of the repository goes too (the run would have removed it), unless protected.
+        #expect(r.run(["create", "--name=kept", "test/busybox:oci"]).status == 0)
+        #expect(r.run(["protect", "kept"]).status == 0)
+        #expect(r.run(["run", "--rm", "--nobanner", "kept", "/no/such/program"]).status == 1)
+        #expect(r.run(["inspect", "-p", "kept"]).status == 0, "the protected container was removed")
+        #expect(r.run(["unprotect", "kept"]).status == 0)
+        #expect(r.run(["run", "--rm", "--nobanner", "kept", "/no/such/program"]).status == 1)
+        #expect(empty(), "\((try? FileIO.listDirectory(r.repo + "/containers")) ?? [])")
+    }
+
     @Test func locationRunsATreeOutsideTheRepository() throws {
         let r = try container()
         let root = r.run(["inspect", "-p", "c"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)

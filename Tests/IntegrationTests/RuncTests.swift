@@ -299,6 +299,11 @@ struct RuncTests {
         let version = (try? runCommand(crun, ["--version"])).map { String(decoding: $0, as: UTF8.self) } ?? ""
         guard version.hasPrefix("crun version 1.8"), hybridV2HasControllers() else { return }
         #expect(res.stderr.contains("refuses this host's hybrid cgroup v1/v2 layout") && res.stderr.contains("running with"), "\(res.stderr)")
+        // Said once per repository: a batch job's later runs are quiet (-D says it every time).
+        let again = r.run(["run", "--nobanner", "c", "/bin/echo", "ok"])
+        #expect(again.status == 0 && again.stderr == "", "\(again.stderr)")
+        let debug = r.run(["-D", "run", "--nobanner", "c", "/bin/echo", "ok"])
+        #expect(debug.stderr.contains("refuses this host's hybrid cgroup v1/v2 layout"), "\(debug.stderr)")
         let only = r.run(["run", "--nobanner", "c", "/bin/echo", "ok"], ["UDOCKER_USE_RUNC_EXECUTABLE": crun])
         #expect(only.status == 1, "\(only.stdout)")
         #expect(only.stderr.contains("execution mode R1 cannot run here") && only.stderr.contains("modes that work here: P1"), "\(only.stderr)")

@@ -4,6 +4,19 @@ import CAS
 @testable import Runtime
 
 @Suite struct RepositoryTests {
+    @Test func pathsAreNormalized() {
+        let cases = ["/": "/", "/a/b": "/a/b", "/a//b": "/a/b", "/a/./b": "/a/b", "/a/b/": "/a/b", "//": "/", "/.": "/",
+                     "/a/.": "/a", "/a/..": "/a/..", "/.a/b.": "/.a/b.", "a/b": "a/b", "./a": "a", "": ".", ".": ".", "a//": "a"]
+        for (path, normal) in cases { #expect(Paths.normalize(path) == normal, "\(path)") }
+    }
+
+    @Test func textSearchWithoutFoundation() {
+        #expect("--port --netcoop".containsText("--netcoop") && !"--por".containsText("--port") && "x".containsText(""))
+        #expect("libc.so.6 => /lib/libc.so.6 (0x1)".byteOffset(of: " => ") == 9 && "é => x".byteOffset(of: " => ") == 2)
+        #expect(HostProgram.parse("\tlibc.so.6 => /lib/x/libc.so.6 (0x7f)\n\t/lib64/ld.so (0x1)\n libtalloc.so.2 =>  /lib/t.so \n")
+                    .map { "\($0.0) \($0.1)" } == ["libc.so.6 /lib/x/libc.so.6", "libtalloc.so.2 /lib/t.so"])
+    }
+
     @Test func createMakesUdockerLayoutAndStore() throws {
         let t = TempDir("repo")
         let dir = t.path + "/myrepo"

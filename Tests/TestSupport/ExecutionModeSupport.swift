@@ -1,5 +1,5 @@
 // Which udocker execution modes can run on this host with the host's engines (proot, libfakechroot and
-// patchelf, runc or crun with user namespaces), and why not, for suites that run every mode.
+// patchelf, runc or crun with user namespaces, apptainer), and why not, for suites that run every mode.
 import CAS
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +14,9 @@ public enum ExecutionModeSupport {
         if mode.hasPrefix("F") {
             if !libfakechrootInstalled { missing.append("libfakechroot is not installed (Debian package libfakechroot)") }
             if (mode == "F3" || mode == "F4") && locate("patchelf") == nil { missing.append("patchelf is not installed") }
+        }
+        if mode == "S1" && locate("apptainer") == nil && locate("singularity") == nil {
+            missing.append("neither apptainer nor singularity is installed")
         }
         if mode.hasPrefix("R") {
             if locate("runc") == nil && locate("crun") == nil { missing.append("neither runc nor crun is installed") }

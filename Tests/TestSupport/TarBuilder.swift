@@ -30,6 +30,11 @@ public struct TarBuilder {
         header(name, type: "1", size: 0, mode: 0o644, link: target)
     }
 
+    /// A character (or with `block`, block) device node, as Debian images carry in /dev.
+    public mutating func device(_ name: String, major: Int, minor: Int, block: Bool = false, mode: Int = 0o666) {
+        header(name, type: block ? "4" : "3", size: 0, mode: mode, device: (major, minor))
+    }
+
     /// The archive with its two zero end blocks.
     public var archive: [UInt8] { bytes + [UInt8](repeating: 0, count: 1024) }
 
@@ -37,7 +42,8 @@ public struct TarBuilder {
         try Data(archive).write(to: URL(fileURLWithPath: path))
     }
 
-    private mutating func header(_ name: String, type: Character, size: Int, mode: Int, link: String = "") {
+    private mutating func header(_ name: String, type: Character, size: Int, mode: Int, link: String = "",
+                                 device: (major: Int, minor: Int)? = nil) {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, _ at: Int, _ len: Int) {
             let b = Array(s.utf8).prefix(len)
@@ -57,6 +63,10 @@ public struct TarBuilder {
         put(link, 157, 100)
         put("ustar", 257, 6)
         put("00", 263, 2)
+        if let d = device {
+            octal(d.major, 329, 8)
+            octal(d.minor, 337, 8)
+        }
         put("        ", 148, 8)
         let sum = h.reduce(0) { $0 + Int($1) }
         put(String(repeating: "0", count: 6 - String(sum, radix: 8).count) + String(sum, radix: 8), 148, 6)

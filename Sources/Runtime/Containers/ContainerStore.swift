@@ -59,6 +59,26 @@ public struct MaterializeInfo: Codable, Sendable, Equatable {
         return protection == Self.sealed || (!layers.isEmpty && layers.allSatisfy { FileIO.exists(store.layerSealFile($0)) })
     }
 
+    /// materialize.json as JSONDecoder would read it (read by hand: every run reads it, see SmallJSON).
+    init?(json bytes: [UInt8]) {
+        guard let o = SmallJSON.parse(bytes), let format = o["format"]?.int, let mode = o["mode"]?.string,
+              let linkDirs = o["linkDirs"]?.strings, let layerTexts = o["layers"]?.strings,
+              let created = o["created"]?.string, let linked = o["linked"]?.int, let copied = o["copied"]?.int else { return nil }
+        var layers: [Digest] = []
+        for t in layerTexts {
+            guard let d = try? Digest(parsing: t) else { return nil }
+            layers.append(d)
+        }
+        let protection: String?
+        switch o["protection"] {
+        case nil, .null?: protection = nil
+        case .string(let p)?: protection = p
+        default: return nil
+        }
+        self.format = format; self.mode = mode; self.linkDirs = linkDirs; self.layers = layers
+        self.created = created; self.linked = linked; self.copied = copied; self.protection = protection
+    }
+
     public init(mode: MaterializeMode, linkDirs: [String], layers: [Digest], report: MaterializeReport,
                 sealed: Bool = false, created: Date = Date()) {
         format = 1
@@ -214,7 +234,7 @@ public final class ContainerStore: Sendable {
     /// materialize.json of the container directory `dir`, or nil.
     public static func materializeInfo(directory dir: String) -> MaterializeInfo? {
         guard let bytes = try? FileIO.readFile(dir + "/" + MaterializeInfo.fileName) else { return nil }
-        return try? JSONDecoder().decode(MaterializeInfo.self, from: Data(bytes))
+        return MaterializeInfo(json: bytes)
     }
 
     /// Disk used by the container's ROOT: its own files and those it shares with the store. Nil
@@ -378,8 +398,7 @@ public final class ContainerStore: Sendable {
     /// deleting store data nothing else holds (the layers of an image removed while it existed).
     @discardableResult
     public func remove(_ idOrName: String) throws -> ReleaseReport {
-        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
-        if isProtected(id) { throw RuntimeError.containerProtected(idOrName) }
+        let id = try removable(idOrName)
         let info = try require(id)
         for n in info.names { _ = unlink(containersdir + "/" + n) }
         sweepAbandoned()
@@ -388,6 +407,14 @@ public final class ContainerStore: Sendable {
         if Glibc.rename(dir, aside) != 0 { throw RuntimeError.io("rename", dir, errno) }
         try ContainerTree.remove(aside)
         return try Self.io { try store.release(holder: holder(id)) }
+    }
+
+    /// The id of container `idOrName` if `remove` would remove it, else the error it would throw
+    /// (so that `rm` says what it deletes only once nothing refuses).
+    public func removable(_ idOrName: String) throws -> String {
+        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
+        if isProtected(id) { throw RuntimeError.containerProtected(idOrName) }
+        return id
     }
 
     // MARK: names

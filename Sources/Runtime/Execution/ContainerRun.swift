@@ -32,7 +32,7 @@ public struct ContainerRun: Sendable {
               let bytes = try? FileIO.readFile(dir + "/" + ContainerStore.execModeFile) else {
             return ExecMode.defaultMode(configuration)
         }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters()
         guard let m = ExecMode(parsing: text) else {
             throw RuntimeError.badContainer(path: dir, reason: "its execmode file says '\(text)', which is not a mode; fix it with 'udocker setup --execmode=P1'")
         }

@@ -79,6 +79,14 @@ public struct ProbeCache: Sendable {
         return value
     }
 
+    /// Whether this is the first time `event` happens for `tool` in this repository (recorded, so
+    /// that a note the user needs once, such as why crun is not used, is not repeated on every run).
+    public func firstTime(_ tool: String, _ event: String) -> Bool {
+        var first = false
+        _ = answer(tool, event) { first = true; return "seen" }
+        return first
+    }
+
     static func name(_ key: String) -> String {
         guard let d = try? SHA256Hasher.digest(of: Array(key.utf8)) else { return "probe" }
         return "probe-" + String(d.hex.prefix(24))

@@ -61,6 +61,6 @@ public enum UserNamespaces {
 
     private static func readNumber(_ path: String) -> Int? {
         guard let b = try? FileIO.readFile(path) else { return nil }
-        return Int(String(decoding: b, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return Int(String(decoding: b, as: UTF8.self).trimmingCharacters())
     }
 }

@@ -90,12 +90,21 @@ struct HostProgram {
     /// loader's own line have no "=> /path".
     static func parse(_ listing: String) -> [(String, String)] {
         var out: [(String, String)] = []
-        for line in listing.split(separator: "\n") {
-            guard let arrow = line.range(of: " => ") else { continue }
-            let name = line[..<arrow.lowerBound].trimmingCharacters(in: .whitespaces)
-            var path = line[arrow.upperBound...].trimmingCharacters(in: .whitespaces)
-            if let paren = path.range(of: " (") { path = String(path[..<paren.lowerBound]) }
-            guard path.hasPrefix("/"), !name.isEmpty, !name.contains("/") else { continue }
+        let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        func trimmed(_ b: ArraySlice<UInt8>) -> String {
+            var t = b[...]
+            while let f = t.first, isSpace(f) { t = t.dropFirst() }
+            while let l = t.last, isSpace(l) { t = t.dropLast() }
+            return String(decoding: t, as: UTF8.self)
+        }
+        for line in Array(listing.utf8).split(separator: 0x0A) {
+            let text = String(decoding: line, as: UTF8.self)
+            guard let at = text.byteOffset(of: " => ") else { continue }
+            let bytes = Array(line)
+            let name = trimmed(bytes[..<at])
+            var path = trimmed(bytes[(at + 4)...])
+            if let paren = path.byteOffset(of: " (") { path = String(decoding: Array(path.utf8)[..<paren], as: UTF8.self) }
+            guard path.hasPrefix("/"), !name.isEmpty, !name.utf8.contains(0x2F) else { continue }
             if !out.contains(where: { $0.0 == name }) { out.append((name, path)) }
         }
         return out

@@ -11,28 +11,13 @@ public enum LinkCopyLibrary {
     public static let containerPath = "/dev/.udocker-link-copy.so"
 
     /// The library's bytes, from the hex the EmbedPreload plugin generated.
-    static let bytes: [UInt8] = {
-        var out: [UInt8] = []
-        out.reserveCapacity(preloadLibraryHex.utf8.count / 2)
-        var high: UInt8? = nil
-        for c in preloadLibraryHex.utf8 {
-            let v: UInt8 = c <= 57 ? c - 48 : c - 87   // "0"-"9", "a"-"f": od's lower-case hex
-            if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
-        }
-        return out
-    }()
+    static var bytes: [UInt8] { EmbeddedFile.decode(preloadLibraryHex) }
 
     /// The library's host path under `libdir`, written there (named by its digest, which the plugin
     /// computed, so an upgrade of udocker never loads an older one) if it is not there yet.
     public static func install(libdir: String) throws -> String {
-        let path = libdir + "/udocker-link-copy-" + String(preloadLibraryDigest.prefix(16)) + ".so"
-        if !FileIO.exists(path) {
-            try ContainerStore.io {
-                try FileIO.mkdirs(libdir)
-                try FileIO.writeAtomically(path, bytes, mode: 0o755)
-            }
-        }
-        return path
+        try EmbeddedFile.install(libdir: libdir, name: "udocker-link-copy", suffix: ".so",
+                                 digest: preloadLibraryDigest, hex: preloadLibraryHex)
     }
 
     /// Whether the program the run starts is for this machine (a library of another architecture

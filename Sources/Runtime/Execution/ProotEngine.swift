@@ -1,6 +1,7 @@
 // P1/P2: PRoot as chroot and root emulator. P2 turns off PRoot's seccomp acceleration. Options
 // the installed PRoot lacks (port mapping, kill-on-exit) or mishandles (-k on recent kernels,
-// as Debian's 5.1 does) are probed once per binary and left out with a note.
+// as Debian's 5.1 does) are probed once per binary and left out with a note. PRoot starts the
+// program through the exit relay and says nothing but its errors unless -D.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +18,12 @@ public struct ProotEngine: ExecutionEngine {
     }
 
     public func prepare(_ plan: RunPlan) throws -> Launch {
-        let proot = try context.require(.proot, for: mode, root: plan.root)
+        let proot = try context.require(.proot, for: mode)
         let features = ProotFeatures(path: proot.path, cache: ProbeCache(dir: context.probeDir))
         var args: [String] = []
         var notes: [String] = []
-        if context.debug { args += ["-v", "9"] }
+        // -v -1: PRoot's info and warning lines ("terminated with signal 15") are not the program's.
+        args += ["-v", context.debug ? "9" : "-1"]
         if features.killOnExit && ((try? context.configuration.bool("proot_killonexit")) ?? true) != false {
             args.append("--kill-on-exit")
         }
@@ -31,9 +33,9 @@ public struct ProotEngine: ExecutionEngine {
         for v in plan.volumes { args += ["-b", "\(v.host):\(v.container)"] }
         if let p = plan.passwdFile { args += ["-b", "\(p):/etc/passwd"] }
         if let g = plan.groupFile { args += ["-b", "\(g):/etc/group"] }
-        // At its host path: PRoot passes its own environment on, so its own loader reads LD_PRELOAD
-        // too, and a path only the container has would make it print an error on every run.
-        if let l = plan.linkCopyLibrary { args += ["-b", l] }
+        if let l = plan.linkCopyLibrary { args += ["-b", "\(l):\(LinkCopyLibrary.containerPath)"] }
+        let relay = try ExitRelay.install(libdir: context.locator.libdir)
+        args += ["-b", "\(relay):\(ExitRelay.containerPath)"]
         if plan.user.isRoot && plan.user.gid == 0 { args.append("-0") } else { args += ["-i", "\(plan.user.uid):\(plan.user.gid)"] }
         if let k = plan.kernel {
             if features.kernelOptionWorks {
@@ -52,9 +54,15 @@ public struct ProotEngine: ExecutionEngine {
             }
         }
         args += ["-r", plan.root, "-w", plan.workdir]
-        args += plan.command
+        // The library's LD_PRELOAD goes to the program only: the host's loader starting PRoot
+        // would look for it on the host, and print an error on every run.
+        let preload = plan.linkCopyLibrary.map { _ in
+            plan.environment(preloading: LinkCopyLibrary.containerPath).filter { $0.hasPrefix("LD_PRELOAD=") }
+        } ?? []
+        args += ExitRelay.argv(relay: ExitRelay.containerPath, executable: plan.executable, command: plan.command,
+                               environment: preload)
 
-        var env = plan.linkCopyLibrary.map { plan.environment(preloading: $0) } ?? plan.environment
+        var env = plan.environment
         let noSeccomp = mode.prootNoSeccomp || (try? context.configuration.bool("proot_noseccomp")) == true
             || context.hostEnvironment["PROOT_NO_SECCOMP"] != nil
         if noSeccomp { env.append("PROOT_NO_SECCOMP=1") }
@@ -62,7 +70,8 @@ public struct ProotEngine: ExecutionEngine {
         if let t = context.hostEnvironment["PROOT_TMP_DIR"] { env.append("PROOT_TMP_DIR=" + t) }
         var launch = Launch(executable: proot.path, arguments: args, environment: env)
         launch.notes = notes
-        launch.signalDepth = 1
+        // PRoot keeps signals to itself and the relay blocks them: they go to the relay's child.
+        launch.signalDepth = 2
         return launch
     }
 }
@@ -77,10 +86,10 @@ struct ProotFeatures {
 
     init(path: String, cache: ProbeCache) {
         let help = cache.answer(path, "help") { Launcher.capture([path, "--help"])?.output ?? "" }
-        portMapping = help.contains("--port")
-        netcoop = help.contains("--netcoop")
-        killOnExit = help.contains("--kill-on-exit")
-        link2symlink = help.contains("--link2symlink")
+        portMapping = help.containsText("--port")
+        netcoop = help.containsText("--netcoop")
+        killOnExit = help.containsText("--kill-on-exit")
+        link2symlink = help.containsText("--link2symlink")
         // Debian's PRoot 5.1 makes every stat fail with EINVAL under -k on recent kernels, which
         // breaks the dynamic loader: run a dynamic host program with -k and see.
         let kernel = HostInfo.kernelRelease

@@ -238,6 +238,8 @@ public struct RunPlanner: Sendable {
     }
 
     static func clean(_ p: String) -> String {
+        // Most volume paths are clean already (the system directories are).
+        if Paths.isNormalAbsolute(p) && !p.containsText("/..") { return p }
         let absolute = p.hasPrefix("/")
         var parts: [Substring] = []
         for c in p.split(separator: "/") where c != "." && !c.isEmpty {

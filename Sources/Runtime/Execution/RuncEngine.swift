@@ -1,5 +1,6 @@
 // R1-R3: runc or crun rootless, one OCI bundle and state directory per run (removed afterwards);
-// R2/R3 run the host's PRoot inside the container for root emulation (R3 without seccomp).
+// R2/R3 run the host's PRoot inside the container for root emulation (R3 without seccomp), which
+// starts the program through the exit relay.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,7 +20,14 @@ public struct RuncEngine: ExecutionEngine {
     public func prepare(_ plan: RunPlan) throws -> Launch {
         let tool: LocatedTool, choiceNote: String?
         switch try RuncTool.choose(context) {
-        case .use(let t, let note): (tool, choiceNote) = (t, note)
+        case .use(let t, let note):
+            // Why crun is not used is said once per repository (and crun binary and kernel), as the
+            // trial that found it out is cached; with -D on every run.
+            let cache = ProbeCache(dir: context.probeDir)
+            let crun = (try? context.locator.find(.crun))??.path ?? t.path
+            (tool, choiceNote) = (t, note.flatMap {
+                context.debug || cache.firstTime(crun, "fallback noted \(HostInfo.kernelRelease)") ? $0 : nil
+            })
         case .unusable(let why):
             throw RuntimeError.modeUnusable(mode: mode.rawValue, why: why, usable: ModeAvailability(context: context).usableModes(forRoot: plan.root))
         }
@@ -65,7 +73,7 @@ public struct RuncEngine: ExecutionEngine {
             hostname: plan.hostname.contains(".") ? plan.hostname : ProcessIdentity.hostname,
             additions: additions)
         do {
-            try FileIO.writeNew(work.dir + "/config.json", try config.json(), mode: 0o600)
+            try FileIO.writeNew(work.dir + "/config.json", config.json(), mode: 0o600)
         } catch {
             try? FileIO.removeTree(work.dir)
             throw RuntimeError.executionFailed("writing \(work.dir)/config.json", "\(error)")
@@ -90,8 +98,8 @@ public struct RuncEngine: ExecutionEngine {
         let dir = work.dir
         launch.cleanup = { try? FileIO.removeTree(dir) }
         // runc passes signals to the container's first process; in R2/R3 that is PRoot, which
-        // keeps them: they go to its child, the program.
-        if mode.prootInside { launch.signalDepth = 2 }
+        // keeps them, and its child is the exit relay, which blocks them: they go to the program.
+        if mode.prootInside { launch.signalDepth = 3 }
         return launch
     }
 
@@ -103,7 +111,8 @@ public struct RuncEngine: ExecutionEngine {
         let program = try HostProgram(program: proot.path, name: "proot", engineDir: engineDir, cache: cache)
         let features = ProotFeatures(path: proot.path, cache: cache)
         var args = program.argv
-        if context.debug { args += ["-v", "9"] }
+        // -v -1: PRoot's info and warning lines ("terminated with signal 15") are not the program's.
+        args += ["-v", context.debug ? "9" : "-1"]
         if features.killOnExit && ((try? context.configuration.bool("proot_killonexit")) ?? true) != false {
             args.append("--kill-on-exit")
         }
@@ -115,8 +124,11 @@ public struct RuncEngine: ExecutionEngine {
                 notes.append("--kernel=\(k) is ignored: \(proot.path) breaks programs when given -k on this kernel; use a newer PRoot (udocker install) for kernel emulation")
             }
         }
-        args += ["-r", "/", "-w", plan.workdir] + plan.command
-        additions.binds += program.binds
+        let relay = try ExitRelay.install(libdir: context.locator.libdir)
+        let relayInside = engineDir + "/exit-relay"
+        args += ["-r", "/", "-w", plan.workdir]
+            + ExitRelay.argv(relay: relayInside, executable: plan.executable, command: plan.command)
+        additions.binds += program.binds + [(relay, relayInside)]
         additions.args = args
         // PRoot writes its loader into /tmp (Debian's ignores PROOT_TMP_DIR, and the host's value
         // names a host directory): a container without /tmp gets a tmpfs there.

@@ -24,8 +24,11 @@ public struct MaterializeReport: Sendable, Equatable {
     /// Files that were to be linked but were copied because the filesystem refused the link.
     public var linkFallbacks = 0
     public var bytesCopied: UInt64 = 0
-    /// Entries skipped (devices, paths under symlinks), one sentence each.
+    /// Entries skipped (devices outside /dev, paths under symlinks), one sentence each.
     public var notes: [String] = []
+    /// Device nodes of the image's /dev, never created (every mode gives the container the host's
+    /// /dev, as udocker does, which skips them silently): paths, for -D only.
+    public var devicesNotCreated: [String] = []
     public init() {}
 }
 
@@ -36,6 +39,7 @@ class TreeWorker {
     let copier = FileCopier()
     var report = MaterializeReport()
     var notes: [(path: String, text: String)] = []
+    var devices: [String] = []
 
     init(store: Store, layers: [Digest]) {
         sources = LayerDirCache(store: store, layers: layers)
@@ -58,8 +62,10 @@ class TreeWorker {
             r.linkFallbacks += w.report.linkFallbacks
             r.bytesCopied += w.copier.bytesCopied
             notes += w.notes
+            r.devicesNotCreated += w.devices
         }
         r.notes = notes.sorted { $0.path < $1.path }.map(\.text)
+        r.devicesNotCreated.sort()
         return r
     }
 }
@@ -300,7 +306,11 @@ final class MaterializeRun: @unchecked Sendable {
                     if let e = child.entry { AtFile.setMtime(dirFD, name, e.mtime) }
                     w.report.fifos += 1
                 case .device:
-                    w.notes.append((childPath, "device node '\(display(childPath))' not created: udocker containers use the host's /dev"))
+                    if childPath.hasPrefix("dev/") {
+                        w.devices.append(display(childPath))
+                    } else {
+                        w.notes.append((childPath, "device node '\(display(childPath))' not created: udocker containers use the host's /dev"))
+                    }
                 }
             }
         } catch {

@@ -76,14 +76,13 @@ enum MetadataFiles {
     /// Reads {"format":1,"id":"..."} (repo.json and store.json).
     static func readIdentity(_ path: String) throws -> (format: Int, id: String)? {
         guard let text = try readText(path) else { return nil }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)),
-              let dict = object as? [String: Any] else {
+        guard let object = SmallJSON.parse(Array(text.utf8)), case .object = object else {
             throw RuntimeError.badMetadata(path: path, reason: "not a JSON object")
         }
-        guard let format = dict["format"] as? Int else {
+        guard let format = object["format"]?.int else {
             throw RuntimeError.badMetadata(path: path, reason: "no \"format\" number")
         }
-        guard let id = dict["id"] as? String, !id.isEmpty else {
+        guard let id = object["id"]?.string, !id.isEmpty else {
             throw RuntimeError.badMetadata(path: path, reason: "no \"id\" string")
         }
         return (format, id)

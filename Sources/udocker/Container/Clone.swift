@@ -23,7 +23,7 @@ struct Clone: UdockerCommand {
         let containers = try context.containers()
         context.output.debug("cloning container id: \(container)")
         let made = try containers.clone(container, name: name)
-        context.printNotes(made.report.notes)
+        context.printNotes(made.report)
         let r = made.report
         context.output.debug("\(r.linked) linked, \(r.copied) copied (\(r.reflinked) by reflink), \(r.directories) directories")
         context.output.out(made.id)

@@ -24,9 +24,15 @@ extension CommandContext {
         return MaterializePolicy(mode: mode, linkDirs: try configuration.materializeLinkDirs)
     }
 
-    /// Notes of a materialisation as warnings, at most `limit` of them and a count of the rest.
-    func printNotes(_ notes: [String], limit: Int = 20) {
+    /// Notes of a materialisation as warnings, at most `limit` of them and a count of the rest. The
+    /// device nodes of the image's /dev only with -D: every Debian image has them, every mode uses
+    /// the host's /dev instead, and a batch job creating containers would see them on every create.
+    func printNotes(_ report: MaterializeReport, limit: Int = 20) {
+        let notes = report.notes
         for n in notes.prefix(limit) { output.warning(n) }
         if notes.count > limit { output.warning("… and \(notes.count - limit) more entries skipped") }
+        if !report.devicesNotCreated.isEmpty {
+            output.debug("\(report.devicesNotCreated.count) device node(s) of the image's /dev not created (containers use the host's /dev): \(report.devicesNotCreated.joined(separator: " "))")
+        }
     }
 }

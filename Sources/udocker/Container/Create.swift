@@ -35,7 +35,7 @@ struct Create: UdockerCommand {
         let containers = try context.containers()
         let img = try containers.images.require(image)
         let made = try containers.create(from: img, name: name, force: force, policy: policy)
-        context.printNotes(made.report.notes)
+        context.printNotes(made.report)
         if let n = made.nameNotSet {
             context.output.warning("container name \(n) already exists and stays with its container; the new container has no name")
         }

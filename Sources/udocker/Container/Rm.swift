@@ -25,7 +25,7 @@ struct Rm: UdockerCommand {
         var status: Int32 = 0
         for c in containerIDs {
             do {
-                guard let id = containers.resolve(c) else { throw RuntimeError.containerNotFound(c) }
+                let id = try containers.removable(c)
                 context.output.info("deleting container: \(id)")
                 let report = try containers.remove(c)
                 context.output.debug("released \(report.removedLayers.count) layer(s) and \(report.removedBlobs.count) blob(s) nothing else used")

@@ -36,6 +36,13 @@ struct Run: UdockerCommand {
         --platform=os/arch         :pull image for OS and architecture
         --pull=<when>              :when to pull (missing|never|always|reuse)
         --httpproxy=<proxy>        :use http proxy, see udocker pull --help
+        --registry=<url>           :pull from this registry, see udocker pull --help
+        --index=<url>              :docker index, see udocker pull --help
+        --materialize=<mode>       :how a new container's files are made
+                                    (auto|link|copy), see udocker create --help
+        -w= -u= -v= -e=            :short for --workdir= --user= --volume= --env=
+        -i -t -a                   :accepted for docker compatibility (stdin and
+                                    the terminal always pass through)
 
         Only available in Rn execution modes:
         --device=/dev/xxx          :pass device to container (R1 mode only)
@@ -43,6 +50,7 @@ struct Run: UdockerCommand {
         Only available in Pn execution modes:
         --publish=<hport:cport>    :map container TCP/IP <cport> into <hport>
         --publish-all              :bind and connect to random ports
+        -p= -P --netcoop           :short for --publish= and --publish-all
 
         run <container-id-or-name> executes an existing container, previously
         created from an image by using: create <repo/image:tag>
@@ -133,6 +141,56 @@ struct Run: UdockerCommand {
     }
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
+        var request = RunRequest(
+            remove: remove, workdir: workdir, user: user, volumes: volumes, novolumes: novolumes, env: env,
+            envFiles: envFiles, hostAuth: hostAuth, containerAuth: containerAuth, noSysdirs: noSysdirs, noMeta: noMeta,
+            dri: dri, hostEnv: hostEnv, cpuset: cpuset, name: name, bindHome: bindHome, kernel: kernel, devices: devices,
+            location: location, noBanner: noBanner, entrypoint: entrypoint, platform: platform, pull: pull,
+            httpProxy: httpProxy, registry: registry, index: index, publish: publish, publishAll: publishAll,
+            materialize: materialize, target: target, command: command)
+        return try request.execute(context)
+    }
+}
+
+/// What run was asked, however it was parsed (swift-argument-parser above, or Run.quickParse), and
+/// the run itself.
+struct RunRequest: CommandBody {
+    var remove: Bool = false
+    var workdir: String? = nil
+    var user: String? = nil
+    var volumes: [String] = []
+    var novolumes: [String] = []
+    var env: [String] = []
+    var envFiles: [String] = []
+    var hostAuth: Bool = false
+    var containerAuth: Bool = false
+    var noSysdirs: Bool = false
+    var noMeta: Bool = false
+    var dri: Bool = false
+    var hostEnv: Bool = false
+    var cpuset: String? = nil
+    var name: String? = nil
+    var bindHome: Bool = false
+    var kernel: String? = nil
+    var devices: [String] = []
+    var location: String? = nil
+    var noBanner: Bool = false
+    var entrypoint: String? = nil
+    var platform: String? = nil
+    var pull: String? = nil
+    var httpProxy: String? = nil
+    var registry: String? = nil
+    var index: String? = nil
+    var publish: [String] = []
+    var publishAll: Bool = false
+    var materialize: String? = nil
+    var target: String? = nil
+    var command: [String] = []
+
+    typealias PullPolicy = Run.PullPolicy
+    static let noEntrypoint = Run.noEntrypoint
+
+    mutating func execute(_ context: CommandContext) throws -> Int32 {
         guard let policy = PullPolicy(rawValue: (pull ?? "missing").lowercased()) else {
             throw UsageError(description: "invalid --pull value '\(pull ?? "")': use missing, never, always or reuse")
         }
@@ -175,23 +233,36 @@ struct Run: UdockerCommand {
             id = try containerID(for: target, policy: policy, context: context, repo: repo)
         }
 
-        let (plan, launch) = try runner.prepare(id: id, location: location, options: options)
-        for n in launch.notes { context.output.warning(n) }
-        if plan.banner && context.output.level >= Output.info {
-            Output.write(2, ContainerRun.banner(plan) + "\n")
-        }
-        context.output.debug("CMD = \(([launch.executable] + launch.arguments).joined(separator: " "))")
-        var status: Int32
-        if remove, let id {
-            status = try Launcher.run(launch, mayExec: false, cpuset: plan.cpuset)
+        // --rm: the container goes when the run ends, also when the program could not start (a bad
+        // -v, a command not found), as udocker does; so udocker waits for the program instead of
+        // becoming it.
+        let removing = remove ? id : nil
+        let status: Int32
+        do {
+            let (plan, launch) = try runner.prepare(id: id, location: location, options: options)
+            for n in launch.notes { context.output.warning(n) }
+            if plan.banner && context.output.level >= Output.info {
+                Output.write(2, ContainerRun.banner(plan) + "\n")
+            }
+            context.output.debug("CMD = \(([launch.executable] + launch.arguments).joined(separator: " "))")
+            status = try Launcher.run(launch, mayExec: removing == nil, cpuset: plan.cpuset)
             for line in launch.afterRun?() ?? [] { context.output.warning(line) }
-            let containers = try context.containers()
-            if !containers.isProtected(id) { _ = try containers.remove(id) }
-        } else {
-            status = try Launcher.run(launch, mayExec: true, cpuset: plan.cpuset)
-            for line in launch.afterRun?() ?? [] { context.output.warning(line) }
+        } catch {
+            if let removing {
+                do { try removeAfterRun(removing, context) } catch let failed {
+                    context.output.warning("--rm: container \(removing) was not removed: \(failed)")
+                }
+            }
+            throw error
         }
+        if let removing { try removeAfterRun(removing, context) }
         return status
+    }
+
+    /// --rm's removal (protected containers stay, as in udocker).
+    private func removeAfterRun(_ id: String, _ context: CommandContext) throws {
+        let containers = try context.containers()
+        if !containers.isProtected(id) { _ = try containers.remove(id) }
     }
 
     /// The container to run: `target` as a container id or name; else an image, created (and
@@ -223,7 +294,7 @@ struct Run: UdockerCommand {
         }
         let made = try containers.create(from: img, name: name, force: policy == .reuse,
                                          policy: try context.materializePolicy(option: materialize))
-        context.printNotes(made.report.notes)
+        context.printNotes(made.report)
         return made.id
     }
 }

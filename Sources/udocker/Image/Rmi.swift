@@ -22,8 +22,9 @@ struct Rmi: UdockerCommand {
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         let repo = try context.repository()
         let images = try ContainerStore.imageStore(repository: repo, store: try repo.openStore())
-        context.output.info("deleting image: \(image)")
         let removal = try images.remove(image, force: force)
+        // Said once nothing refused (protected), as udocker does after its checks.
+        context.output.info("deleting image: \(image)")
         let report = removal.released
         if !removal.containers.isEmpty {
             context.output.info("the container(s) created from \(removal.name) keep its layers in the store until they are removed: \(removal.containers.joined(separator: ", "))")

@@ -42,22 +42,16 @@ enum Runner {
             return 1
         }
 
-        var command: any UdockerCommand
-        do {
-            let parsed = try type.parseAsRoot(type.prepareArguments(commandArgs))
-            guard let c = parsed as? any UdockerCommand else {
-                // parseAsRoot returns the type itself or its built-in help; help is handled below.
-                Output.write(1, type.helpText + "\n")
-                return 0
+        var command: any CommandBody
+        if let quick = type.quickParse(commandArgs) {
+            command = quick
+        } else {
+            // Tests look for this line: every option of run must take the quick path.
+            if split.general.debug && type is Run.Type { Output.write(2, "Debug: run's options parsed by swift-argument-parser\n") }
+            switch parse(type, commandArgs) {
+            case .command(let c): command = c
+            case .exit(let status): return status
             }
-            command = c
-        } catch {
-            if type.exitCode(for: error) == .success {
-                Output.write(1, type.helpText + "\n")
-                return 0
-            }
-            Output.error(parseErrorMessage(type, error, commandArgs))
-            return 1
         }
 
         do {
@@ -78,6 +72,35 @@ enum Runner {
         } catch {
             Output.error(String(describing: error))
             return 1
+        }
+    }
+
+    enum Parsed {
+        case command(any UdockerCommand)
+        /// Help or an error was printed.
+        case exit(Int32)
+    }
+
+    /// The command as swift-argument-parser parses `args`, or the status after the help or error it printed.
+    static func parse(_ type: any UdockerCommand.Type, _ args: [String]) -> Parsed {
+        do {
+            let parsed = try type.parseAsRoot(type.prepareArguments(args))
+            guard let c = parsed as? any UdockerCommand else {
+                // parseAsRoot returns the type itself or its built-in help; help is handled below.
+                Output.write(1, type.helpText + "\n")
+                return .exit(0)
+            }
+            return .command(c)
+        } catch {
+            if type.exitCode(for: error) == .success {
+                // swift-argument-parser's description of the options the command accepts (JSON), for
+                // tools and the test that checks the help lists them all; else udocker's help.
+                let dump = args.contains("--experimental-dump-help")
+                Output.write(1, (dump ? type.message(for: error) : type.helpText) + "\n")
+                return .exit(0)
+            }
+            Output.error(parseErrorMessage(type, error, args))
+            return .exit(1)
         }
     }
 

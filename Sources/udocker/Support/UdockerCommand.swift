@@ -29,7 +29,14 @@ struct HelpLine {
     let text: String
 }
 
-protocol UdockerCommand: ParsableCommand {
+/// A parsed command line, ready to run.
+protocol CommandBody {
+    /// Runs the command; returns the exit status. Errors thrown are printed as "Error: <error>"
+    /// with exit status 1.
+    mutating func execute(_ context: CommandContext) throws -> Int32
+}
+
+protocol UdockerCommand: ParsableCommand, CommandBody {
     /// `udocker CMD --help` and `udocker help CMD` print this (udocker prints the command's
     /// docstring): a first line "cmd: what it does", the syntax, then one line per option.
     static var helpText: String { get }
@@ -44,6 +51,9 @@ protocol UdockerCommand: ParsableCommand {
     /// The command's arguments as the parser should see them (default: unchanged). For spellings
     /// swift-argument-parser cannot take, such as an option given an empty value (`--entrypoint=`).
     static func prepareArguments(_ args: [String]) -> [String]
+    /// The command parsed without swift-argument-parser, or nil (the default) to let it parse: for
+    /// the command started hundreds of times per job (run), whose reflection-based parse is slow.
+    static func quickParse(_ args: [String]) -> (any CommandBody)?
 
     /// Runs the command; returns the exit status. Errors thrown are printed as "Error: <error>"
     /// with exit status 1.
@@ -55,6 +65,7 @@ extension UdockerCommand {
     static var helpExamples: [String] { [] }
     static var needsConfiguration: Bool { true }
     static func prepareArguments(_ args: [String]) -> [String] { args }
+    static func quickParse(_ args: [String]) -> (any CommandBody)? { nil }
     static var name: String { configuration.commandName ?? "" }
 }
 

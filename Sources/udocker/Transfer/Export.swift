@@ -41,8 +41,11 @@ struct Export: UdockerCommand {
         if output == "-" && isatty(1) == 1 {
             throw UsageError(description: "refusing to write a tar archive to a terminal: use -o <tar-file> or redirect stdout")
         }
-        if output != "-" { context.output.info("exporting to file " + output) }
         let repo = try context.repository()
+        // Said once the container is known, as udocker does (an unknown one is only an error).
+        if output != "-" && ContainerStore.resolve(container, containersdir: repo.containersdir) != nil {
+            context.output.info("exporting to file " + output)
+        }
         let report = try ContainerExport.export(container, repository: repo, to: output, clone: clone)
         for s in report.skipped { context.output.warning("not exported: " + s) }
         return 0
