@@ -18,7 +18,7 @@ public struct ProotEngine: ExecutionEngine {
     }
 
     public func prepare(_ plan: RunPlan) throws -> Launch {
-        let proot = try context.require(.proot, for: mode)
+        let proot = try context.require(.proot, for: mode, root: plan.root)
         let features = ProotFeatures(path: proot.path, cache: ProbeCache(dir: context.probeDir))
         var args: [String] = []
         var notes: [String] = []
