@@ -204,3 +204,14 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         }
     }
 }
+
+extension RuntimeError {
+    /// Whether this is a run that could not be set up (a volume, working directory, user or command
+    /// the container lacks), which udocker's engines end with exit status 2.
+    public var isRunSetUpFailure: Bool {
+        switch self {
+        case .badRunOption, .commandNotFound: return true
+        default: return false
+        }
+    }
+}

@@ -134,6 +134,38 @@ import Glibc
         #expect(debug.stderr.contains("Debug: "), "\(debug.stderr)")
     }
 
+    /// As udocker 1.3.17: the banner is drawn with the engine's character (`*` PRoot, `%` runc), and
+    /// PS1 is the container's short id with `#` for root, `\$` for another user.
+    @Test(.enabled(if: ExecutionModeSupport.available(["P1"]), "\(ExecutionModeSupport.unavailableReason("P1") ?? "")"))
+    func bannerCharacterAndPromptAreUdockers() throws {
+        let r = try ImportedBusyboxRepo(label: "compat-banner")
+        let id = try r.create("c")
+        let short = String(id.prefix(8))
+        let root = r.run(["run", "c", "/bin/sh", "-c", "echo \"$PS1\""])
+        #expect(root.status == 0 && root.stdout == short + "# \n", "\(root.stdout)\(root.stderr)")
+        #expect(root.stderr.hasPrefix(String(repeating: "*", count: 78) + "\n"), "\(root.stderr)")
+        let user = r.run(["run", "--nobanner", "--user=1000", "c", "/bin/sh", "-c", "echo \"$PS1\""])
+        #expect(user.status == 0 && user.stdout == short + "\\$ \n", "\(user.stdout)\(user.stderr)")
+        if ExecutionModeSupport.available(["R1"]) {
+            #expect(r.run(["setup", "--execmode=R1", "c"]).status == 0)
+            let runc = r.run(["run", "c", "/bin/true"])
+            #expect(runc.status == 0 && runc.stderr.contains(String(repeating: "%", count: 78) + "\n"), "\(runc.stderr)")
+        }
+    }
+
+    /// As udocker 1.3.17: a run that cannot be set up exits 2; a container that does not exist is 1.
+    @Test(.enabled(if: ExecutionModeSupport.available(["P1"]), "\(ExecutionModeSupport.unavailableReason("P1") ?? "")"))
+    func runSetUpFailuresExit2() throws {
+        let r = try ImportedBusyboxRepo(label: "compat-exit2")
+        _ = try r.create("c")
+        for args in [["c", "/nonexistent"], ["-v", "/nonexistent/x:/x", "c", "/bin/true"], ["-w", "/nonexist", "c", "/bin/true"]] {
+            let run = r.run(["run", "--nobanner"] + args)
+            #expect(run.status == 2 && run.stderr.hasPrefix("Error: ") && run.stdout == "", "\(args): \(run.status) \(run.stderr)")
+        }
+        let missing = r.run(["run", "--pull=never", "nosuch", "/bin/true"])
+        #expect(missing.status == 1 && missing.stderr.hasPrefix("Error: "), "\(missing.stderr)")
+    }
+
     @Test func pullImportLoadSaveAndVerifySayWhatTheyDid() throws {
         let s = try SharedRegistry.get()
         let r = try PlainRepo("compat-messages")

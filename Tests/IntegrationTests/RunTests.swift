@@ -53,9 +53,9 @@ import Glibc
         #expect(String(decoding: try FileIO.readFile(host + "/from-container"), as: UTF8.self) == "written\n")
         // A host path that does not exist is refused before anything starts.
         let bad = r.run(["run", "--nobanner", "-v", host + "/missing:/m", "c", "/bin/sh"])
-        #expect(bad.status == 1 && bad.stderr.contains("invalid host volume path"), "\(bad.stderr)")
+        #expect(bad.status == 2 && bad.stderr.contains("invalid host volume path"), "\(bad.stderr)")
         let rel = r.run(["run", "--nobanner", "-v", "relative:/m", "c", "/bin/sh"])
-        #expect(rel.status == 1 && rel.stderr.contains("absolute"), "\(rel.stderr)")
+        #expect(rel.status == 2 && rel.stderr.contains("absolute"), "\(rel.stderr)")
     }
 
     @Test func workdirEnvAndEnvFile() throws {
@@ -69,7 +69,7 @@ import Glibc
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout == "/bin\nfile option p hostvalue\n", "\(run.stdout)")
         let bad = r.run(["run", "--nobanner", "-w", "/no/such/dir", "c", "/bin/sh"])
-        #expect(bad.status == 1 && bad.stderr.contains("invalid working directory"), "\(bad.stderr)")
+        #expect(bad.status == 2 && bad.stderr.contains("invalid working directory"), "\(bad.stderr)")
         // The host environment stays out unless --hostenv.
         let hidden = r.run(["run", "--nobanner", "c", "/bin/sh", "-c", "echo [$SECRET_HOST_VAR]"], ["SECRET_HOST_VAR": "s"])
         #expect(hidden.stdout == "[]\n")
@@ -85,7 +85,7 @@ import Glibc
         #expect(numeric.status == 0, "\(numeric.stderr)")
         #expect(numeric.stdout == "1234\n4321\nudoc1234:x:1234:4321:*UDOCKER*:/:/bin/sh\n", "\(numeric.stdout)")
         let bad = r.run(["run", "--nobanner", "--user=bad:user:x", "c", "/bin/sh"])
-        #expect(bad.status == 1 && bad.stderr.contains("invalid user"), "\(bad.stderr)")
+        #expect(bad.status == 2 && bad.stderr.contains("invalid user"), "\(bad.stderr)")
         // The container's own files are not changed for the entry: it is a separate file bound over.
         let rootPath = r.run(["inspect", "-p", "c"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!FileIO.exists(rootPath + "/etc/passwd"))
@@ -100,7 +100,7 @@ import Glibc
         let none = r.run(["run", "--nobanner", "--entrypoint=", "c", "/bin/busybox", "echo", "plain"])
         #expect(none.stdout == "plain\n", "\(none)")
         let missing = r.run(["run", "--nobanner", "c", "/no/such/program"])
-        #expect(missing.status == 1 && missing.stderr.contains("command not found"), "\(missing.stderr)")
+        #expect(missing.status == 2 && missing.stderr.contains("command not found"), "\(missing.stderr)")
         // The image's Cmd is /bin/sh: with no command it runs, reading stdin.
         let cmd = runUdocker(["run", "--nobanner", "c"], env: r.env, stdin: Array("echo from-stdin; exit 4\n".utf8))
         #expect(cmd.status == 4 && cmd.stdout == "from-stdin\n", "\(cmd)")
@@ -131,20 +131,20 @@ import Glibc
         #expect(r.run(["pull", "test/busybox:oci"]).status == 0)
         let empty = { ((try? FileIO.listDirectory(r.repo + "/containers")) ?? []).isEmpty }
         let badVolume = r.run(["run", "--rm", "--nobanner", "-v", "/no/such/host/dir:/m", "test/busybox:oci", "/bin/sh", "-c", "true"])
-        #expect(badVolume.status == 1 && badVolume.stderr.contains("invalid host volume path"), "\(badVolume)")
+        #expect(badVolume.status == 2 && badVolume.stderr.contains("invalid host volume path"), "\(badVolume)")
         #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 1, "ps lists a container")
         #expect(empty(), "\((try? FileIO.listDirectory(r.repo + "/containers")) ?? [])")
         let notFound = r.run(["run", "--rm", "--nobanner", "test/busybox:oci", "/no/such/program"])
-        #expect(notFound.status == 1 && notFound.stderr.contains("command not found"), "\(notFound)")
+        #expect(notFound.status == 2 && notFound.stderr.contains("command not found"), "\(notFound)")
         #expect(r.run(["ps"]).stdout.split(separator: "\n").count == 1, "ps lists a container")
         #expect(empty(), "\((try? FileIO.listDirectory(r.repo + "/containers")) ?? [])")
         // A container of the repository goes too (the run would have removed it), unless protected.
         #expect(r.run(["create", "--name=kept", "test/busybox:oci"]).status == 0)
         #expect(r.run(["protect", "kept"]).status == 0)
-        #expect(r.run(["run", "--rm", "--nobanner", "kept", "/no/such/program"]).status == 1)
+        #expect(r.run(["run", "--rm", "--nobanner", "kept", "/no/such/program"]).status == 2)
         #expect(r.run(["inspect", "-p", "kept"]).status == 0, "the protected container was removed")
         #expect(r.run(["unprotect", "kept"]).status == 0)
-        #expect(r.run(["run", "--rm", "--nobanner", "kept", "/no/such/program"]).status == 1)
+        #expect(r.run(["run", "--rm", "--nobanner", "kept", "/no/such/program"]).status == 2)
         #expect(empty(), "\((try? FileIO.listDirectory(r.repo + "/containers")) ?? [])")
     }
 

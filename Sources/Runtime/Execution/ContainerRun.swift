@@ -84,13 +84,21 @@ public struct ContainerRun: Sendable {
         return (plan, launch)
     }
 
-    /// udocker's start-up banner (written to standard error, so it never mixes with the output).
+    /// udocker's start-up banner (written to standard error, so it never mixes with the output), drawn
+    /// with udocker's character for the engine: `*` PRoot, `#` Fakechroot, `%` runc/crun, `/` Apptainer.
     public static func banner(_ plan: RunPlan) -> String {
-        let line = String(repeating: "*", count: 78)
-        let blank = "*" + String(repeating: " ", count: 76) + "*"
+        let c: String
+        switch plan.mode.family {
+        case .proot: c = "*"
+        case .fakechroot: c = "#"
+        case .runc: c = "%"
+        case .singularity: c = "/"
+        }
+        let line = String(repeating: c, count: 78)
+        let blank = c + String(repeating: " ", count: 76) + c
         let title = "STARTING " + plan.containerID
         let pad = max(0, 76 - title.count)
-        let middle = "*" + String(repeating: " ", count: pad / 2) + title + String(repeating: " ", count: pad - pad / 2) + "*"
+        let middle = c + String(repeating: " ", count: pad / 2) + title + String(repeating: " ", count: pad - pad / 2) + c
         return [line, blank, middle, blank, line, "executing: " + FileIO.basename(of: plan.command[0])].joined(separator: "\n")
     }
 }

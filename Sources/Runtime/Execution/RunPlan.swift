@@ -132,6 +132,8 @@ public struct RunPlanner: Sendable {
         env.set("USER=" + user.name)
         env.set("LOGNAME=" + user.name)
         env.set("USERNAME=" + user.name)
+        // udocker's prompt: the container's short id, '#' for root.
+        env.set("PS1=" + String(id.prefix(8)) + (user.uid == 0 ? "# " : "\\$ "))
         env.setIfMissing("PATH=" + (user.isRoot ? configuration.string("root_path") ?? "/usr/sbin:/sbin:/usr/bin:/bin"
                                     : configuration.string("user_path") ?? "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"))
         env.set("SHLVL=0")

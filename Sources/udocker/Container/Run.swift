@@ -238,8 +238,10 @@ struct RunRequest: CommandBody {
         // becoming it.
         let removing = remove ? id : nil
         let status: Int32
+        var prepared = false
         do {
             let (plan, launch) = try runner.prepare(id: id, location: location, options: options)
+            prepared = true
             for n in launch.notes { context.output.warning(n) }
             if plan.banner && context.output.level >= Output.info {
                 Output.write(2, ContainerRun.banner(plan) + "\n")
@@ -252,6 +254,12 @@ struct RunRequest: CommandBody {
                 do { try removeAfterRun(removing, context) } catch let failed {
                     context.output.warning("--rm: container \(removing) was not removed: \(failed)")
                 }
+            }
+            // A run that cannot be set up (a bad volume, working directory or command) exits 2, as
+            // udocker's engines do; other failures are 1.
+            if !prepared, let e = error as? RuntimeError, e.isRunSetUpFailure {
+                Output.error(String(describing: e))
+                return 2
             }
             throw error
         }
