@@ -166,6 +166,19 @@ import Glibc
         #expect(missing.status == 1 && missing.stderr.hasPrefix("Error: "), "\(missing.stderr)")
     }
 
+    /// udocker 1.3.17 accepts --dns, --dns-search and --volumes-from and ignores them; so do we,
+    /// with a warning.
+    @Test(.enabled(if: ExecutionModeSupport.available(["P1"]), "\(ExecutionModeSupport.unavailableReason("P1") ?? "")"))
+    func dnsAndVolumesFromAreAcceptedAndIgnored() throws {
+        let r = try ImportedBusyboxRepo(label: "compat-dns")
+        _ = try r.create("c")
+        let run = r.run(["run", "--nobanner", "--dns=192.0.2.1", "--dns-search", "example.org", "--volumes-from=other", "c", "/bin/echo", "ran"])
+        #expect(run.status == 0 && run.stdout == "ran\n", "\(run.stdout)\(run.stderr)")
+        for option in ["--volumes-from", "--dns", "--dns-search"] {
+            #expect(run.stderr.contains("Warning: \(option) is ignored"), "\(run.stderr)")
+        }
+    }
+
     @Test func pullImportLoadSaveAndVerifySayWhatTheyDid() throws {
         let s = try SharedRegistry.get()
         let r = try PlainRepo("compat-messages")

@@ -40,6 +40,8 @@ struct Run: UdockerCommand {
         --index=<url>              :docker index, see udocker pull --help
         --materialize=<mode>       :how a new container's files are made
                                     (auto|link|copy), see udocker create --help
+        --volumes-from= --dns= --dns-search=
+                                   :accepted as udocker does, and ignored (a warning)
         -w= -u= -v= -e=            :short for --workdir= --user= --volume= --env=
         -i -t -a                   :accepted for docker compatibility (stdin and
                                     the terminal always pass through)
@@ -100,6 +102,10 @@ struct Run: UdockerCommand {
     @Option(name: [.customShort("p"), .customLong("publish")]) var publish: [String] = []
     @Flag(name: [.customShort("P"), .customLong("publish-all"), .customLong("netcoop")]) var publishAll = false
     @Option(name: .customLong("materialize")) var materialize: String?
+    // Accepted and ignored, as udocker 1.3.17 does (its "TBD" options).
+    @Option(name: .customLong("volumes-from")) var volumesFrom: [String] = []
+    @Option(name: .customLong("dns")) var dns: [String] = []
+    @Option(name: .customLong("dns-search")) var dnsSearch: [String] = []
     // Accepted for Docker compatibility, as udocker does: stdin and the terminal always pass through.
     @Flag(name: .customShort("i")) var interactive = false
     @Flag(name: .customShort("t")) var tty = false
@@ -114,7 +120,8 @@ struct Run: UdockerCommand {
 
     static let valueOptions: Set<String> = ["-v", "-e", "-w", "-u", "-p", "--volume", "--env", "--workdir", "--user",
         "--publish", "--novol", "--env-file", "--cpuset-cpus", "--name", "--kernel", "--device", "--location",
-        "--platform", "--pull", "--httpproxy", "--registry", "--index", "--materialize"]
+        "--platform", "--pull", "--httpproxy", "--registry", "--index", "--materialize", "--volumes-from", "--dns",
+        "--dns-search"]
 
     static func prepareArguments(_ args: [String]) -> [String] {
         var out: [String] = []
@@ -147,7 +154,9 @@ struct Run: UdockerCommand {
             dri: dri, hostEnv: hostEnv, cpuset: cpuset, name: name, bindHome: bindHome, kernel: kernel, devices: devices,
             location: location, noBanner: noBanner, entrypoint: entrypoint, platform: platform, pull: pull,
             httpProxy: httpProxy, registry: registry, index: index, publish: publish, publishAll: publishAll,
-            materialize: materialize, target: target, command: command)
+            materialize: materialize,
+            ignored: [("--volumes-from", volumesFrom), ("--dns", dns), ("--dns-search", dnsSearch)].filter { !$0.1.isEmpty }.map(\.0),
+            target: target, command: command)
         return try request.execute(context)
     }
 }
@@ -184,6 +193,8 @@ struct RunRequest: CommandBody {
     var publish: [String] = []
     var publishAll: Bool = false
     var materialize: String? = nil
+    /// Options given that udocker accepts and ignores (--dns, --dns-search, --volumes-from).
+    var ignored: [String] = []
     var target: String? = nil
     var command: [String] = []
 
@@ -193,6 +204,9 @@ struct RunRequest: CommandBody {
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         guard let policy = PullPolicy(rawValue: (pull ?? "missing").lowercased()) else {
             throw UsageError(description: "invalid --pull value '\(pull ?? "")': use missing, never, always or reuse")
+        }
+        for option in ignored {
+            context.output.warning("\(option) is ignored, as udocker ignores it: the container uses the host's network settings")
         }
         var options = RunOptions()
         options.volumes = volumes

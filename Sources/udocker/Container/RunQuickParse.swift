@@ -11,7 +11,8 @@ extension Run {
                              (["--device"], "device"), (["--location"], "location"), (["--entrypoint"], "entrypoint"),
                              (["--platform"], "platform"), (["--pull"], "pull"), (["--httpproxy"], "httpproxy"),
                              (["--registry"], "registry"), (["--index"], "index"), (["-p", "--publish"], "publish"),
-                             (["--materialize"], "materialize")] {
+                             (["--materialize"], "materialize"), (["--volumes-from"], "volumes-from"),
+                             (["--dns"], "dns"), (["--dns-search"], "dns-search")] {
             for n in names { t[n] = (key, true) }
         }
         for (names, key) in [(["--rm"], "rm"), (["--hostauth"], "hostauth"), (["--containerauth"], "containerauth"),
@@ -24,7 +25,8 @@ extension Run {
     }()
 
     /// The options that may be given more than once (arrays).
-    static let repeatingOptions: Set<String> = ["volume", "novol", "env", "env-file", "device", "publish"]
+    static let repeatingOptions: Set<String> = ["volume", "novol", "env", "env-file", "device", "publish",
+                                                "volumes-from", "dns", "dns-search"]
 
     /// `args` parsed when they are options from `quickOptions` (`--name=value`, `--name value`,
     /// `-v value`, flags) up to the container, then its command; nil for anything else (help, an
@@ -104,6 +106,7 @@ extension Run {
         r.publish = all("publish")
         r.publishAll = flag("publish-all")
         r.materialize = one("materialize")
+        r.ignored = ["volumes-from", "dns", "dns-search"].filter { values[$0] != nil }.map { "--" + $0 }
         r.target = target
         r.command = command
         return r
