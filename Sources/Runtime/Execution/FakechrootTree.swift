@@ -269,19 +269,8 @@ public struct FakechrootTree: Sendable {
     }
 
     static func find(_ hay: [UInt8], _ needle: [UInt8], from: Int) -> Int? {
-        guard needle.count > 0, hay.count >= needle.count else { return nil }
-        var i = from
-        let last = hay.count - needle.count
-        let first = needle[0]
-        while i <= last {
-            if hay[i] == first {
-                var k = 1
-                while k < needle.count && hay[i + k] == needle[k] { k += 1 }
-                if k == needle.count { return i }
-            }
-            i += 1
-        }
-        return nil
+        guard !needle.isEmpty else { return nil }
+        return ByteSearch.find(hay, needle, from: from)
     }
 
     static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool { find(hay, needle, from: 0) != nil }

@@ -8,23 +8,27 @@ extension String {
 
     /// The UTF-8 offset of the first `needle`, or nil.
     func byteOffset(of needle: String) -> Int? {
-        var hay = self, pin = needle
-        return hay.withUTF8 { h in
-            pin.withUTF8 { n -> Int? in
-                if n.isEmpty { return 0 }
-                guard h.count >= n.count else { return nil }
-                let first = n[0]
-                var i = 0
-                while i <= h.count - n.count {
-                    if h[i] == first {
-                        var j = 1
-                        while j < n.count && h[i + j] == n[j] { j += 1 }
-                        if j == n.count { return i }
-                    }
-                    i += 1
-                }
-                return nil
+        ByteSearch.find(Array(utf8), Array(needle.utf8), from: 0)
+    }
+}
+
+/// The first occurrence of a byte string: one search for text (above) and binary files (the
+/// loader's built-in paths in FakechrootTree).
+enum ByteSearch {
+    static func find(_ hay: [UInt8], _ needle: [UInt8], from: Int) -> Int? {
+        if needle.isEmpty { return hay.count >= from ? from : nil }
+        guard hay.count >= needle.count else { return nil }
+        var i = from
+        let last = hay.count - needle.count
+        let first = needle[0]
+        while i <= last {
+            if hay[i] == first {
+                var k = 1
+                while k < needle.count && hay[i + k] == needle[k] { k += 1 }
+                if k == needle.count { return i }
             }
+            i += 1
         }
+        return nil
     }
 }
