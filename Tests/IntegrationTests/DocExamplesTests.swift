@@ -1,6 +1,7 @@
 // Every `$ ` example of the README and the user manual, run as written, in page order, against a
 // local registry that plays the site registry (`UDOCKER_REGISTRY`) holding busybox, debian:12 and a
-// two-platform ubuntu:22.04; blocks marked `<!-- not run: REASON -->` are counted, not run.
+// two-platform ubuntu:22.04; blocks marked `<!-- not run: REASON -->` are counted, not run, and
+// blocks marked `<!-- run in: checkout -->` run in the package's directory.
 import TestSupport
 import Testing
 import CAS
@@ -92,7 +93,7 @@ final class DocRegistry: @unchecked Sendable {
         }
         var failed = 0
         for example in run {
-            if let problem = DocExamples.check(example, home: home, environment: env) {
+            if let problem = DocExamples.check(example, home: home, checkout: Self.packageRoot, environment: env) {
                 Issue.record(Comment(rawValue: problem))
                 failed += 1
                 // Later examples build on earlier ones: past a few failures the rest is noise.

@@ -13,6 +13,9 @@ public struct DocExample: Sendable, CustomStringConvertible {
     public var shown: [String]
     /// Why the block is not run (`<!-- not run: REASON -->` right before its fence), or nil.
     public let notRun: String?
+    /// Whether the block runs in the project's checkout (`<!-- run in: checkout -->`) rather than
+    /// the home directory.
+    public var inCheckout: Bool = false
 
     /// The exit status the page promises: `# exits N` in the command's comment, else non-zero when
     /// the page shows an `Error:` line, else 0 (nil: any non-zero).
@@ -39,6 +42,7 @@ public enum DocExamples {
         var examples: [DocExample] = []
         var inFence = false
         var blockNotRun: String? = nil
+        var blockInCheckout = false
         var previous = ""
         var pending: (line: Int, command: String)? = nil
         var fenceHasExample = false
@@ -47,8 +51,10 @@ public enum DocExamples {
             if line.hasPrefix("```") {
                 if !inFence {
                     blockNotRun = notRunReason(previous)
+                    blockInCheckout = previous.trimmingCharacters(in: .whitespaces) == "<!-- run in: checkout -->"
                 } else {
                     blockNotRun = nil
+                    blockInCheckout = false
                 }
                 inFence.toggle()
                 pending = nil
@@ -62,7 +68,7 @@ public enum DocExamples {
                 // A command continued with a trailing backslash.
                 p.command = String(p.command.dropLast()) + " " + line.trimmingCharacters(in: .whitespaces)
                 pending = p.command.hasSuffix("\\") ? p : nil
-                if pending == nil { examples.append(DocExample(file: file, line: p.line, command: p.command, shown: [], notRun: blockNotRun)) }
+                if pending == nil { examples.append(DocExample(file: file, line: p.line, command: p.command, shown: [], notRun: blockNotRun, inCheckout: blockInCheckout)) }
                 continue
             }
             if line.hasPrefix("$ ") {
@@ -71,7 +77,7 @@ public enum DocExamples {
                 if command.hasSuffix("\\") {
                     pending = (index + 1, command)
                 } else {
-                    examples.append(DocExample(file: file, line: index + 1, command: command, shown: [], notRun: blockNotRun))
+                    examples.append(DocExample(file: file, line: index + 1, command: command, shown: [], notRun: blockNotRun, inCheckout: blockInCheckout))
                 }
             } else if fenceHasExample, !examples.isEmpty {
                 examples[examples.count - 1].shown.append(line)
@@ -100,13 +106,14 @@ public enum DocExamples {
         }
     }
 
-    /// Runs `example` with bash in `home` (also the working directory) and returns what went wrong,
-    /// or nil when it did what the page says.
-    public static func check(_ example: DocExample, home: String, environment: [String: String],
+    /// Runs `example` with bash in `home` (also the working directory, or `checkout` for a block
+    /// marked to run there) and returns what went wrong, or nil when it did what the page says.
+    public static func check(_ example: DocExample, home: String, checkout: String? = nil, environment: [String: String],
                              timeoutSeconds: Int = 300) -> String? {
         var env = environment
         env["HOME"] = home
-        let script = "cd \"$HOME\" && " + example.command
+        if example.inCheckout, let checkout { env["UDOCKER_DOC_CHECKOUT"] = checkout }
+        let script = (example.inCheckout ? "cd \"$UDOCKER_DOC_CHECKOUT\" && unset UDOCKER_DOC_CHECKOUT && " : "cd \"$HOME\" && ") + example.command
         let r = spawnAndCollect(["/usr/bin/timeout", String(timeoutSeconds), "/bin/bash", "-o", "pipefail", "-c", script],
                                 environment: env, stdin: nil)
         let both = r.stdout + r.stderr
