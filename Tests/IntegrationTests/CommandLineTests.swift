@@ -161,4 +161,17 @@ import CAS
             #expect(r.stderr == "")
         }
     }
+
+    /// An option given an empty value is not given, as in udocker: `create --name= IMAGE` makes an
+    /// unnamed container of IMAGE (swift-argument-parser took IMAGE as the name).
+    @Test func anEmptyOptionValueIsNotGiven() throws {
+        let r = try ImportedBusyboxRepo(label: "empty-value")
+        let made = r.run(["create", "--name=", "test/bb:1"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let id = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 36, "\(made.stdout)")
+        let ps = r.run(["ps"])
+        let line = ps.stdout.split(separator: "\n").first { $0.hasPrefix(id) }.map(String.init) ?? ""
+        #expect(line.contains(" test/bb:1") && !line.contains("'test/bb:1'"), "\(ps.stdout)")
+    }
 }

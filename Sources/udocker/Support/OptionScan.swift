@@ -4,6 +4,22 @@ import ArgumentParser
 import Foundation
 
 enum OptionScan {
+    /// `args` without the options given an empty value (`--name=`) before the first word that is not
+    /// an option: udocker takes an empty value as not given, while swift-argument-parser would take
+    /// the next word (`create --name= IMAGE` named the container IMAGE). Stopping at the first
+    /// non-option word keeps a container's command (`run c sh -c --x=`) as it is.
+    static func droppingEmptyValues(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var options = true
+        for a in args {
+            if options && !a.hasPrefix("-") { options = false }
+            if options && a == "--" { options = false }
+            if options && a.hasPrefix("--") && a.hasSuffix("=") && a.count > 3 { continue }
+            out.append(a)
+        }
+        return out
+    }
+
     /// The first argument that looks like an option the command does not declare, or nil.
     static func firstUnknownOption(_ type: any UdockerCommand.Type, _ args: [String]) -> String? {
         let (known, stopsAtPositional) = declaredOptions(type)

@@ -84,7 +84,7 @@ enum Runner {
     /// The command as swift-argument-parser parses `args`, or the status after the help or error it printed.
     static func parse(_ type: any UdockerCommand.Type, _ args: [String]) -> Parsed {
         do {
-            let parsed = try type.parseAsRoot(type.prepareArguments(args))
+            let parsed = try type.parseAsRoot(OptionScan.droppingEmptyValues(type.prepareArguments(args)))
             guard let c = parsed as? any UdockerCommand else {
                 // parseAsRoot returns the type itself or its built-in help; help is handled below.
                 Output.write(1, type.helpText + "\n")
