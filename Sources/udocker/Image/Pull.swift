@@ -49,8 +49,9 @@ struct Pull: UdockerCommand {
             keystore: Keystore(configuration: context.configuration),
             progress: report,
             debug: debug)
-        let (local, pulled) = try ImagePull.run(request, configuration: context.configuration,
-                                                environment: context.environment, images: images)
+        let (local, pulled, leftOut) = try ImagePull.run(request, configuration: context.configuration,
+                                                         environment: context.environment, images: images)
+        for line in leftOut { context.output.warning(line) }
         context.output.info("pulled \(local.name) (\(pulled.manifestDigest)): \(pulled.layersDownloaded) of \(pulled.layers.count) layer(s) downloaded")
         return 0
     }
