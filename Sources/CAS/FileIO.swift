@@ -136,21 +136,87 @@ public enum FileIO {
         return out
     }
 
-    /// Removes a tree, making directories writable first (store trees are kept read-only).
+    /// Removes a tree, making directories writable first (store trees are kept read-only). It walks
+    /// with directory descriptors and names, one directory open at a time, so a tree deeper than
+    /// PATH_MAX (a hostile layer's) is removed too.
     public static func removeTree(_ path: String) throws {
         var st = stat()
         if lstat(path, &st) != 0 {
             if errno == ENOENT { return }
             throw CASError.io("lstat", path, errno)
         }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            if (st.st_mode & 0o700) != 0o700 { _ = chmod(path, (st.st_mode & 0o7777) | 0o700) }
-            for name in try listDirectory(path) {
-                try removeTree(path + "/" + name)
-            }
-            if rmdir(path) != 0 && errno != ENOENT { throw CASError.io("rmdir", path, errno) }
-        } else if unlink(path) != 0 && errno != ENOENT {
-            throw CASError.io("unlink", path, errno)
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            if unlink(path) != 0 && errno != ENOENT { throw CASError.io("unlink", path, errno) }
+            return
         }
+        if (st.st_mode & 0o700) != 0o700 { _ = chmod(path, (st.st_mode & 0o7777) | 0o700) }
+        var fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw CASError.io("open", path, errno) }
+        defer { if fd >= 0 { close(fd) } }
+        // The directories below `path` on the way down, each with the subdirectories it has left.
+        var stack: [(name: [CChar], pending: [[CChar]])] = []
+        var pending = try removeFiles(in: fd, path)
+        while true {
+            if let next = pending.popLast() {
+                let child = openat(fd, next, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if child < 0 { throw CASError.io("open", path + "/…/" + display(next), errno) }
+                close(fd)
+                fd = child
+                stack.append((next, pending))
+                pending = try removeFiles(in: fd, path)
+                continue
+            }
+            guard let done = stack.popLast() else { break }
+            let parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if parent < 0 { throw CASError.io("open", path + "/…/..", errno) }
+            close(fd)
+            fd = parent
+            if unlinkat(fd, done.name, AT_REMOVEDIR) != 0 && errno != ENOENT {
+                throw CASError.io("rmdir", path + "/…/" + display(done.name), errno)
+            }
+            pending = done.pending
+        }
+        close(fd)
+        fd = -1
+        if rmdir(path) != 0 && errno != ENOENT { throw CASError.io("rmdir", path, errno) }
+    }
+
+    /// A NUL-terminated name as text, for messages.
+    private static func display(_ name: [CChar]) -> String {
+        String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Unlinks every entry of the directory `fd` that is not a directory; returns the names of its
+    /// subdirectories, made owner-rwx so they can be entered and emptied.
+    private static func removeFiles(in fd: Int32, _ path: String) throws -> [[CChar]] {
+        let copy = dup(fd)
+        guard copy >= 0, let d = fdopendir(copy) else {
+            let e = errno
+            throw CASError.io("opendir", path + "/…", e)
+        }
+        defer { closedir(d) }
+        var names: [[CChar]] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                Array(raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }) + [0]
+            }
+            if name == [46, 0] || name == [46, 46, 0] { continue }
+            names.append(name)
+        }
+        var directories: [[CChar]] = []
+        for name in names {
+            var st = stat()
+            if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                if errno == ENOENT { continue }
+                throw CASError.io("lstat", path + "/…/" + display(name), errno)
+            }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                if (st.st_mode & 0o700) != 0o700 { _ = fchmodat(fd, name, (st.st_mode & 0o7777) | 0o700, 0) }
+                directories.append(name)
+            } else if unlinkat(fd, name, 0) != 0 && errno != ENOENT {
+                throw CASError.io("unlink", path + "/…/" + display(name), errno)
+            }
+        }
+        return directories
     }
 }

@@ -2,6 +2,10 @@
 // empty components, ".." resolved lexically and refused where it would climb above the root.
 
 enum LayerPath {
+    /// The longest path an entry may have (bytes). Beyond it, the entry's path inside a store or a
+    /// container directory would reach PATH_MAX (4096), and create, verify and rm could not name it.
+    static let maxLength = 3584
+
     enum Normalised: Equatable {
         case path(String)
         case climbsOut

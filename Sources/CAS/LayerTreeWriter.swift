@@ -150,6 +150,11 @@ final class LayerTreeWriter {
             path = p
         }
         lastName = path
+        // Left out like a device node: no later command could name it by its full path.
+        if path.utf8.count > LayerPath.maxLength {
+            skipped.append(SkippedEntry(path: path, reason: "path longer than \(LayerPath.maxLength) bytes; not created"))
+            return
+        }
         let (parent, name) = LayerPath.split(path)
         if name.utf8.starts(with: ".wh.".utf8) {
             addWhiteout(parent: parent, name: name, path: path)

@@ -63,6 +63,20 @@ final class HostileSetup {
         #expect(m.entries.map(\.path) == ["inside"])
     }
 
+    /// A path no later command could name once it is inside a store or a container (near PATH_MAX)
+    /// is left out with a note; the layer's other entries are unpacked and the layer stays healthy.
+    @Test func pathsLongerThanTheLimitAreSkipped() throws {
+        let h = try HostileSetup()
+        let deep = String(repeating: "d/", count: 1900) + "f"    // 3801 bytes
+        let fits = String(repeating: "e/", count: 1700) + "g"    // 3401 bytes
+        let m = try h.unpackLayer([.file(deep, "x"), .file(fits, "y"), .file("ok", "fine")])
+        try h.assertUntouched()
+        #expect(m.skipReason(deep)?.contains("longer than 3584 bytes") == true, "\(m.skipped.map(\.reason))")
+        #expect(m.entries.contains { $0.path == fits })
+        #expect(fileText(h.root + "/ok") == "fine")
+        #expect(lstatOf(h.root + "/d") == nil, "nothing of the long path is made")
+    }
+
     @Test func absoluteNamesLandInsideTheRoot() throws {
         let h = try HostileSetup()
         let m = try h.unpackLayer([

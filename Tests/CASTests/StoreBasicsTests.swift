@@ -239,6 +239,29 @@ struct StoreBasicsTests {
         #expect(list(reopened.layout.tmpDir).sorted() == ["blob.\(dead).jkl@other-host", "blob.\(getpid()).ghi@\(host)"].sorted())
         #expect(reopened.notes.contains { $0.contains("removed 2 temporary") })
     }
+
+    /// A dead process's layer tree deeper than PATH_MAX (from a hostile layer) is swept as well: the
+    /// removal walks by descriptors, never by whole paths.
+    @Test func aTempTreeDeeperThanPathMaxIsSwept() throws {
+        let dir = try TempDir()
+        let store = try Store.create(at: dir.path)
+        let dead = try spawn(["/bin/true"]).pid
+        let top = store.layout.tmpDir + "/dead-layer.\(dead).xyz@\(ProcessIdentity.host)"
+        try FileIO.mkdirs(top)
+        var fd = open(top, O_RDONLY | O_DIRECTORY)
+        try #require(fd >= 0)
+        for _ in 0..<2100 {   // 2100 levels of "dd/": 6300 bytes below tmp
+            #expect(mkdirat(fd, "dd", 0o755) == 0)
+            let child = openat(fd, "dd", O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = child
+        }
+        #expect(openat(fd, "f", O_WRONLY | O_CREAT, 0o444) >= 0)
+        _ = fchmod(fd, 0o555)
+        close(fd)
+        let reopened = try Store.open(at: dir.path)
+        #expect(list(reopened.layout.tmpDir).isEmpty, "\(list(reopened.layout.tmpDir))")
+    }
 }
 
 /// Thread-safe collector for the concurrency test.
