@@ -18,6 +18,18 @@ public struct TarBuilder {
         file(name, Array(text.utf8), mode: mode)
     }
 
+    /// A file whose name may be longer than ustar holds: a pax extended header carries its path.
+    public mutating func longFile(_ name: String, _ text: String, mode: Int = 0o644) {
+        let body = " path=" + name + "\n"
+        var length = body.utf8.count + 1
+        while String(length).utf8.count + body.utf8.count != length { length = String(length).utf8.count + body.utf8.count }
+        let record = Array((String(length) + body).utf8)
+        header("PaxHeaders/long", type: "x", size: record.count, mode: 0o644)
+        bytes += record
+        bytes += [UInt8](repeating: 0, count: (512 - record.count % 512) % 512)
+        file("long-name", text, mode: mode)   // the pax path above is the name
+    }
+
     public mutating func directory(_ name: String, mode: Int = 0o755) {
         header(name.hasSuffix("/") ? name : name + "/", type: "5", size: 0, mode: mode)
     }
