@@ -205,6 +205,14 @@ public final class ContainerStore: Sendable {
         }.sorted()
     }
 
+    /// The id of container `idOrName` when its directory is safe to use: ROOT a directory and no
+    /// symbolic link outside it (ContainerDirectoryCheck); else containerNotFound or badContainer.
+    public func usable(_ idOrName: String) throws -> String {
+        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
+        try ContainerDirectoryCheck.check(directory(id))
+        return id
+    }
+
     /// The container or RuntimeError.containerNotFound.
     public func require(_ idOrName: String) throws -> ContainerInfo {
         guard let id = resolve(idOrName), let c = try containers().first(where: { $0.id == id }) else {
@@ -341,9 +349,7 @@ public final class ContainerStore: Sendable {
             if resolve(name) != nil { throw RuntimeError.containerNameExists(name) }
         }
         let srcDir = directory(source)
-        guard FileIO.isDirectory(srcDir + "/" + Self.rootDir) else {
-            throw RuntimeError.badContainer(path: srcDir, reason: "no ROOT directory")
-        }
+        try ContainerDirectoryCheck.check(srcDir)
         let holds = try Self.io { try store.ref(holder: holder(source)) } ?? []
         let layers = materializeInfo(source)?.layers ?? []
         let (id, tmp) = try newContainerDirectory()
@@ -480,14 +486,14 @@ public final class ContainerStore: Sendable {
     /// `setup --fixperm`: every directory of ROOT owner-rwx, every file owner-readable (files still
     /// linked to the store are copied first). Returns how many entries changed.
     public func fixPermissions(_ idOrName: String) throws -> Int {
-        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
+        let id = try usable(idOrName)
         return try ContainerTree.fixPermissions(directory(id) + "/" + Self.rootDir)
     }
 
     /// `setup --purge`: removes what running the container left: the Fakechroot modes' volume links
     /// in ROOT and their regenerated files in the container's directory. Returns what was removed.
     public func purge(_ idOrName: String) throws -> [String] {
-        guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
+        let id = try usable(idOrName)
         let dir = directory(id)
         return try FakechrootVolumes.purge(root: dir + "/" + Self.rootDir, stateDir: dir)
             + FakechrootTree.removeGenerated(stateDir: dir)

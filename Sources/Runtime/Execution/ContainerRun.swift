@@ -48,6 +48,7 @@ public struct ContainerRun: Sendable {
         let runDir: String
         if let id {
             let dir = repository.containersdir + "/" + id
+            try ContainerDirectoryCheck.check(dir)
             containerDir = dir
             root = dir + "/ROOT"
             containerID = id

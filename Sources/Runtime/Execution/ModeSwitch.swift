@@ -33,6 +33,7 @@ public struct ModeSwitch: Sendable {
     /// run here. `force` patches F3/F4 files again, e.g. for a container whose directory moved, and
     /// records a mode whose tools this host lacks.
     public func apply(containerDir: String, to requested: ExecMode?, force: Bool) throws -> Report {
+        try ContainerDirectoryCheck.check(containerDir)
         let lock = try containerLock(containerDir + "/.setup.lock")
         defer { lock.unlock() }
         let modeFile = containerDir + "/" + ContainerStore.execModeFile

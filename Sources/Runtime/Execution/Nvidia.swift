@@ -223,6 +223,7 @@ public struct NvidiaMode: Sendable {
     /// Copies the driver files into the container `containerDir` and writes the marker. Without
     /// `force`, a container that already has any of the files is left unchanged.
     public func install(containerDir: String, force: Bool) throws -> NvidiaReport {
+        try ContainerDirectoryCheck.check(containerDir)
         let root = containerDir + "/" + ContainerStore.rootDir
         var (items, report) = try plan(root: root)
         let paths = ContainerPath(root: root, volumes: [])

@@ -44,6 +44,7 @@ public enum ContainerExport {
                               clone: Bool) throws -> TreeArchiveReport {
         let c = try ContainerLocation.resolve(container, in: repository)
         let tree = clone ? c.directory : c.root
+        if FileIO.exists(c.root) { try ContainerDirectoryCheck.check(c.directory) }
         guard FileIO.isDirectory(c.root) else {
             throw RuntimeError.badArchive(c.directory, "the container has no ROOT directory; it is damaged or still being created")
         }

@@ -65,8 +65,12 @@ public enum ContainerImport {
                     try FileIO.writeAtomically(temp + "/" + ContainerStore.execModeFile, Array(ContainerStore.defaultExecMode.utf8))
                 }
             } else {
-                guard FileIO.isDirectory(temp + "/ROOT") else {
+                guard FileIO.exists(temp + "/ROOT") else {
                     throw RuntimeError.badArchive(sourceName, "not a container clone: it has no ROOT directory; to make a container from a rootfs tar use 'udocker import --tocontainer'")
+                }
+                // ROOT, runtime/ or a metadata file as a link would make later commands write to the host.
+                if let why = ContainerDirectoryCheck.problem(temp, deep: true) {
+                    throw RuntimeError.badArchive(sourceName, "not imported: in its container directory, \(why)")
                 }
                 restoreModes(root: temp, manifest)
             }

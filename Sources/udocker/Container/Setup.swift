@@ -51,7 +51,7 @@ struct Setup: UdockerCommand {
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         let containers = try context.containers()
-        guard let id = containers.resolve(container) else { throw RuntimeError.containerNotFound(container) }
+        let id = try containers.usable(container)
         let current = containers.execMode(id)
             ?? context.configuration.string("override_default_execution_mode") ?? ContainerStore.defaultExecMode
         if execMode != nil && containers.isProtected(id) { throw RuntimeError.containerProtected(container) }
