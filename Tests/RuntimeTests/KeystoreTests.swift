@@ -130,6 +130,8 @@ import Testing
             #expect(throws: KeystoreError.openDirectory(path: inShared.path, directory: shared, mode: 0o777)) { try attempt() }
         }
         #expect("\(KeystoreError.openDirectory(path: inShared.path, directory: shared, mode: 0o777))".contains("run 'chmod go-w \(shared)'"))
+        // No keystore there at all is simply no credentials (pull and search go on without them).
+        #expect(try Keystore(path: shared + "/none").credentials(for: .dockerHub) == nil)
         #expect(chmod(shared, 0o700) == 0)
         #expect(try inShared.credentials(for: .dockerHub)?.password == "pw", "the entry was not changed")
     }

@@ -156,13 +156,18 @@ public struct Keystore: Sendable {
     /// Opens the keystore and checks, on the open file, that it is a regular file of ours that no one
     /// else can access. nil when it does not exist.
     private func openChecked(flags: Int32) throws -> Int32? {
-        try checkDirectory()
         // O_NOFOLLOW: a link's target is some other file of the user's, which a rename would orphan.
         let fd = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW)
         if fd < 0 {
+            // No keystore is no credentials, whatever its directory (udocker 1.3 makes ~/.udocker 0775
+            // under umask 002): only a keystore that exists, or is about to be written, is refused there.
             if errno == ENOENT { return nil }
             if errno == ELOOP { throw KeystoreError.symlink(path) }
             throw KeystoreError.io("open", path, errno)
+        }
+        do { try checkDirectory() } catch {
+            _ = close(fd)
+            throw error
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
