@@ -55,6 +55,10 @@ final class LayerTreeWriter {
     private var whiteoutSet: Set<String> = []
     private(set) var opaqueDirs: [String] = []
     private(set) var skipped: [SkippedEntry] = []
+    /// Data blocks libarchive left unread after the last entry: a regular file whose name ends in "/"
+    /// (e.g. one named "/") is reported as a directory and its data is not skipped (libarchive 3.6);
+    /// the unpacker steps over them. See `takeDroppedDataBlocks`.
+    private var droppedDataBlocks: Int64 = 0
     /// Name of the last entry read (normalised when it could be), for messages about what follows it.
     private(set) var lastName: String?
     private let stream: LayerStream
@@ -168,6 +172,19 @@ final class LayerTreeWriter {
         do {
             let hardlink = archive_entry_hardlink(e)
             let type = archive_entry_filetype(e)
+            if type == S_IFDIR && hardlink == nil && archive_entry_size(e) > 0 {
+                // A directory with data is either GNU's dumpdir (libarchive reads its data) or a regular
+                // file named like a directory (GNU tar and udocker 1.3 accept it), whose data libarchive
+                // drops: such an entry is skipped, like a device node, instead of refusing the layer.
+                var block: UnsafeRawPointer?
+                var count = 0
+                var offset: Int64 = 0
+                if archive_read_data_block(a, &block, &count, &offset) == ARCHIVE_EOF {
+                    let size = archive_entry_size(e)
+                    droppedDataBlocks = (size + 511) / 512
+                    throw SkipEntry(reason: "regular file named '\(String(cString: raw))' (ends with '/'), \(size) bytes; not created")
+                }
+            }
             if path.isEmpty {
                 // The root itself ("./" or "/"): it exists already; only a directory may describe it.
                 guard hardlink == nil && type == S_IFDIR else {
@@ -209,6 +226,12 @@ final class LayerTreeWriter {
         } catch let s as SkipEntry {
             skipped.append(SkippedEntry(path: path, reason: s.reason))
         }
+    }
+
+    /// How many 512-byte blocks of the last entry's data the tar reader did not skip (and resets it).
+    func takeDroppedDataBlocks() -> Int64 {
+        defer { droppedDataBlocks = 0 }
+        return droppedDataBlocks
     }
 
     private func addWhiteout(parent: String, name: String, path: String) {

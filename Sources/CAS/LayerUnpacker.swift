@@ -57,6 +57,18 @@ public struct LayerUnpacker: Sendable {
                 throw CASError.badLayer("\(sourceName): \(place): \(stream.failure ?? LayerStream.errorText(tar)) (the layer is truncated or corrupt; pull the image again)")
             }
             try writer.add(entry, from: tar)
+            // The data of a skipped file named like a directory: libarchive sees each of its blocks as
+            // a damaged header and steps over it. Any block that parses as a header or as the end of the
+            // archive would make the layer mean something else to GNU tar: refused.
+            var blocks = writer.takeDroppedDataBlocks()
+            var unused: OpaquePointer?
+            while blocks > 0 {
+                rc = archive_read_next_header(tar, &unused)
+                guard rc == ARCHIVE_RETRY else {
+                    throw CASError.badLayer("\(sourceName): entry '\(writer.lastName ?? "")' is a regular file named like a directory and its data cannot be skipped (\(stream.failure ?? "it holds what reads as tar headers")): the layer is corrupt or ambiguous; pull the image again or rebuild it")
+                }
+                blocks -= 1
+            }
         }
         try writer.finish()
         let (diffID, fileDigests) = try stream.finish()

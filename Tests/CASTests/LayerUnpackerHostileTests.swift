@@ -204,4 +204,42 @@ final class HostileSetup {
         #expect(m.skipped.count == 2)
         #expect(fileText(h.root + "/after") == "still inside")
     }
+
+    /// A regular file named "/" with data (GNU tar and udocker 1.3.17 accept it): skipped with a note,
+    /// and the rest of the layer is unpacked.
+    @Test func aRegularFileNamedSlashIsSkipped() throws {
+        let h = try HostileSetup()
+        let data = String(repeating: "data of a file named slash\n", count: 100)
+        let m = try h.unpackLayer([
+            .file("before", "first"),
+            .file("/", data),
+            .file("after", "still unpacked"),
+        ])
+        try h.assertUntouched()
+        #expect(m.skipReason("") == "regular file named '/' (ends with '/'), \(data.utf8.count) bytes; not created", "\(m.skipped)")
+        #expect(m.skipped.count == 1)
+        #expect(fileText(h.root + "/before") == "first")
+        #expect(fileText(h.root + "/after") == "still unpacked")
+        #expect(m.entries.map(\.path).sorted() == ["after", "before"])
+    }
+
+    /// The same entry whose data holds a tar header: GNU tar reads it as file data, libarchive would read
+    /// it as an entry. Refused rather than unpacked differently from what other tools see.
+    @Test func aFileNamedSlashHidingTarHeadersIsRefused() throws {
+        let h = try HostileSetup()
+        try writeTar([.file("smuggled", "hidden")], to: h.box.path("inner.tar"))
+        let inner = try FileIO.readFile(h.box.path("inner.tar"))
+        try FileIO.removeTree(h.box.path("inner.tar"))
+        do {
+            _ = try h.unpackLayer([
+                TarEntry(path: "/", kind: .file(inner), mode: 0o644),
+                .file("after", "x"),
+            ])
+            Issue.record("a layer whose '/' entry hides tar headers was unpacked")
+        } catch {
+            #expect("\(error)".contains("is a regular file named like a directory and its data cannot be skipped"), "\(error)")
+        }
+        #expect(!FileIO.exists(h.root + "/smuggled"))
+        try h.assertUntouched()
+    }
 }

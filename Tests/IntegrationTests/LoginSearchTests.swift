@@ -12,6 +12,11 @@ import Testing
     static let user = "alice"
     static let password = "Corr3ct-horse-pw"
 
+    func isSymlink(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+    }
+
     func mode(_ path: String) -> mode_t? {
         var st = stat()
         return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
@@ -88,6 +93,27 @@ import Testing
         let again = runUdocker(["logout", "--registry=\(r.url)"], env: env)
         #expect(again.status == 1)
         #expect(again.stderr == "Error: no credentials stored for \(r.hostPort) in \(keystore)\n")
+    }
+
+    /// A keystore that is a symlink to another private file: login refuses, the file and the link stay.
+    /// Refused before any request, so no registry is needed.
+    @Test func loginRefusesAKeystoreThatIsASymlink() throws {
+        let dir = makeTempDirectory("login-home")
+        defer { try? FileIO.removeTree(dir) }
+        try FileIO.mkdirs(dir + "/.udocker", mode: 0o700)
+        let other = dir + "/notes.json"
+        let text = #"{"todo": "not a keystore"}"#
+        try FileIO.writeAtomically(other, Array(text.utf8))
+        #expect(chmod(other, 0o600) == 0)
+        let keystore = dir + "/.udocker/keystore"
+        #expect(symlink(other, keystore) == 0)
+        let r = runUdocker(["login", "--username=\(Self.user)", "--password=\(Self.password)", "--registry=http://127.0.0.1:9"],
+                           env: ["HOME": dir])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Error: keystore \(keystore) is a symbolic link"), "\(r.stderr)")
+        #expect(r.stderr.contains("set UDOCKER_KEYSTORE"))
+        #expect(String(decoding: try FileIO.readFile(other), as: UTF8.self) == text, "the linked file is unchanged")
+        #expect(isSymlink(keystore), "the link stays")
     }
 
     @Test func passwordFromStdinAndLogoutAll() throws {

@@ -10,6 +10,11 @@ import Testing
 @testable import Runtime
 
 @Suite struct KeystoreTests {
+    func isSymlink(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+    }
+
     func mode(_ path: String) -> mode_t {
         var st = stat()
         return stat(path, &st) == 0 ? st.st_mode & 0o7777 : 0
@@ -93,6 +98,42 @@ import Testing
         #expect(throws: KeystoreError.unreadable(path: corrupt, reason: "not a JSON object")) {
             try Keystore(path: corrupt).credentials(for: .dockerHub)
         }
+    }
+
+    @Test func refusesAKeystoreThatIsASymlinkOrInAnOpenDirectory() throws {
+        let t = TempDir("keystore")
+        // A keystore that is a link to another private file of the user's: that file must survive a login.
+        let other = try t.write("other.json", #"{"mine": "keep me"}"#)
+        #expect(chmod(other, 0o600) == 0)
+        let link = t.path + "/keystore"
+        #expect(symlink(other, link) == 0)
+        let k = Keystore(path: link)
+        for attempt in [{ _ = try k.credentials(for: .dockerHub) },
+                        { try k.store(Credentials(username: "a", password: "b"), for: .dockerHub) },
+                        { _ = try k.delete(for: .dockerHub) },
+                        { _ = try k.deleteAll() }] as [() throws -> Void] {
+            #expect(throws: KeystoreError.symlink(link)) { try attempt() }
+        }
+        #expect(try t.read("other.json") == #"{"mine": "keep me"}"#)
+        #expect(isSymlink(link), "the link is left alone")
+        #expect("\(KeystoreError.symlink(link))".contains("keystore \(link) is a symbolic link"))
+        #expect("\(KeystoreError.symlink(link))".contains("set UDOCKER_KEYSTORE"))
+
+        // A keystore in a directory others can write (another user could rename a file over it).
+        let shared = t.path + "/shared"
+        try FileIO.mkdirs(shared)
+        let inShared = Keystore(path: shared + "/keystore")
+        try inShared.store(Credentials(username: "alice", password: "pw"), for: .dockerHub)
+        #expect(chmod(shared, 0o777) == 0)
+        for attempt in [{ _ = try inShared.credentials(for: .dockerHub) },
+                        { try inShared.store(Credentials(username: "a", password: "b"), for: .dockerHub) }] as [() throws -> Void] {
+            #expect(throws: KeystoreError.openDirectory(path: inShared.path, directory: shared, mode: 0o777)) { try attempt() }
+        }
+        #expect("\(KeystoreError.openDirectory(path: inShared.path, directory: shared, mode: 0o777))".contains("run 'chmod go-w \(shared)'"))
+        // No keystore there at all is simply no credentials (pull and search go on without them).
+        #expect(try Keystore(path: shared + "/none").credentials(for: .dockerHub) == nil)
+        #expect(chmod(shared, 0o700) == 0)
+        #expect(try inShared.credentials(for: .dockerHub)?.password == "pw", "the entry was not changed")
     }
 
     @Test func concurrentLoginsKeepEveryEntry() throws {

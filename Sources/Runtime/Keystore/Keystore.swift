@@ -13,6 +13,10 @@ public enum KeystoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case tooOpen(path: String, mode: UInt32)
     case notOwner(path: String)
     case notAFile(String)
+    /// The keystore is a symbolic link: writing would replace the link and blank the file it names.
+    case symlink(String)
+    /// The keystore's directory can be written by others, who could swap the file under udocker.
+    case openDirectory(path: String, directory: String, mode: UInt32)
     case unreadable(path: String, reason: String)
     case io(String, String, Int32)
 
@@ -25,6 +29,12 @@ public enum KeystoreError: Error, CustomStringConvertible, Equatable, Sendable {
             return "keystore \(path) (or its directory) belongs to another user: udocker only uses a keystore you own; remove it or set UDOCKER_KEYSTORE to a file of yours"
         case .notAFile(let path):
             return "keystore \(path) is not a regular file: remove it, or set UDOCKER_KEYSTORE to another path"
+        case .symlink(let path):
+            return "keystore \(path) is a symbolic link: udocker will not write through it (that would replace the link and blank the file it names); "
+                + "set UDOCKER_KEYSTORE (or the keystore key) to the real file's path, or replace the link with a regular file of mode 0600"
+        case .openDirectory(let path, let directory, let mode):
+            return "keystore \(path) is in \(directory), which has mode \(String(format: "%04o", mode)) and can be written by group or others "
+                + "(they could replace the keystore): run 'chmod go-w \(directory)', or set UDOCKER_KEYSTORE to a file in a private directory"
         case .unreadable(let path, let reason):
             return "keystore \(path) cannot be read (\(reason)): fix it, or remove it and run 'udocker login' again"
         case .io(let op, let path, let err):
@@ -146,10 +156,18 @@ public struct Keystore: Sendable {
     /// Opens the keystore and checks, on the open file, that it is a regular file of ours that no one
     /// else can access. nil when it does not exist.
     private func openChecked(flags: Int32) throws -> Int32? {
-        let fd = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        // O_NOFOLLOW: a link's target is some other file of the user's, which a rename would orphan.
+        let fd = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW)
         if fd < 0 {
+            // No keystore is no credentials, whatever its directory (udocker 1.3 makes ~/.udocker 0775
+            // under umask 002): only a keystore that exists, or is about to be written, is refused there.
             if errno == ENOENT { return nil }
+            if errno == ELOOP { throw KeystoreError.symlink(path) }
             throw KeystoreError.io("open", path, errno)
+        }
+        do { try checkDirectory() } catch {
+            _ = close(fd)
+            throw error
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
@@ -161,6 +179,21 @@ public struct Keystore: Sendable {
         if st.st_uid != geteuid() { _ = close(fd); throw KeystoreError.notOwner(path: path) }
         if (st.st_mode & 0o077) != 0 { _ = close(fd); throw KeystoreError.tooOpen(path: path, mode: UInt32(st.st_mode & 0o7777)) }
         return fd
+    }
+
+    /// Refuses a keystore whose directory others can write: they could rename their own file over it
+    /// between our checks and our use. A missing directory is fine (it is made private when written).
+    private func checkDirectory() throws {
+        let dir = FileIO.parent(of: path)
+        var st = stat()
+        if stat(dir, &st) != 0 {
+            if errno == ENOENT { return }
+            throw KeystoreError.io("stat", dir, errno)
+        }
+        if st.st_uid != geteuid() { throw KeystoreError.notOwner(path: path) }
+        if (st.st_mode & 0o022) != 0 {
+            throw KeystoreError.openDirectory(path: path, directory: dir, mode: UInt32(st.st_mode & 0o7777))
+        }
     }
 
     /// Read, change and (when `change` says it changed something) write the entries, holding the lock.
@@ -178,8 +211,8 @@ public struct Keystore: Sendable {
             guard errno == ENOENT else { throw KeystoreError.io("stat", dir, errno) }
             // The keystore's directory is normally $HOME/.udocker; made private like it.
             do { try FileIO.mkdirs(dir, mode: 0o700) } catch { throw KeystoreError.io("mkdir", dir, errno) }
-        } else if st.st_uid != geteuid() {
-            throw KeystoreError.notOwner(path: path)
+        } else {
+            try checkDirectory()
         }
         let lock: FileLock
         do { lock = try FileLock(path: path + ".lock") } catch { throw KeystoreError.unreadable(path: path, reason: "\(error)") }

@@ -1,5 +1,5 @@
 // Copying one file's content between open descriptors as cheaply as the filesystem allows: reflink
-// (FICLONE), else copy_file_range, else read/write; and the small *at() helpers materialisation shares.
+// (FICLONE), else copy_file_range, else read/write, of the data ranges only (holes stay holes); and the small *at() helpers materialisation shares.
 import CAS
 import CShim
 #if canImport(Glibc)
@@ -36,10 +36,55 @@ final class FileCopier {
                 throw RuntimeError.io("reflink", path, e)
             }
         }
+        // Holes stay holes: only the data ranges are copied and the file is then extended to its size,
+        // so a sparse file of a 20 KiB layer does not become gigabytes on disk (copy_file_range and
+        // read/write both fill holes with zeros).
+        var end: UInt64 = 0
+        for (offset, length) in dataRanges(src, size: size) {
+            try copyRange(src, dst, offset: offset, length: length, path: path)
+            end = offset + length
+        }
+        if end < size && ftruncate(dst, off_t(size)) != 0 { throw RuntimeError.io("truncate", path, errno) }
+    }
+
+    /// Files smaller than this are copied whole: their holes can cost little, and two lseek calls are saved.
+    static let sparseCheckSize: UInt64 = 64 << 10
+    /// SEEK_DATA and SEEK_HOLE (Linux ABI values; Glibc's Swift module does not export them).
+    static let seekData: Int32 = 3
+    static let seekHole: Int32 = 4
+
+    /// The (offset, length) ranges of `src` that hold data, by SEEK_DATA/SEEK_HOLE; the whole file where
+    /// the filesystem cannot tell (or for a small file).
+    func dataRanges(_ src: Int32, size: UInt64) -> [(UInt64, UInt64)] {
+        if size < FileCopier.sparseCheckSize { return [(0, size)] }
+        var ranges: [(UInt64, UInt64)] = []
+        var offset: UInt64 = 0
+        while offset < size {
+            let data = lseek(src, off_t(offset), FileCopier.seekData)
+            if data < 0 {
+                // ENXIO: nothing but a hole up to the end; anything else: SEEK_DATA unsupported.
+                if errno == ENXIO { break }
+                return [(0, size)]
+            }
+            if UInt64(data) >= size { break }
+            var hole = lseek(src, data, FileCopier.seekHole)
+            if hole < 0 || UInt64(hole) > size { hole = off_t(size) }
+            if hole <= data { return [(0, size)] }
+            ranges.append((UInt64(data), UInt64(hole - data)))
+            offset = UInt64(hole)
+        }
+        return ranges
+    }
+
+    /// Copies `length` bytes at `offset` of `src` to the same offset of `dst`.
+    private func copyRange(_ src: Int32, _ dst: Int32, offset: UInt64, length: UInt64, path: String) throws {
         var done: UInt64 = 0
         if tryCopyRange {
-            while done < size {
-                let n = ud_copy_file_range(src, dst, Int(min(size - done, 1 << 30)))
+            if lseek(src, off_t(offset), SEEK_SET) < 0 || lseek(dst, off_t(offset), SEEK_SET) < 0 {
+                throw RuntimeError.io("seek", path, errno)
+            }
+            while done < length {
+                let n = ud_copy_file_range(src, dst, Int(min(length - done, 1 << 30)))
                 if n < 0 {
                     let e = errno
                     if done == 0 && (e == ENOSYS || e == EXDEV || e == EINVAL || e == EOPNOTSUPP || e == EPERM || e == EBADF) {
@@ -55,20 +100,19 @@ final class FileCopier {
                 bytesCopied += done
                 return
             }
-            if lseek(src, 0, SEEK_SET) < 0 || lseek(dst, 0, SEEK_SET) < 0 { throw RuntimeError.io("seek", path, errno) }
         }
-        bytesCopied += try readWrite(src, dst, path: path)
+        bytesCopied += try readWrite(src, dst, offset: offset, length: length, path: path)
     }
 
-    private func readWrite(_ src: Int32, _ dst: Int32, path: String) throws -> UInt64 {
+    private func readWrite(_ src: Int32, _ dst: Int32, offset: UInt64, length: UInt64, path: String) throws -> UInt64 {
         let buf: UnsafeMutableRawPointer
         if let b = buffer { buf = b } else {
             buf = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 4096)
             buffer = buf
         }
         var total: UInt64 = 0
-        while true {
-            let n = read(src, buf, bufferSize)
+        while total < length {
+            let n = pread(src, buf, Int(min(UInt64(bufferSize), length - total)), off_t(offset + total))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw RuntimeError.io("read", path, errno)
@@ -76,7 +120,7 @@ final class FileCopier {
             if n == 0 { return total }
             var off = 0
             while off < n {
-                let w = write(dst, buf + off, n - off)
+                let w = pwrite(dst, buf + off, n - off, off_t(offset + total) + off_t(off))
                 if w < 0 {
                     if errno == EINTR { continue }
                     throw RuntimeError.io("write", path, errno)
@@ -85,6 +129,7 @@ final class FileCopier {
             }
             total += UInt64(n)
         }
+        return total
     }
 }
 
