@@ -116,7 +116,7 @@ public struct FetchedManifest: Sendable {
         let data = Data(raw)
         let probe: Probe
         do { probe = try JSONDecoder().decode(Probe.self, from: data) } catch {
-            throw RegistryError.badManifest("not JSON (\(error))")
+            throw RegistryError.badManifest(DecodingProblem.describe(error))
         }
         var type = headerType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         if type.isEmpty || type == "application/json" || type == "text/plain" || type == "application/octet-stream" {
@@ -143,7 +143,7 @@ public struct FetchedManifest: Sendable {
         } catch let e as RegistryError {
             throw e
         } catch {
-            throw RegistryError.badManifest("\(type): \(error)")
+            throw RegistryError.badManifest("\(type): \(DecodingProblem.describe(error))")
         }
     }
 }

@@ -21,7 +21,7 @@ public struct ImageConfigSummary: Sendable, Equatable {
         }
         let c: Config
         do { c = try JSONDecoder().decode(Config.self, from: Data(bytes)) } catch {
-            throw RegistryError.badConfig("\(error)")
+            throw RegistryError.badConfig(DecodingProblem.describe(error))
         }
         guard let ids = c.rootfs?.diff_ids else { throw RegistryError.badConfig("it has no rootfs.diff_ids") }
         return ImageConfigSummary(diffIDs: ids, platform: Platform(os: c.os ?? "linux", architecture: c.architecture ?? "unknown",
