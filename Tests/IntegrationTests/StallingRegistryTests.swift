@@ -125,4 +125,56 @@ import Testing
                 && r.stderr.contains("key download_low_speed_time"), "\(r.stderr)")
         #expect(r.seconds < 8, "took \(r.seconds) s")
     }
+
+    @Test func aTrickledTokenMeetsTheTimeout() throws {
+        let port = LockedBox<UInt16>(0)
+        let server = try TinyServer { req in
+            if req.target.hasPrefix("/token") {
+                return .stream { c in
+                    guard c.send(Self.head([("Content-Type", "application/json"), ("Content-Length", "1000")])) else { return }
+                    _ = c.trickle(Array(repeating: UInt8(ascii: " "), count: 1000), interval: 0.4)
+                }
+            }
+            return .respond(status: 401, headers: [("WWW-Authenticate",
+                "Bearer realm=\"http://127.0.0.1:\(port.get())/token\",service=\"stall\",scope=\"repository:test/stall:pull\"")],
+                            body: Array("{}".utf8))
+        }
+        defer { server.stop() }
+        port.set(server.port)
+        let r = pull(server, ["UDOCKER_TIMEOUT": "2"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("http://127.0.0.1:\(server.port)/token"), "\(r.stderr)")
+        #expect(r.stderr.contains("within 2 s") && r.stderr.contains("key timeout"), "\(r.stderr)")
+        #expect(r.seconds < 8, "took \(r.seconds) s")
+    }
+
+    @Test func aConfigOverTheCapIsNotFetched() throws {
+        let layer = try sha256Digest(Array("layer".utf8))
+        let configDigest = try sha256Digest(Array("config".utf8))
+        let manifest = Array("""
+            {"schemaVersion":2,"mediaType":"\(Self.manifestType)",\
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":100000,"digest":"\(configDigest)"},\
+            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1000,"digest":"\(layer)"}]}
+            """.utf8)
+        let server = try registry { req in
+            if req.target.hasSuffix("/manifests/latest") {
+                return .respond(status: 200, headers: [("Content-Type", Self.manifestType)], body: manifest)
+            }
+            return .respond(status: 200, headers: [], body: [UInt8](repeating: UInt8(ascii: " "), count: 100000))
+        }
+        defer { server.stop() }
+        let r = pull(server, ["UDOCKER_MAX_DOCUMENT_SIZE": "65536"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("127.0.0.1:\(server.port)") && r.stderr.contains("blob \(configDigest)"), "\(r.stderr)")
+        #expect(r.stderr.contains("100000 bytes, more than 65536") && r.stderr.contains("max_document_size"), "\(r.stderr)")
+        #expect(!server.requestLog.get().contains { $0.contains("/blobs/") }, "\(server.requestLog.get())")
+    }
+
+    @Test func aLimitOutOfRangeIsRefused() throws {
+        let server = try registry { _ in .respond(status: 404, headers: [], body: []) }
+        defer { server.stop() }
+        let r = pull(server, ["UDOCKER_TIMEOUT": "0"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("timeout") && r.stderr.contains("from 1 to 86400"), "\(r.stderr)")
+    }
 }
