@@ -15,6 +15,10 @@ struct TransferFailure: Error {
     let sinkError: (any Error)?
     /// The connect's errno (CURLINFO_OS_ERRNO), 0 when unknown.
     var osErrno: Int32 = 0
+    /// A download that broke a time limit: the error to show if it is not retried.
+    var limit: RegistryError? = nil
+    /// The attempt brought bytes the next one resumes after (only then is a broken limit retried).
+    var progressed = false
 
     init(code: Int, message: String, sinkError: (any Error)?, osErrno: Int32 = 0) {
         self.code = code; self.message = message; self.sinkError = sinkError; self.osErrno = osErrno
@@ -48,11 +52,15 @@ final class TransferContext {
     var toSink = false
     var bodyData: [UInt8] = []
     var upload: UploadSource? = nil
+    /// Bytes of an answer kept in memory at most; past it the transfer stops (`overCap`).
+    let cap: Int
+    var overCap = false
 
-    init(handle: UnsafeMutableRawPointer, sink: (any BodySink)?, rangeStart: UInt64) {
+    init(handle: UnsafeMutableRawPointer, sink: (any BodySink)?, rangeStart: UInt64, cap: Int) {
         self.handle = handle
         self.sink = sink
         self.rangeStart = rangeStart
+        self.cap = cap
     }
 
     var status: Int {
@@ -65,7 +73,11 @@ final class TransferContext {
     func route() throws {
         decidedRoute = true
         let s = status
-        guard let sink, s == 200 || s == 206 else { return }
+        guard let sink, s == 200 || s == 206 else {
+            // An announced size past the cap stops the transfer before its first byte is kept.
+            if let length = headers["Content-Length"].flatMap({ Int($0) }), length > cap { overCap = true }
+            return
+        }
         toSink = true
         if s == 200 && sink.offset > 0 {
             try sink.restart()
@@ -136,7 +148,9 @@ private let writeCallback: ud_curl_data_cb = { data, size, count, user in
         let chunk = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: n)
         if ctx.toSink, let sink = ctx.sink {
             try sink.write(chunk)
-        } else if ctx.errorBody.count < 16 << 20 {
+        } else {
+            // Returning short makes libcurl stop reading: nothing past the cap is received.
+            if ctx.overCap || ctx.errorBody.count + n > ctx.cap { ctx.overCap = true; return 0 }
             ctx.errorBody.append(contentsOf: chunk)
         }
         return n
@@ -202,7 +216,7 @@ extension HTTPClient {
     func performOnce(_ request: HTTPRequest, sink: (any BodySink)?) throws -> HTTPResponse {
         let h = try pool.take()
         defer { pool.give(h) }
-        let ctx = TransferContext(handle: h, sink: sink, rangeStart: sink?.offset ?? 0)
+        let ctx = TransferContext(handle: h, sink: sink, rangeStart: sink?.offset ?? 0, cap: options.maxDocumentBytes)
         let user = Unmanaged.passUnretained(ctx).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(list) }
@@ -215,8 +229,16 @@ extension HTTPClient {
         set(ud_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0))
         set(ud_curl_setopt_str(h, CURLOPT_USERAGENT, options.userAgent))
         set(ud_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, options.connectTimeoutSeconds))
-        set(ud_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimit))
-        set(ud_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, options.lowSpeedSeconds))
+        // Blob downloads and uploads get udocker's download_timeout and a progress deadline; every
+        // other request (an answer read into memory) must be over, headers and body, within `timeout`.
+        let bulk = sink != nil || (request.body.length ?? 0) > 65536
+        if bulk {
+            set(ud_curl_setopt_long(h, CURLOPT_TIMEOUT, options.downloadTimeoutSeconds))
+            set(ud_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimit))
+            set(ud_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, options.lowSpeedSeconds))
+        } else {
+            set(ud_curl_setopt_long(h, CURLOPT_TIMEOUT, options.timeoutSeconds))
+        }
         set(ud_curl_setopt_str(h, CURLOPT_PROTOCOLS_STR, "http,https"))
         set(ud_curl_setopt_str(h, CURLOPT_ACCEPT_ENCODING, "identity"))
         if options.insecure {
@@ -263,10 +285,18 @@ extension HTTPClient {
             throw RegistryError.transport(url: redactURL(request.url), code: Int(rc.rawValue), message: String(cString: curl_easy_strerror(rc)))
         }
 
+        let started = DispatchTime.now().uptimeNanoseconds
         let result = withExtendedLifetime(ctx) { curl_easy_perform(h) }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         // The error buffer pointer must not outlive this function's array.
         _ = ud_curl_setopt_ptr(h, CURLOPT_ERRORBUFFER, nil)
         if let e = ctx.sinkError { throw TransferFailure(code: Int(CURLE_WRITE_ERROR.rawValue), message: "\(e)", sinkError: e) }
+        if ctx.overCap {
+            throw RegistryError.limitExceeded(
+                url: redactURL(request.url),
+                what: "the answer is larger than \(options.maxDocumentBytes) bytes, the most udocker reads for a manifest, index, config or token",
+                key: "max_document_size")
+        }
         if result != CURLE_OK {
             var msg = String(decoding: errbuf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if msg.isEmpty { msg = String(cString: curl_easy_strerror(result)) }
@@ -275,6 +305,19 @@ extension HTTPClient {
             var failure = TransferFailure(code: Int(result.rawValue), message: msg, sinkError: nil,
                                           osErrno: Int32(truncatingIfNeeded: osErrno))
             if failure.refused { failure.message += " (connection refused: nothing listens there)" }
+            // A timeout once connected is a limit the registry broke, not a network hiccup.
+            if result == CURLE_OPERATION_TIMEDOUT && !msg.lowercased().contains("connect") {
+                let url = redactURL(request.url)
+                guard bulk else {
+                    throw RegistryError.limitExceeded(
+                        url: url, what: "no complete answer (headers and body) within \(options.timeoutSeconds) s", key: "timeout")
+                }
+                failure.progressed = (sink?.offset ?? 0) > ctx.rangeStart
+                failure.limit = elapsed + 0.5 >= Double(options.downloadTimeoutSeconds)
+                    ? .limitExceeded(url: url, what: "the transfer took longer than \(options.downloadTimeoutSeconds) s", key: "download_timeout")
+                    : .limitExceeded(url: url, what: "less than \(options.lowSpeedLimit) bytes/s (download_low_speed_limit) came for \(options.lowSpeedSeconds) s",
+                                     key: "download_low_speed_time")
+            }
             throw failure
         }
         return HTTPResponse(status: ctx.status, headers: ctx.headers, body: ctx.errorBody, url: request.url)

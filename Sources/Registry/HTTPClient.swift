@@ -53,6 +53,12 @@ public final class HTTPClient: @unchecked Sendable {
                     }
                     throw RegistryError.tls(url: url, message: f.message)
                 }
+                if let limit = f.limit {
+                    // Asking again only helps a download that was getting somewhere (it resumes).
+                    guard f.progressed, attempt < options.maxAttempts else { throw limit }
+                    pause(&delay, retryAfter: nil)
+                    continue
+                }
                 guard f.retryable else { throw RegistryError.transport(url: redactURL(current.url), code: f.code, message: f.message) }
                 guard attempt < options.maxAttempts else {
                     throw RegistryError.retriesExhausted(url: redactURL(current.url), attempts: attempt, last: f.message)

@@ -84,10 +84,20 @@ public struct HTTPOptions: Sendable {
     public var proxy: String? = nil
     /// Used with `proxy` as the no_proxy list (libcurl ignores the environment once a proxy is set).
     public var noProxy: String? = nil
-    public var connectTimeoutSeconds = 30
-    /// A transfer slower than `lowSpeedLimit` bytes/s for `lowSpeedSeconds` is aborted (and retried).
-    public var lowSpeedLimit = 1
+    /// udocker.conf `ctimeout`: seconds to connect.
+    public var connectTimeoutSeconds = 6
+    /// udocker.conf `timeout`: seconds for a whole request whose answer is read into memory (manifests,
+    /// indexes, tokens, pings, listings), headers included, so a registry trickling them cannot hold it.
+    public var timeoutSeconds = 12
+    /// udocker.conf `download_timeout`: seconds for one attempt at a blob download (as udocker 1.3).
+    public var downloadTimeoutSeconds = 1800
+    /// A blob download slower than `lowSpeedLimit` bytes/s for `lowSpeedSeconds` (headers included) is
+    /// aborted: udocker.conf `download_low_speed_limit` and `download_low_speed_time`.
+    public var lowSpeedLimit = 1000
     public var lowSpeedSeconds = 60
+    /// udocker.conf `max_document_size`: bytes of a manifest, index, config or token answer (and of
+    /// an error answer) read at most; the request stops at the first byte past it.
+    public var maxDocumentBytes = 8 << 20
     /// Attempts per request for 5xx, 429, timeouts and dropped connections (including the first).
     public var maxAttempts = 5
     /// First backoff delay; doubles each retry, capped by `maxBackoffSeconds`.

@@ -190,6 +190,13 @@ public final class ImagePuller: @unchecked Sendable {
     /// A config (or other small blob): from the store when it is there, else downloaded and verified.
     private func fetchSmallBlob(_ repository: String, _ d: Descriptor) throws -> [UInt8] {
         if store.hasBlob(d.digest), let bytes = try? FileIO.readFile(store.blobPath(d.digest)) { return bytes }
+        let cap = client.http.options.maxDocumentBytes
+        guard d.size <= Int64(cap) else {
+            throw RegistryError.limitExceeded(
+                url: "\(client.endpoint.displayName): blob \(d.digest) of \(repository)",
+                what: "its descriptor gives \(d.size) bytes, more than \(cap), the most udocker reads for an image config",
+                key: "max_document_size")
+        }
         let sink = MemoryBlobSink()
         try client.fetchBlob(repository, digest: d.digest, expectedSize: d.size >= 0 ? UInt64(d.size) : nil, into: sink)
         return sink.bytes

@@ -32,6 +32,9 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
     case badConfig(String)
     /// The store refused or failed to keep something (its message says why).
     case store(String)
+    /// A registry broke one of the limits that bound a request (`what` says which and its value,
+    /// `key` is the udocker.conf key that sets it).
+    case limitExceeded(url: String, what: String, key: String)
 
     public var description: String {
         switch self {
@@ -87,6 +90,9 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
             return "the image config cannot be read: \(s); the image was not recorded"
         case .store(let s):
             return s
+        case .limitExceeded(let url, let what, let key):
+            return "\(url): \(what). The registry is overloaded, broken or hostile: try again later, "
+                + "or change the limit (udocker.conf key \(key), or UDOCKER_\(key.uppercased())=VALUE)"
         }
     }
 }

@@ -466,10 +466,13 @@ import Glibc
     }
 
     @Test func showconfListsTheAddedKeys() throws {
-        let r = runUdocker(["showconf"], env: ["UDOCKER_MATERIALIZE": "copy", "UDOCKER_PULL_PARALLEL": "2"])
+        let r = runUdocker(["showconf"], env: ["UDOCKER_MATERIALIZE": "copy", "UDOCKER_PULL_PARALLEL": "2",
+                                               "UDOCKER_TIMEOUT": "5", "UDOCKER_DOWNLOAD_LOW_SPEED_TIME": "7"])
         #expect(r.status == 0, "\(r.stderr)")
         let l = Self.lines(r.stdout)
-        for line in ["storedir = None", "materialize = copy", "pull_parallel = 2", "nvi_ldconfig = ldconfig"] {
+        for line in ["storedir = None", "materialize = copy", "pull_parallel = 2", "nvi_ldconfig = ldconfig",
+                     "timeout = 5", "download_timeout = 1800", "download_low_speed_limit = 1000",
+                     "download_low_speed_time = 7", "max_document_size = 8388608"] {
             #expect(l.contains(line), "\(line) in \(r.stdout)")
         }
         #expect(l.contains { $0.hasPrefix("materialize_link_dirs = ('/usr', ") }, "\(r.stdout)")

@@ -41,8 +41,10 @@ public func makeTempDirectory(_ label: String) -> String {
 /// UDOCKER_NOSYSCONF=1 (so a host /etc/udocker.conf does not change results), overridden and
 /// extended by `env`. When the tests run as root, `--allow-root` is put first unless
 /// `allowRootWhenRoot` is false (to test the refusal itself).
+/// With `killAfter`, the command is killed (status 137) once that many seconds pass, so a test of
+/// something that could hang ends anyway.
 public func runUdocker(_ args: [String], env: [String: String] = [:], stdin: [UInt8]? = nil,
-                allowRootWhenRoot: Bool = true) -> (status: Int32, stdout: String, stderr: String) {
+                allowRootWhenRoot: Bool = true, killAfter: Int? = nil) -> (status: Int32, stdout: String, stderr: String) {
     var extended = env
     var tempHome: String? = nil
     if env["HOME"] == nil {
@@ -50,7 +52,8 @@ public func runUdocker(_ args: [String], env: [String: String] = [:], stdin: [UI
         extended["HOME"] = tempHome
     }
     defer { if let h = tempHome { try? FileIO.removeTree(h) } }
-    return spawnAndCollect(udockerArgv(args, allowRoot: allowRootWhenRoot),
+    let timer = killAfter.map { ["/usr/bin/timeout", "-s", "KILL", String($0)] } ?? []
+    return spawnAndCollect(timer + udockerArgv(args, allowRoot: allowRootWhenRoot),
                            environment: udockerEnvironment(extended), stdin: stdin)
 }
 

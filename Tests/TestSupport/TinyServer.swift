@@ -17,6 +17,42 @@ public enum TinyAction: Sendable {
     case respond(status: Int, headers: [(String, String)], body: [UInt8])
     /// Forward to 127.0.0.1:port; with `cutAfter`, close both sides after that many response bytes.
     case proxy(port: UInt16, cutAfter: Int?)
+    /// Writes the answer itself, status line and headers included (a registry that stalls or floods).
+    case stream(@Sendable (TinyConnection) -> Void)
+}
+
+/// The client side of one connection, for `TinyAction.stream`.
+public struct TinyConnection: Sendable {
+    let fd: Int32
+
+    /// Sends `bytes`; false once the client has gone.
+    public func send(_ bytes: [UInt8]) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            off += n
+        }
+        return true
+    }
+
+    /// Sends `bytes` one at a time, `interval` seconds apart; false once the client has gone.
+    public func trickle(_ bytes: [UInt8], interval: Double) -> Bool {
+        for b in bytes {
+            guard send([b]) else { return false }
+            if waitClosed(seconds: interval) { return false }
+        }
+        return true
+    }
+
+    /// Waits until the client closes the connection or `seconds` pass; true when it closed.
+    @discardableResult
+    public func waitClosed(seconds: Double) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, Int32(seconds * 1000)) > 0 else { return false }
+        var b: UInt8 = 0
+        return recv(fd, &b, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) <= 0
+    }
 }
 
 public final class TinyServer: @unchecked Sendable {
@@ -98,6 +134,8 @@ public final class TinyServer: @unchecked Sendable {
             for (n, v) in hdrs { text += "\(n): \(v)\r\n" }
             text += "\r\n"
             sendAll(fd, Array(text.utf8) + (req.method == "HEAD" ? [] : body))
+        case .stream(let write):
+            write(TinyConnection(fd: fd))
         case .proxy(let port, let cutAfter):
             let up = connectLoopback(port)
             guard up >= 0 else { return }

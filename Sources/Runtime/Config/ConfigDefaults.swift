@@ -6,7 +6,8 @@ public enum ConfigDefaults {
     public static let udockerRelease = "1.3.17"
 
     /// Keys added by this implementation (not in udocker 1.3); shown after udocker's own keys.
-    public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel", "nvi_ldconfig"]
+    public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel", "nvi_ldconfig",
+                                         "download_low_speed_limit", "download_low_speed_time", "max_document_size"]
 
     /// The default configuration in udocker's order. `home` is the user's home directory,
     /// `tmpdir` the value of TMPDIR (udocker falls back to /tmp).
@@ -103,6 +104,11 @@ public enum ConfigDefaults {
             ("pull_parallel", "3"),
             // The program whose `-p` lists the host's libraries for `setup --nvidia`; None skips it.
             ("nvi_ldconfig", "ldconfig"),
+            // A blob download slower than download_low_speed_limit bytes/s for download_low_speed_time
+            // seconds stops; manifests, indexes, configs and tokens are read up to max_document_size bytes.
+            ("download_low_speed_limit", "1000"),
+            ("download_low_speed_time", "60"),
+            ("max_document_size", "8388608"),
         ]
     }
 
@@ -137,6 +143,12 @@ public enum ConfigDefaults {
         ("UDOCKER_MATERIALIZE_LINK_DIRS", "materialize_link_dirs"),
         ("UDOCKER_PULL_PARALLEL", "pull_parallel"),
         ("UDOCKER_NVI_LDCONFIG", "nvi_ldconfig"),
+        ("UDOCKER_TIMEOUT", "timeout"),
+        ("UDOCKER_DOWNLOAD_TIMEOUT", "download_timeout"),
+        ("UDOCKER_CTIMEOUT", "ctimeout"),
+        ("UDOCKER_DOWNLOAD_LOW_SPEED_LIMIT", "download_low_speed_limit"),
+        ("UDOCKER_DOWNLOAD_LOW_SPEED_TIME", "download_low_speed_time"),
+        ("UDOCKER_MAX_DOCUMENT_SIZE", "max_document_size"),
     ]
 
     /// Set (to anything but the empty string) to skip /etc/udocker.conf, as in udocker 1.3's manual.

@@ -166,6 +166,25 @@ public struct Configuration: Sendable {
             return n
         }
     }
+    /// A whole number of `key` from `range`, `fallback` when unset. udocker's timeouts may be written
+    /// with a fraction ("12.0"); it is rounded up so a limit never becomes 0 (no limit for libcurl).
+    private func limit(_ key: String, _ fallback: Int, _ range: ClosedRange<Int>, _ unit: String) throws -> Int {
+        guard let v = string(key), !v.isEmpty else { return fallback }
+        guard let d = Double(v), d.isFinite, let n = Int(exactly: d.rounded(.up)), range.contains(n) else {
+            throw bad(key, v, "a number of \(unit) from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+    /// How long a request may take: `timeout` (an answer read into memory, headers included),
+    /// `download_timeout` (one blob transfer) and `ctimeout` (connecting), in seconds, as in udocker 1.3.
+    public var timeout: Int { get throws { try limit("timeout", 12, 1...86400, "seconds") } }
+    public var downloadTimeout: Int { get throws { try limit("download_timeout", 1800, 1...604800, "seconds") } }
+    public var connectTimeout: Int { get throws { try limit("ctimeout", 6, 1...3600, "seconds") } }
+    /// A blob transfer slower than `download_low_speed_limit` bytes/s for `download_low_speed_time` s stops.
+    public var downloadLowSpeedLimit: Int { get throws { try limit("download_low_speed_limit", 1000, 1...(1 << 30), "bytes per second") } }
+    public var downloadLowSpeedTime: Int { get throws { try limit("download_low_speed_time", 60, 1...86400, "seconds") } }
+    /// The most bytes read of a manifest, index, image config or token answer.
+    public var maxDocumentSize: Int { get throws { try limit("max_document_size", 8 << 20, 1024...(1 << 30), "bytes") } }
     /// The registry for names without a host, when set (--registry is applied by the caller;
     /// this is dockerio_registry_url from udocker.conf or UDOCKER_REGISTRY); nil means Docker Hub.
     public var registryOverride: String? { isSet("dockerio_registry_url") ? string("dockerio_registry_url") : nil }

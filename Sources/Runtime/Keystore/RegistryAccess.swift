@@ -48,6 +48,12 @@ public enum RegistryAccess {
             options.caFile = file
             break
         }
+        options.timeoutSeconds = try configuration.timeout
+        options.downloadTimeoutSeconds = try configuration.downloadTimeout
+        options.connectTimeoutSeconds = try configuration.connectTimeout
+        options.lowSpeedLimit = try configuration.downloadLowSpeedLimit
+        options.lowSpeedSeconds = try configuration.downloadLowSpeedTime
+        options.maxDocumentBytes = try configuration.maxDocumentSize
         options.debug = debug
         return options
     }
