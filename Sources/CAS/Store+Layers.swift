@@ -9,8 +9,10 @@ import CShim
 extension Store {
     /// Unpacks a layer blob into layers/sha256/<diff_id> unless it is unpacked already (from this
     /// blob, or from another blob with the same diff_id, to which this blob is then added).
-    /// Returns the layer's manifest. Unpacked regular files are read-only.
-    public func unpackLayer(blob: Digest) throws -> LayerManifest {
+    /// Returns the layer's manifest. Unpacked regular files are read-only. `maxExpansion` bounds
+    /// the unpacked bytes at that many times the blob's size (at least `minimumLayerLimit`), so a
+    /// verified blob that expands without measure (a gzip bomb) cannot fill the disk.
+    public func unpackLayer(blob: Digest, maxExpansion: UInt64? = nil) throws -> LayerManifest {
         if let m = try unpackedLayer(forBlob: blob) { return m }
         guard hasBlob(blob) else { throw CASError.blobMissing(blob) }
         let tmp = layout.tmpDir + "/" + TempName.make("layer")
@@ -22,8 +24,11 @@ extension Store {
                 defer { _ = close(fd) }
                 // Blob files are named by the digest they were verified against at ingest (and are
                 // read-only), so a plain-tar blob's name is its diff_id: no second hashing pass.
+                var st = stat()
+                let size = fstat(fd, &st) == 0 ? UInt64(max(0, st.st_size)) : 0
                 m = try LayerUnpacker().unpack(fd: fd, sourceName: blob.description, into: tmp + "/root",
-                                               verifiedBlobDigest: blob)
+                                               verifiedBlobDigest: blob,
+                                               outputLimit: maxExpansion.map { Store.layerLimit(blobSize: size, maxExpansion: $0) })
             }
             m.blobs = [blob]
             return try adoptLayer(tempDir: tmp, manifest: m)
@@ -31,6 +36,15 @@ extension Store {
             try? FileIO.removeTree(tmp)
             throw error
         }
+    }
+
+    /// The smallest limit `maxExpansion` gives a layer, so a small blob may still hold a real tree.
+    public static let minimumLayerLimit: UInt64 = 256 << 20
+
+    /// The most bytes a layer blob of `blobSize` may unpack to under `maxExpansion`.
+    public static func layerLimit(blobSize: UInt64, maxExpansion: UInt64) -> Int64 {
+        let (product, overflow) = blobSize.multipliedReportingOverflow(by: maxExpansion)
+        return Int64(clamping: max(minimumLayerLimit, overflow ? UInt64.max : product))
     }
 
     /// The manifest of an unpacked layer, or nil when it is not in the store.

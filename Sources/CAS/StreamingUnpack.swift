@@ -27,7 +27,7 @@ public final class StreamingUnpack: @unchecked Sendable {
 
     /// Starts the unpacker for `blob` (the digest the download will be verified against), of
     /// `expectedSize` bytes when known.
-    init(store: Store, blob: Digest, expectedSize: UInt64?) throws {
+    init(store: Store, blob: Digest, expectedSize: UInt64?, maxExpansion: UInt64? = nil) throws {
         self.store = store
         self.blob = blob
         tempDir = store.layout.tmpDir + "/" + TempName.make("layer")
@@ -49,7 +49,10 @@ public final class StreamingUnpack: @unchecked Sendable {
         // real layers rarely pass 10x) is left to the unpack of the verified blob, so a tampered
         // stream cannot fill the disk.
         let hundredfold = (expectedSize ?? UInt64(1) << 32).multipliedReportingOverflow(by: 100)
-        let limit = Int64(clamping: max(UInt64(1) << 30, hundredfold.overflow ? UInt64.max : hundredfold.partialValue))
+        let streamLimit = Int64(clamping: max(UInt64(1) << 30, hundredfold.overflow ? UInt64.max : hundredfold.partialValue))
+        // The configured bound on a verified layer holds here too (the stream can only be stricter).
+        let limit = maxExpansion.flatMap { m in expectedSize.map { min(streamLimit, Store.layerLimit(blobSize: $0, maxExpansion: m)) } }
+            ?? streamLimit
         let thread = Thread { [self] in
             // The bytes are checked against `blob` before the layer is adopted, so an uncompressed
             // layer may take `blob` as its diff_id like a committed blob does.
@@ -134,9 +137,10 @@ public final class StreamingUnpack: @unchecked Sendable {
 extension Store {
     /// A streaming unpack of `blob`, which the caller is about to download, or nil when its layer
     /// (diff_id `diffID`, when known) is in the store already, so there is nothing to unpack.
-    public func beginStreamingUnpack(blob: Digest, expectedSize: UInt64?, diffID: Digest?) throws -> StreamingUnpack? {
+    public func beginStreamingUnpack(blob: Digest, expectedSize: UInt64?, diffID: Digest?,
+                                     maxExpansion: UInt64? = nil) throws -> StreamingUnpack? {
         if let diffID, try layerRecord(diffID: diffID) != nil { return nil }
         if try unpackedLayer(forBlob: blob) != nil { return nil }
-        return try StreamingUnpack(store: self, blob: blob, expectedSize: expectedSize)
+        return try StreamingUnpack(store: self, blob: blob, expectedSize: expectedSize, maxExpansion: maxExpansion)
     }
 }

@@ -163,7 +163,8 @@ public final class ImagePuller: @unchecked Sendable {
             let writer = try store.beginBlob(expected: job.digest, expectedSize: job.size, mediaType: job.mediaType)
             // The layer is unpacked while it downloads; if that cannot start, it is unpacked from the
             // blob afterwards, as below.
-            unpack = try? store.beginStreamingUnpack(blob: job.digest, expectedSize: job.size, diffID: job.expectedDiffID)
+            unpack = try? store.beginStreamingUnpack(blob: job.digest, expectedSize: job.size, diffID: job.expectedDiffID,
+                                                     maxExpansion: options.maxLayerExpansion)
             let sink = StoreBlobSink(writer, index: job.index, progress: options.progress, unpack: unpack,
                                      cancelled: { state.isCancelled })
             do {
@@ -177,8 +178,9 @@ public final class ImagePuller: @unchecked Sendable {
             downloaded = true
         }
         let layer: LayerManifest
-        do { layer = try unpack?.finish() ?? store.unpackLayer(blob: job.digest) } catch let e as CASError {
-            throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)")
+        do { layer = try unpack?.finish() ?? store.unpackLayer(blob: job.digest, maxExpansion: options.maxLayerExpansion) } catch let e as CASError {
+            let bound = options.maxLayerExpansion.map { "; a layer may unpack to \($0) times its size (max_layer_expansion)" } ?? ""
+            throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)\(bound)")
         }
         if let expected = job.expectedDiffID, layer.diffID != expected {
             throw RegistryError.diffIDMismatch(layer: job.digest, expected: expected, actual: layer.diffID)

@@ -62,6 +62,9 @@ public struct PullOptions: Sendable {
     /// Layers downloaded at once (udocker.conf `pull_parallel`, default 3).
     public var parallel = 3
     public var progress: (@Sendable (PullEvent) -> Void)? = nil
+    /// A layer may unpack to at most this many times its blob's size (udocker.conf
+    /// `max_layer_expansion`); nil: no bound beyond the unverified stream's.
+    public var maxLayerExpansion: UInt64? = nil
 
     public static let defaultParallel = 3
 

@@ -472,7 +472,7 @@ import Glibc
         let l = Self.lines(r.stdout)
         for line in ["storedir = None", "materialize = copy", "pull_parallel = 2", "nvi_ldconfig = ldconfig",
                      "timeout = 5", "download_timeout = 1800", "download_low_speed_limit = 1000",
-                     "download_low_speed_time = 7", "max_document_size = 8388608"] {
+                     "download_low_speed_time = 7", "max_document_size = 8388608", "max_layer_expansion = 200"] {
             #expect(l.contains(line), "\(line) in \(r.stdout)")
         }
         #expect(l.contains { $0.hasPrefix("materialize_link_dirs = ('/usr', ") }, "\(r.stdout)")

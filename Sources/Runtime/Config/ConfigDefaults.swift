@@ -7,7 +7,8 @@ public enum ConfigDefaults {
 
     /// Keys added by this implementation (not in udocker 1.3); shown after udocker's own keys.
     public static let ownKeys: [String] = ["storedir", "materialize", "materialize_link_dirs", "pull_parallel", "nvi_ldconfig",
-                                         "download_low_speed_limit", "download_low_speed_time", "max_document_size"]
+                                         "download_low_speed_limit", "download_low_speed_time", "max_document_size",
+                                         "max_layer_expansion"]
 
     /// The default configuration in udocker's order. `home` is the user's home directory,
     /// `tmpdir` the value of TMPDIR (udocker falls back to /tmp).
@@ -109,6 +110,9 @@ public enum ConfigDefaults {
             ("download_low_speed_limit", "1000"),
             ("download_low_speed_time", "60"),
             ("max_document_size", "8388608"),
+            // A layer may unpack to this many times its blob's size (at least 256 MiB): a gzip bomb
+            // stops there instead of filling the disk.
+            ("max_layer_expansion", "200"),
         ]
     }
 
@@ -149,6 +153,7 @@ public enum ConfigDefaults {
         ("UDOCKER_DOWNLOAD_LOW_SPEED_LIMIT", "download_low_speed_limit"),
         ("UDOCKER_DOWNLOAD_LOW_SPEED_TIME", "download_low_speed_time"),
         ("UDOCKER_MAX_DOCUMENT_SIZE", "max_document_size"),
+        ("UDOCKER_MAX_LAYER_EXPANSION", "max_layer_expansion"),
     ]
 
     /// Set (to anything but the empty string) to skip /etc/udocker.conf, as in udocker 1.3's manual.

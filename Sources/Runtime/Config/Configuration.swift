@@ -185,6 +185,8 @@ public struct Configuration: Sendable {
     public var downloadLowSpeedTime: Int { get throws { try limit("download_low_speed_time", 60, 1...86400, "seconds") } }
     /// The most bytes read of a manifest, index, image config or token answer.
     public var maxDocumentSize: Int { get throws { try limit("max_document_size", 8 << 20, 1024...(1 << 30), "bytes") } }
+    /// How many times its blob's size a layer may unpack to (at least 256 MiB).
+    public var maxLayerExpansion: UInt64 { get throws { UInt64(try limit("max_layer_expansion", 200, 1...1_000_000, "times")) } }
     /// The registry for names without a host, when set (--registry is applied by the caller;
     /// this is dockerio_registry_url from udocker.conf or UDOCKER_REGISTRY); nil means Docker Hub.
     public var registryOverride: String? { isSet("dockerio_registry_url") ? string("dockerio_registry_url") : nil }

@@ -41,11 +41,12 @@ public enum ImagePull {
         // The layers this pull downloads (and so unpacks): what they left out is said once, now.
         let downloaded = DigestSet()
         let progress = request.progress
-        let pullOptions = PullOptions(platform: request.platform ?? .host, parallel: try configuration.pullParallel,
+        var pullOptions = PullOptions(platform: request.platform ?? .host, parallel: try configuration.pullParallel,
                                       progress: { event in
                                           if case let .layerDone(_, digest, _, true) = event { downloaded.digests.withLock { _ = $0.insert(digest) } }
                                           progress?(event)
                                       })
+        pullOptions.maxLayerExpansion = try configuration.maxLayerExpansion
         var recorded: LocalImage? = nil
         let pulled = try puller.pull(ref, options: pullOptions) { p in
             recorded = try images.record(p, as: name)

@@ -1,0 +1,36 @@
+// A layer that expands far beyond its size (a gzip bomb) stops at max_layer_expansion times its
+// blob's size (at least 256 MiB) instead of filling the disk; the key lets a real one through.
+import TestSupport
+import Testing
+import CAS
+import Foundation
+
+@Suite struct LayerBombTests {
+    @Test func aGzipBombStopsAtTheExpansionLimit() throws {
+        let registry = try TestRegistry()
+        defer { registry.stop() }
+        let work = makeTempDirectory("bomb")
+        defer { try? FileIO.removeTree(work) }
+        // 300 MiB of zeros: gzip makes about 300 KiB of it, a thousandfold.
+        try FileIO.mkdirs(work + "/tree")
+        _ = try runCommand("/usr/bin/truncate", ["-s", "300M", work + "/tree/zeros"])
+        _ = try runCommand("/bin/tar", ["-C", work + "/tree", "-cf", work + "/bomb.tar", "zeros"])
+        try FileIO.removeTree(work + "/tree")
+        let oci = try OCILayout(dir: work + "/layout")
+        oci.tag(try oci.addImage(tar: work + "/bomb.tar", compression: "gzip", arch: "amd64"), as: "bomb")
+        try oci.writeIndex()
+        try FileIO.removeTree(work + "/bomb.tar")
+        try registry.push(layout: work + "/layout", tag: "bomb", to: "test/bomb", destTag: "1")
+
+        let env = ["UDOCKER_DIR": work + "/repo", "UDOCKER_REGISTRY": registry.url]
+        let refused = runUdocker(["pull", "test/bomb:1"], env: env)
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("max_layer_expansion") && refused.stderr.contains("200 times"), "\(refused.stderr)")
+        #expect(runUdocker(["images"], env: env).stdout.contains("test/bomb") == false)
+        let layers = (try? FileIO.listDirectory(work + "/repo/store/layers/sha256")) ?? []
+        #expect(layers.isEmpty, "nothing of the layer is kept: \(layers)")
+
+        let allowed = runUdocker(["pull", "test/bomb:1"], env: env.merging(["UDOCKER_MAX_LAYER_EXPANSION": "5000"]) { $1 })
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+    }
+}
