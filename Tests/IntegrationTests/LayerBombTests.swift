@@ -1,5 +1,6 @@
 // A layer that expands far beyond its size (a gzip bomb) stops at max_layer_expansion times its
-// blob's size (at least 256 MiB) instead of filling the disk; the key lets a real one through.
+// blob's size (at least 256 MiB) in pull and import instead of filling the disk; the key lets a
+// real one through.
 import TestSupport
 import Testing
 import CAS
@@ -19,6 +20,7 @@ import Foundation
         let oci = try OCILayout(dir: work + "/layout")
         oci.tag(try oci.addImage(tar: work + "/bomb.tar", compression: "gzip", arch: "amd64"), as: "bomb")
         try oci.writeIndex()
+        try Data(try runCommand("/bin/gzip", ["-1", "-c", work + "/bomb.tar"])).write(to: URL(fileURLWithPath: work + "/bomb.tgz"))
         try FileIO.removeTree(work + "/bomb.tar")
         try registry.push(layout: work + "/layout", tag: "bomb", to: "test/bomb", destTag: "1")
 
@@ -30,7 +32,14 @@ import Foundation
         let layers = (try? FileIO.listDirectory(work + "/repo/store/layers/sha256")) ?? []
         #expect(layers.isEmpty, "nothing of the layer is kept: \(layers)")
 
-        let allowed = runUdocker(["pull", "test/bomb:1"], env: env.merging(["UDOCKER_MAX_LAYER_EXPANSION": "5000"]) { $1 })
+        // import (and load) of such a layer meet the same bound.
+        let imported = runUdocker(["import", work + "/bomb.tgz", "mine/bomb:1"], env: env)
+        #expect(imported.status == 1 && imported.stderr.contains("max_layer_expansion"), "\(imported.stderr)")
+        #expect(runUdocker(["images"], env: env).stdout.contains("mine/bomb") == false)
+
+        let raised = env.merging(["UDOCKER_MAX_LAYER_EXPANSION": "5000"]) { $1 }
+        let allowed = runUdocker(["pull", "test/bomb:1"], env: raised)
         #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(runUdocker(["import", work + "/bomb.tgz", "mine/bomb:1"], env: raised).status == 0)
     }
 }

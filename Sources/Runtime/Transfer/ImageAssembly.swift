@@ -18,9 +18,13 @@ final class ImageAssembly {
     let holder: String
     private(set) var held: Set<Digest> = []
 
-    init(images: ImageStore, purpose: String) {
+    /// `max_layer_expansion`: how far a layer may unpack beyond its blob's size (nil: no bound).
+    let maxLayerExpansion: UInt64?
+
+    init(images: ImageStore, purpose: String, maxLayerExpansion: UInt64? = nil) {
         self.images = images
         self.store = images.store
+        self.maxLayerExpansion = maxLayerExpansion
         holder = Holder.pending(tag: purpose + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 16))
     }
 
@@ -50,7 +54,11 @@ final class ImageAssembly {
     /// is stored once more uncompressed, and that blob is used. `docker` picks Docker media types.
     func layer(blob: Digest, docker: Bool) throws -> ImageRecord.Layer {
         try hold([blob])
-        var m = try BlobContent.cas { try store.unpackLayer(blob: blob) }
+        var m: LayerManifest
+        do { m = try BlobContent.cas { try store.unpackLayer(blob: blob, maxExpansion: maxLayerExpansion) } } catch CASError.badLayer(let why) {
+            guard let x = maxLayerExpansion, why.contains("expands to more than") else { throw CASError.badLayer(why) }
+            throw CASError.badLayer(why + "; a layer may unpack to \(x) times its size (max_layer_expansion)")
+        }
         try hold([m.diffID])
         var digest = blob
         switch m.compression {
@@ -65,7 +73,7 @@ final class ImageAssembly {
             try hold([digest])
             // Attaches the uncompressed blob to the layer: unpacked once more, found to exist, added to
             // its layer.json (a rare case, so not worth a separate store call).
-            m = try BlobContent.cas { try store.unpackLayer(blob: digest) }
+            m = try BlobContent.cas { try store.unpackLayer(blob: digest, maxExpansion: maxLayerExpansion) }
             m.compression = "none"
         }
         guard let size = try BlobContent.cas({ try store.blobRecord(digest) })?.size else {

@@ -16,9 +16,12 @@ public struct ImportRequest: Sendable {
     public var platform: Platform?
     /// --mv: remove the source file once the image is recorded (not for standard input).
     public var move: Bool
+    /// `max_layer_expansion` (see ImageAssembly); nil: no bound.
+    public var maxLayerExpansion: UInt64?
 
-    public init(source: String, image: String, platform: Platform? = nil, move: Bool = false) {
+    public init(source: String, image: String, platform: Platform? = nil, move: Bool = false, maxLayerExpansion: UInt64? = nil) {
         self.source = source; self.image = image; self.platform = platform; self.move = move
+        self.maxLayerExpansion = maxLayerExpansion
     }
 }
 
@@ -29,7 +32,7 @@ public enum ImageImport {
     public static func run(_ request: ImportRequest, images: ImageStore) throws -> LocalImage {
         let name = try ImageName(parsing: request.image)
         if try images.image(name) != nil { throw RuntimeError.imageExists(name.description) }
-        let assembly = ImageAssembly(images: images, purpose: "import")
+        let assembly = ImageAssembly(images: images, purpose: "import", maxLayerExpansion: request.maxLayerExpansion)
         defer { assembly.release() }
         let store = images.store
 

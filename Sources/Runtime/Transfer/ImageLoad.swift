@@ -15,9 +15,12 @@ public struct LoadRequest: Sendable {
     public var repository: String?
     /// The platform to choose from a multi-platform index; nil means this host.
     public var platform: Platform?
+    /// `max_layer_expansion` (see ImageAssembly); nil: no bound.
+    public var maxLayerExpansion: UInt64?
 
-    public init(source: String, repository: String? = nil, platform: Platform? = nil) {
+    public init(source: String, repository: String? = nil, platform: Platform? = nil, maxLayerExpansion: UInt64? = nil) {
         self.source = source; self.repository = repository; self.platform = platform
+        self.maxLayerExpansion = maxLayerExpansion
     }
 }
 
@@ -44,7 +47,7 @@ public enum ImageLoad {
                 throw RuntimeError.invalidImageName(r, "give a repository name without a tag; the tags come from the archive")
             }
         }
-        let assembly = ImageAssembly(images: images, purpose: "load")
+        let assembly = ImageAssembly(images: images, purpose: "load", maxLayerExpansion: request.maxLayerExpansion)
         defer { assembly.release() }
         let scan = ArchiveScan(sourceName: sourceName, assembly: assembly)
         if request.source == "-" {

@@ -57,7 +57,8 @@ struct Import: UdockerCommand {
         guard let image else { throw UsageError(description: "must specify the image name: import <tar-file> <repo/image:tag>") }
         let p = try platform.map { try Platform(parsing: $0) }
         let images = try ImageStore(repository: repo, store: try repo.openStore())
-        let local = try ImageImport.run(ImportRequest(source: source, image: image, platform: p, move: move), images: images)
+        let local = try ImageImport.run(ImportRequest(source: source, image: image, platform: p, move: move,
+                                                               maxLayerExpansion: try context.configuration.maxLayerExpansion), images: images)
         context.output.info("imported \(local.name) (\(local.record.manifestDigest))")
         return 0
     }

@@ -45,7 +45,8 @@ struct Load: UdockerCommand {
         let p = try platform.map { try Platform(parsing: $0) }
         let repo = try context.repository()
         let images = try ImageStore(repository: repo, store: try repo.openStore())
-        let report = try ImageLoad.run(LoadRequest(source: source, repository: rest.first, platform: p), images: images)
+        let report = try ImageLoad.run(LoadRequest(source: source, repository: rest.first, platform: p,
+                                                  maxLayerExpansion: try context.configuration.maxLayerExpansion), images: images)
         for n in report.notes { context.output.warning(n) }
         for n in report.skipped { context.output.info("image \(n) exists already, not loaded (load never replaces an image)") }
         for img in report.images { context.output.out(img.name.description) }
