@@ -55,7 +55,11 @@ public struct RegistryEndpoint: Hashable, Sendable, CustomStringConvertible {
         }
         guard !hostPart.isEmpty else { return false }
         if hostPart.hasPrefix("[") { return hostPart.hasSuffix("]") }
-        return hostPart.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }
+        guard hostPart.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }) else { return false }
+        // DNS labels: none empty (no "..", no leading or trailing '.'), none starting or ending with '-'.
+        return hostPart.split(separator: ".", omittingEmptySubsequences: false).allSatisfy {
+            !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-")
+        }
     }
 }
 
