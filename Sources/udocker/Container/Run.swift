@@ -118,10 +118,8 @@ struct Run: UdockerCommand {
     /// Stands for `--entrypoint=` (no entrypoint): the parser would take the next word as its value.
     static let noEntrypoint = "\u{1}none"
 
-    static let valueOptions: Set<String> = ["-v", "-e", "-w", "-u", "-p", "--volume", "--env", "--workdir", "--user",
-        "--publish", "--novol", "--env-file", "--cpuset-cpus", "--name", "--kernel", "--device", "--location",
-        "--platform", "--pull", "--httpproxy", "--registry", "--index", "--materialize", "--volumes-from", "--dns",
-        "--dns-search"]
+    /// The options that take a value, by every name (from `quickOptions`, run's one table of options).
+    static let valueOptions: Set<String> = Set(quickOptions.filter { $0.value.takesValue }.keys)
 
     static func prepareArguments(_ args: [String]) -> [String] {
         var out: [String] = []
