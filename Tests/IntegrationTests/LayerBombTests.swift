@@ -17,12 +17,9 @@ import Foundation
         _ = try runCommand("/usr/bin/truncate", ["-s", "300M", work + "/tree/zeros"])
         _ = try runCommand("/bin/tar", ["-C", work + "/tree", "-cf", work + "/bomb.tar", "zeros"])
         try FileIO.removeTree(work + "/tree")
-        let oci = try OCILayout(dir: work + "/layout")
-        oci.tag(try oci.addImage(tar: work + "/bomb.tar", compression: "gzip", arch: "amd64"), as: "bomb")
-        try oci.writeIndex()
+        try registry.pushImage(tar: work + "/bomb.tar", as: "test/bomb", tag: "1", work: work)
         try Data(try runCommand("/bin/gzip", ["-1", "-c", work + "/bomb.tar"])).write(to: URL(fileURLWithPath: work + "/bomb.tgz"))
         try FileIO.removeTree(work + "/bomb.tar")
-        try registry.push(layout: work + "/layout", tag: "bomb", to: "test/bomb", destTag: "1")
 
         let env = ["UDOCKER_DIR": work + "/repo", "UDOCKER_REGISTRY": registry.url]
         let refused = runUdocker(["pull", "test/bomb:1"], env: env)

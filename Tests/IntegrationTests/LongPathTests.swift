@@ -15,10 +15,7 @@ import Foundation
         tar.file("hello", "hi\n")
         tar.longFile(String(repeating: "deep/", count: 1000) + "file", "far down\n")   // 5004 bytes
         try tar.write(to: work + "/long.tar")
-        let oci = try OCILayout(dir: work + "/layout")
-        oci.tag(try oci.addImage(tar: work + "/long.tar", compression: "gzip", arch: "amd64"), as: "long")
-        try oci.writeIndex()
-        try registry.push(layout: work + "/layout", tag: "long", to: "test/long", destTag: "1")
+        try registry.pushImage(tar: work + "/long.tar", as: "test/long", tag: "1", work: work)
 
         let env = ["UDOCKER_DIR": work + "/repo", "UDOCKER_REGISTRY": registry.url]
         func run(_ args: [String]) -> (status: Int32, stdout: String, stderr: String) { runUdocker(args, env: env) }

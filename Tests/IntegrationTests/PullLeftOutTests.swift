@@ -26,12 +26,8 @@ import Foundation
         plain.file("hello", "hi\n")
         try plain.write(to: work + "/plain.tar")
 
-        let oci = try OCILayout(dir: work + "/layout")
-        oci.tag(try oci.addImage(tar: work + "/hostile.tar", compression: "gzip", arch: "amd64"), as: "hostile")
-        oci.tag(try oci.addImage(tar: work + "/plain.tar", compression: "gzip", arch: "amd64"), as: "plain")
-        try oci.writeIndex()
-        try registry.push(layout: work + "/layout", tag: "hostile", to: "test/hostile", destTag: "1")
-        try registry.push(layout: work + "/layout", tag: "plain", to: "test/plain", destTag: "1")
+        try registry.pushImage(tar: work + "/hostile.tar", as: "test/hostile", tag: "1", work: work)
+        try registry.pushImage(tar: work + "/plain.tar", as: "test/plain", tag: "1", work: work)
 
         let env = ["UDOCKER_DIR": work + "/repo", "UDOCKER_REGISTRY": registry.url]
         let first = runUdocker(["pull", "test/hostile:1"], env: env)

@@ -103,6 +103,16 @@ public final class TestRegistry: @unchecked Sendable {
         storage + "/docker/registry/v2/blobs/sha256/\(hex.prefix(2))/\(hex)/data"
     }
 
+    /// Pushes a one-layer amd64 image of the tar at `tar` (gzip-compressed into a layout made in
+    /// `work`) as `name:tag`.
+    public func pushImage(tar: String, as name: String, tag: String, work: String) throws {
+        let layout = work + "/layout-" + String(UInt32.random(in: 0...UInt32.max))
+        let oci = try OCILayout(dir: layout)
+        oci.tag(try oci.addImage(tar: tar, compression: "gzip", arch: "amd64"), as: "image")
+        try oci.writeIndex()
+        try push(layout: layout, tag: "image", to: name, destTag: tag)
+    }
+
     /// Pushes an OCI layout `layoutDir:tag` to name:destTag with skopeo.
     public func push(layout: String, tag: String, to name: String, destTag: String, format: String? = nil, all: Bool = false,
               credentials: (String, String)? = nil) throws {
