@@ -1,0 +1,67 @@
+// The nouns every part of repository sync shares (ssh, local paths, offline bundles, registries):
+// what travels (objects), what it makes on the far side (images, containers) and what happened.
+import CAS
+import Foundation
+
+/// One store object that travels as it is stored: a blob (manifest, index, config, layer, container
+/// delta), named by its digest.
+public struct SyncObject: Codable, Sendable, Hashable {
+    public var digest: Digest
+    public var size: Int64
+    public var mediaType: String
+
+    public init(digest: Digest, size: Int64, mediaType: String) {
+        self.digest = digest; self.size = size; self.mediaType = mediaType
+    }
+}
+
+/// An image as it appears on the far side: its local name and record. Its objects are the record's
+/// blobs; the unpacked layers are made by the receiver from the layer blobs.
+public struct SyncImage: Codable, Sendable, Equatable {
+    /// The local name, "repo/image:tag" as `images` prints it.
+    public var name: String
+    public var record: ImageRecord
+
+    public init(name: String, record: ImageRecord) { self.name = name; self.record = record }
+}
+
+/// What the initiator asked for: which images and containers of the sending repository travel.
+public struct SyncSelection: Codable, Sendable, Equatable {
+    /// Images (`repo/image:tag`) and containers (id or name); empty means everything.
+    public var names: [String]
+    public var images: Bool
+    public var containers: Bool
+
+    public init(names: [String] = [], images: Bool = true, containers: Bool = true) {
+        self.names = names; self.images = images; self.containers = containers
+    }
+}
+
+/// What the receiving side does with what arrives.
+public struct SyncArrivalOptions: Codable, Sendable, Equatable {
+    /// Replace a container of another id that holds a name the arriving one has.
+    public var force: Bool
+    /// `--materialize=`: overrides the source container's materialize mode.
+    public var materialize: String?
+    /// `--execmode=`: a mode to set up on arrival (default: the converted Pn mode).
+    public var execmode: String?
+
+    public init(force: Bool = false, materialize: String? = nil, execmode: String? = nil) {
+        self.force = force; self.materialize = materialize; self.execmode = execmode
+    }
+}
+
+/// What one sync did, for the last line of output and for scripts (`--json` style output).
+public struct SyncReport: Codable, Sendable, Equatable {
+    public var images: Int = 0
+    public var containers: Int = 0
+    /// Objects whose bytes travelled, and how many the target already had.
+    public var objectsSent: Int = 0
+    public var objectsPresent: Int = 0
+    /// Bytes written and read on the connection by the side that prints the report.
+    public var bytesOnWire: Int64 = 0
+    /// Bytes of object content sent (without framing or metadata).
+    public var objectBytes: Int64 = 0
+
+    public init() {}
+}
