@@ -92,6 +92,10 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A container whose execmode needs patched files (F3/F4) that were never patched (container, mode).
     case containerNotSetUp(container: String, mode: String)
 
+    // MARK: sync (Sources/Runtime/Sync): add sync cases below, each with its message at the end of `description`
+    /// Names given to sync or export --repo that are neither images nor containers (names, the images there are).
+    case syncNamesNotFound([String], images: [String])
+
     public var description: String {
         switch self {
         case .configSyntax(let file, let line, let message):
@@ -190,6 +194,9 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(what): \(todo)"
         case .containerNotSetUp(let c, let mode):
             return "container \(c) is in mode \(mode) but its files are not patched for it: run 'udocker setup --execmode=\(mode) --force \(c)'"
+        case .syncNamesNotFound(let names, let images):
+            return "no image or container named \(names.joined(separator: ", ")): see 'udocker images' and 'udocker ps'"
+                + (images.isEmpty ? "" : " (images here: \(images.joined(separator: ", ")))")
         }
     }
 
