@@ -32,12 +32,15 @@ final class HashingSink: BodySink {
     let inner: any BlobSink
     let hasher: SHA256Hasher
     let limit: UInt64?
+    /// The blob, as errors name it ("blob sha256:… of repo").
+    let what: String
     /// False for a VerifyingBlobSink, which hashes by itself.
     let hashes: Bool
 
-    init(_ inner: any BlobSink, limit: UInt64?) throws {
+    init(_ inner: any BlobSink, limit: UInt64?, what: String) throws {
         self.inner = inner
         self.limit = limit
+        self.what = what
         hashes = !(inner is any VerifyingBlobSink)
         hasher = try SHA256Hasher()
         if inner.offset > 0 && hashes {
@@ -53,7 +56,7 @@ final class HashingSink: BodySink {
 
     func write(_ chunk: UnsafeRawBufferPointer) throws {
         if let limit, inner.offset + UInt64(chunk.count) > limit {
-            throw RegistryError.sizeMismatch(what: "blob", expected: limit, actual: inner.offset + UInt64(chunk.count))
+            throw RegistryError.sizeMismatch(what: what, expected: limit, actual: inner.offset + UInt64(chunk.count))
         }
         if hashes { hasher.update(chunk) }
         try inner.write(chunk)

@@ -8,8 +8,8 @@ extension RegistryClient {
     /// A `VerifyingBlobSink` is not hashed here: its commit checks the digest.
     @discardableResult
     public func fetchBlob(_ repository: String, digest: Digest, expectedSize: UInt64? = nil, into sink: any BlobSink) throws -> UInt64 {
-        let hashing = try HashingSink(sink, limit: expectedSize)
         let what = "blob \(digest) of \(repository)"
+        let hashing = try HashingSink(sink, limit: expectedSize, what: what)
         let r = try send("GET", "/v2/\(repository)/blobs/\(digest)", scope: Self.pullScope(repository), sink: hashing)
         let complete416 = r.status == 416 && expectedSize != nil && sink.offset == expectedSize
         guard r.status == 200 || r.status == 206 || complete416 else { throw failure(r, what: what) }
