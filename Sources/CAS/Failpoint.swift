@@ -8,13 +8,19 @@ public enum Failpoint {
     /// Names used by the store. Listed so tests and docs can refer to them.
     public static let names = [
         "ingest-mid-write", "ingest-before-rename", "ingest-after-rename", "index-mid-txn", "unpack-mid",
-        "seal-mid",
+        "seal-mid", "container-checked",
     ]
 
     /// Whether UDOCKER_FAILPOINT names `name` (for code that must reach the point by another way).
     public static func armed(_ name: String) -> Bool {
         guard let armed = getenv("UDOCKER_FAILPOINT") else { return false }
         return String(cString: armed) == name
+    }
+
+    /// Stops this process (SIGSTOP) when UDOCKER_FAILPOINT equals `name`, until a SIGCONT: a test then
+    /// changes what the process will find next, as a racing process would.
+    public static func stop(_ name: String) {
+        if armed(name) { _ = kill(getpid(), SIGSTOP) }
     }
 
     /// Sends SIGKILL to this process when the environment variable UDOCKER_FAILPOINT equals `name`.

@@ -29,6 +29,19 @@ public final class FileLock {
         fd = f
     }
 
+    /// Takes the lock on `descriptor` (an open file, which the lock then owns and closes), for callers
+    /// that open the file themselves (relative to a directory, without following links).
+    public init(descriptor: Int32, path: String, exclusive: Bool = true, wait: Bool = true) throws {
+        self.path = path
+        if ud_ofd_lock(descriptor, exclusive ? 1 : 0, wait ? 1 : 0) != 0 {
+            let e = errno
+            _ = close(descriptor)
+            if e == EAGAIN || e == EACCES { throw CASError.locked(path) }
+            throw CASError.io("lock", path, e)
+        }
+        fd = descriptor
+    }
+
     /// Releases the lock (closing the descriptor drops it). Safe to call twice.
     public func unlock() {
         if fd >= 0 {

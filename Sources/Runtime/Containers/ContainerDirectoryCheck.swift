@@ -24,6 +24,8 @@ enum ContainerDirectoryCheck {
     /// Throws RuntimeError.badContainer when `problem` finds one.
     static func check(_ dir: String) throws {
         if let why = problem(dir) { throw RuntimeError.badContainer(path: dir, reason: why) }
+        // What a link swapped in from here on meets: BeneathFiles, which follows none.
+        Failpoint.stop("container-checked")
     }
 
     /// The first symbolic link (or unreadable directory) below `dir`, as a reason; the contents of the

@@ -225,7 +225,7 @@ public final class ContainerStore: Sendable {
     public func configJSON(_ id: String) throws -> [UInt8] {
         let p = directory(id) + "/" + Self.configFile
         guard FileIO.exists(p) else { throw RuntimeError.badContainer(path: directory(id), reason: "no container.json") }
-        return try Self.io { try FileIO.readFile(p) }
+        return try BeneathFiles.read(p, beneath: directory(id))
     }
 
     /// The execution mode recorded in the container (execmode), or nil when none is.
@@ -241,7 +241,7 @@ public final class ContainerStore: Sendable {
 
     /// materialize.json of the container directory `dir`, or nil.
     public static func materializeInfo(directory dir: String) -> MaterializeInfo? {
-        guard let bytes = try? FileIO.readFile(dir + "/" + MaterializeInfo.fileName) else { return nil }
+        guard let bytes = try? BeneathFiles.read(dir + "/" + MaterializeInfo.fileName, beneath: dir) else { return nil }
         return MaterializeInfo(json: bytes)
     }
 
@@ -358,8 +358,11 @@ public final class ContainerStore: Sendable {
             // udocker copies the whole container directory: its metadata files come along.
             for f in try Self.io({ try FileIO.listDirectory(srcDir) }) where f != Self.rootDir && !f.hasPrefix(".tmp.") {
                 var st = stat()
-                guard lstat(srcDir + "/" + f, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-                try Self.writeFile(tmp + "/" + f, try Self.io { try FileIO.readFile(srcDir + "/" + f) })
+                guard lstat(srcDir + "/" + f, &st) == 0 else { continue }
+                if (st.st_mode & S_IFMT) == S_IFLNK { throw BeneathFiles.failure("open", base: srcDir, rel: f, errno: ELOOP) }
+                guard (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                // Opened without following: a link put there since is refused, not read.
+                try Self.writeFile(tmp + "/" + f, try BeneathFiles.read(srcDir + "/" + f, beneath: srcDir))
             }
             let unsealed = store.sealLayers(layers)
             var report = try ContainerTree.clone(store: store, layers: layers, from: srcDir + "/" + Self.rootDir,
@@ -474,7 +477,7 @@ public final class ContainerStore: Sendable {
 
     public func protect(_ idOrName: String) throws {
         guard let id = resolve(idOrName) else { throw RuntimeError.containerNotFound(idOrName) }
-        try Self.writeFile(directory(id) + "/" + Self.protectFile, [])
+        try BeneathFiles.write(directory(id) + "/" + Self.protectFile, beneath: directory(id), [])
     }
 
     public func unprotect(_ idOrName: String) throws {

@@ -129,11 +129,18 @@ public enum Accounts {
     }
 
     /// Writes `text` as a file named by its content under `dir`, once: concurrent runs of one
-    /// container share it and nothing needs removing afterwards.
-    public static func contentFile(_ text: String, kind: String, in dir: String) throws -> String {
+    /// container share it and nothing needs removing afterwards. With `base` (the container's
+    /// directory, `dir` below it), nothing on the way from `base` is followed if it is a link.
+    public static func contentFile(_ text: String, kind: String, in dir: String, beneath base: String? = nil) throws -> String {
         let bytes = Array(text.utf8)
         let name = "\(kind)-" + String(try SHA256Hasher.digest(of: bytes).hex.prefix(16))
         let path = dir + "/" + name
+        if let base {
+            if try BeneathFiles.exists(path, beneath: base) == false {
+                try BeneathFiles.write(path, beneath: base, bytes, mode: 0o644, makeParents: true)
+            }
+            return path
+        }
         if FileIO.exists(path) { return path }
         try FileIO.mkdirs(dir, mode: 0o700)
         try FileIO.writeAtomically(path, bytes, mode: 0o644)

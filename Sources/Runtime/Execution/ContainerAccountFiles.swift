@@ -11,7 +11,7 @@ enum ContainerAccountFiles {
     @discardableResult
     static func install(_ user: RunUser, tree: FakechrootTree) throws -> [String] {
         guard let etc = tree.inside("/etc"), FileIO.isDirectory(etc) else { return [] }
-        let lock = try containerLock(tree.stateDir + "/.accounts.lock")
+        let lock = try containerLock(tree.stateDir + "/.accounts.lock", beneath: tree.stateDir)
         defer { lock.unlock() }
         let passwdPath = tree.inside("/etc/passwd") ?? etc + "/passwd"
         let groupPath = tree.inside("/etc/group") ?? etc + "/group"
@@ -40,8 +40,13 @@ enum ContainerAccountFiles {
 }
 
 /// An exclusive lock on `path` (made, with its directory, when missing), as a RuntimeError on failure.
-func containerLock(_ path: String) throws -> FileLock {
-    try ContainerStore.io {
+/// With `base` (the container's directory, `path` below it), no link on the way is followed.
+func containerLock(_ path: String, beneath base: String? = nil) throws -> FileLock {
+    if let base {
+        if !FileIO.exists(base) { try ContainerStore.io { try FileIO.mkdirs(base, mode: 0o700) } }
+        return try BeneathFiles.lock(path, beneath: base)
+    }
+    return try ContainerStore.io {
         try FileIO.mkdirs(FileIO.parent(of: path), mode: 0o700)
         return try FileLock(path: path)
     }

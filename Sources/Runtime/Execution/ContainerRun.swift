@@ -29,7 +29,7 @@ public struct ContainerRun: Sendable {
     /// The mode recorded in the container, else the configured default.
     public func mode(containerDir: String?) throws -> ExecMode {
         guard let dir = containerDir,
-              let bytes = try? FileIO.readFile(dir + "/" + ContainerStore.execModeFile) else {
+              let bytes = try? BeneathFiles.read(dir + "/" + ContainerStore.execModeFile, beneath: dir) else {
             return ExecMode.defaultMode(configuration)
         }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters()

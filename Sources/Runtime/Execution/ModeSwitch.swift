@@ -34,10 +34,10 @@ public struct ModeSwitch: Sendable {
     /// records a mode whose tools this host lacks.
     public func apply(containerDir: String, to requested: ExecMode?, force: Bool) throws -> Report {
         try ContainerDirectoryCheck.check(containerDir)
-        let lock = try containerLock(containerDir + "/.setup.lock")
+        let lock = try containerLock(containerDir + "/.setup.lock", beneath: containerDir)
         defer { lock.unlock() }
         let modeFile = containerDir + "/" + ContainerStore.execModeFile
-        let previous = (try? FileIO.readFile(modeFile)).map {
+        let previous = (try? BeneathFiles.read(modeFile, beneath: containerDir)).map {
             String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let mode = requested ?? previous.flatMap { ExecMode(parsing: $0) } ?? ExecMode.defaultMode(context.configuration)
@@ -85,7 +85,7 @@ public struct ModeSwitch: Sendable {
             report.removedLinks = try FakechrootVolumes.purge(root: tree.root, stateDir: containerDir)
         }
         if previous != mode.rawValue {
-            try ContainerStore.io { try FileIO.writeAtomically(modeFile, Array(mode.rawValue.utf8), mode: 0o644) }
+            try BeneathFiles.write(modeFile, beneath: containerDir, Array(mode.rawValue.utf8), mode: 0o644)
         }
         return report
     }

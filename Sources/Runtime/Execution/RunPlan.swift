@@ -81,7 +81,7 @@ public struct RunPlanner: Sendable {
             throw RuntimeError.badContainer(path: root, reason: "its ROOT directory is missing")
         }
         var meta = ImageRunConfig()
-        if let dir = containerDir, !options.noMeta, let bytes = try? FileIO.readFile(dir + "/container.json") {
+        if let dir = containerDir, !options.noMeta, let bytes = try? BeneathFiles.read(dir + "/container.json", beneath: dir) {
             meta = (try? ImageRunConfig(json: bytes)) ?? ImageRunConfig()
         }
 
@@ -112,8 +112,8 @@ public struct RunPlanner: Sendable {
         let boundByUser = volumes.contains { $0.container == "/etc/passwd" || $0.container == "/etc/group" }
         if !boundByUser && !options.containerAuth {
             if let files = Accounts.withEntry(for: user, passwdText: passwdText, groupText: groupText) {
-                passwdFile = try Accounts.contentFile(files.passwd, kind: "passwd", in: runDir)
-                groupFile = try Accounts.contentFile(files.group, kind: "group", in: runDir)
+                passwdFile = try Accounts.contentFile(files.passwd, kind: "passwd", in: runDir, beneath: containerDir)
+                groupFile = try Accounts.contentFile(files.group, kind: "group", in: runDir, beneath: containerDir)
             } else if options.hostAuth {
                 passwdFile = "/etc/passwd"
                 groupFile = "/etc/group"

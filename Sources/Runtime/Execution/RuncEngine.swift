@@ -57,7 +57,7 @@ public struct RuncEngine: ExecutionEngine {
             additions.env.append("LD_PRELOAD=" + LinkCopyLibrary.preloadValue(plan.environmentValue("LD_PRELOAD"), adding: LinkCopyLibrary.containerPath))
         }
 
-        let work = try RunState.make(in: plan.runDir, fallback: context.configuration.tmpdir)
+        let work = try RunState.make(in: plan.runDir, fallback: context.configuration.tmpdir, beneath: plan.containerDir)
         let isCrun = tool.tool == .crun
         // CAP_DAC_OVERRIDE is never granted (udocker's default list has it): container root is the
         // host user, and with it an in-place write would go through a read-only store file that
@@ -222,11 +222,21 @@ struct RunState {
     /// The runc/crun container id: unique among concurrent runs (cgroup names when run as root).
     let id: String
 
-    static func make(in parent: String, fallback: String) throws -> RunState {
+    /// With `container` (the container's directory, `parent` below it), the run's directory is made
+    /// without following a link on the way, and a link there is refused rather than used.
+    static func make(in parent: String, fallback: String, beneath container: String? = nil) throws -> RunState {
         let pid = getpid()
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let name = "runc-\(pid)-\(token)@\(ProcessIdentity.host)"
-        for base in [parent, fallback + "/udocker-\(getuid())-runc"] {
+        if let container, let rel = BeneathFiles.relative(parent, to: container) {
+            let d = try BeneathFiles.makeDirectory(container, rel)
+            defer { d.close() }
+            if mkdirat(d.fd, name, 0o700) == 0 {
+                sweep(parent)
+                return RunState(dir: parent + "/" + name, id: "udocker-\(pid)-\(token)")
+            }
+        }
+        for base in (container == nil ? [parent] : []) + [fallback + "/udocker-\(getuid())-runc"] {
             guard (try? FileIO.mkdirs(base, mode: 0o700)) != nil else { continue }
             sweep(base)
             let dir = base + "/" + name
