@@ -8,7 +8,7 @@ import Foundation
 import Glibc
 #endif
 
-@Suite("Container directory links")
+@Suite("Container directory links", .timeLimit(.minutes(2)))
 struct ContainerDirectoryLinkTests {
     /// A directory of the host that no command may change, with one file in it.
     static func hostDirectory(_ r: ImportedBusyboxRepo, _ label: String) throws -> String {

@@ -9,7 +9,7 @@ import Foundation
 import Glibc
 #endif
 
-@Suite("Container directory races")
+@Suite("Container directory races", .timeLimit(.minutes(2)))
 struct ContainerDirectoryRaceTests {
     /// Seconds a command may take in all, stopped time included.
     static let bound = 30.0

@@ -9,7 +9,8 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite struct HostileLayerTests {
+// Each test ends within its time limit, whatever a server or command does (issue 13: no test without a bound).
+@Suite(.timeLimit(.minutes(2))) struct HostileLayerTests {
     /// Loads `layer` (an uncompressed tar) as image `name:tag`, in a Docker `save` archive.
     func load(_ r: ImageRepo, layer: [UInt8], as name: String, tag: String = "1") throws -> (status: Int32, stdout: String, stderr: String) {
         let layerDigest = try sha256Digest(layer)

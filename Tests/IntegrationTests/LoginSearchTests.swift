@@ -8,7 +8,8 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite struct LoginSearchTests {
+// Each test ends within its time limit, whatever a server or command does (issue 13: no test without a bound).
+@Suite(.timeLimit(.minutes(2))) struct LoginSearchTests {
     static let user = "alice"
     static let password = "Corr3ct-horse-pw"
 

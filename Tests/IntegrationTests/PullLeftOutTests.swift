@@ -5,7 +5,8 @@ import Testing
 import CAS
 import Foundation
 
-@Suite struct PullLeftOutTests {
+// Each test ends within its time limit, whatever a server or command does (issue 13: no test without a bound).
+@Suite(.timeLimit(.minutes(2))) struct PullLeftOutTests {
     @Test func pullNamesWhatALayerLeftOutOnce() throws {
         let registry = try TestRegistry()
         defer { registry.stop() }
@@ -30,7 +31,7 @@ import Foundation
         try registry.pushImage(tar: work + "/plain.tar", as: "test/plain", tag: "1", work: work)
 
         let env = ["UDOCKER_DIR": work + "/repo", "UDOCKER_REGISTRY": registry.url]
-        let first = runUdocker(["pull", "test/hostile:1"], env: env)
+        let first = runUdocker(["pull", "test/hostile:1"], env: env, killAfter: 120)
         #expect(first.status == 0, "\(first.stderr)")
         let warnings = first.stderr.split(separator: "\n").filter { $0.hasPrefix("Warning: ") }
         #expect(warnings.count == 1, "\(first.stderr)")
@@ -39,9 +40,9 @@ import Foundation
         #expect(!line.contains("dev/null"), "device nodes of /dev are no news: \(line)")
 
         // Said once: the layer is in the store now.
-        let again = runUdocker(["pull", "test/hostile:1"], env: env)
+        let again = runUdocker(["pull", "test/hostile:1"], env: env, killAfter: 120)
         #expect(again.status == 0 && !again.stderr.contains("Warning:"), "\(again.stderr)")
-        let quiet = runUdocker(["pull", "test/plain:1"], env: env)
+        let quiet = runUdocker(["pull", "test/plain:1"], env: env, killAfter: 120)
         #expect(quiet.status == 0 && !quiet.stderr.contains("Warning:"), "\(quiet.stderr)")
     }
 }

@@ -8,7 +8,8 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite struct StallingRegistryTests {
+// Each test ends within its time limit, whatever a server or command does (issue 13: no test without a bound).
+@Suite(.timeLimit(.minutes(2))) struct StallingRegistryTests {
     /// Seconds after which the test's own timer kills a pull that hangs (status 137).
     static let killAfter = 25
 

@@ -6,7 +6,8 @@ import Foundation
 import Testing
 @testable import Registry
 
-@Suite struct FailureTests {
+// Each test ends within its time limit, whatever a server or command does (issue 13: no test without a bound).
+@Suite(.timeLimit(.minutes(2))) struct FailureTests {
     @Test func tamperedBlobIsDetected() throws {
         let s = try SharedRegistry.get()
         let r = try TestRegistry()
