@@ -134,6 +134,17 @@ enum BeneathFiles {
         _ = fsync(dir.fd)
     }
 
+    /// Writes a new scratch file `path` below `base` (it must not exist), without fsync: for per-run
+    /// files such as an engine's config, which nothing needs after a crash.
+    static func writeNew(_ path: String, beneath base: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+        let (dir, name) = try parent(of: path, beneath: base)
+        defer { dir.close() }
+        let fd = openat(dir.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        if fd < 0 { throw failure("open", base: base, rel: relative(path, to: base) ?? name, errno: errno) }
+        defer { _ = close(fd) }
+        try ContainerStore.io { try bytes.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: path) } }
+    }
+
     /// An exclusive lock on `path` below `base` (made, with its directories, when missing); a link
     /// there is refused rather than opened.
     static func lock(_ path: String, beneath base: String) throws -> FileLock {

@@ -73,7 +73,11 @@ public struct RuncEngine: ExecutionEngine {
             hostname: plan.hostname.contains(".") ? plan.hostname : ProcessIdentity.hostname,
             additions: additions)
         do {
-            try FileIO.writeNew(work.dir + "/config.json", config.json(), mode: 0o600)
+            if let c = plan.containerDir, BeneathFiles.relative(work.dir, to: c) != nil {
+                try BeneathFiles.writeNew(work.dir + "/config.json", beneath: c, config.json(), mode: 0o600)
+            } else {
+                try FileIO.writeNew(work.dir + "/config.json", config.json(), mode: 0o600)
+            }
         } catch {
             try? FileIO.removeTree(work.dir)
             throw RuntimeError.executionFailed("writing \(work.dir)/config.json", "\(error)")
@@ -232,7 +236,8 @@ struct RunState {
             let d = try BeneathFiles.makeDirectory(container, rel)
             defer { d.close() }
             if mkdirat(d.fd, name, 0o700) == 0 {
-                sweep(parent)
+                // Through the descriptor (/proc/self/fd/N is the directory opened, not its name again).
+                sweep("/proc/self/fd/\(d.fd)")
                 return RunState(dir: parent + "/" + name, id: "udocker-\(pid)-\(token)")
             }
         }
