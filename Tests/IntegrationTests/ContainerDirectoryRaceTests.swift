@@ -85,6 +85,24 @@ struct ContainerDirectoryRaceTests {
         #expect(res.stderr.contains("Error:") && res.stderr.contains("runtime") && res.stderr.contains("symbolic link"), "\(res.stderr)")
     }
 
+    @Test("an R1 run makes no run directory through a runtime/ link made after the check")
+    func runcRuntimeSwappedAfterTheCheck() throws {
+        let r = try ImportedBusyboxRepo(label: "race-runc")
+        let id = try r.create("c")
+        try r.setMode(id, "R1")
+        let host = try Self.hostDirectory(r)
+        let before = try TreeSnapshot(host)
+        let runtime = r.containerDir(id) + "/runtime"
+        _ = try? runCommand("/bin/rm", ["-rf", runtime])
+        // --containerauth: no passwd or group file is written, so the run directory meets the link first.
+        let res = try Self.runSwapping(r, ["run", "--nobanner", "--containerauth", "c", "/bin/true"]) {
+            try #require(symlink(host, runtime) == 0)
+        }
+        #expect(try TreeSnapshot(host).differences(from: before).isEmpty, "nothing was made in the host directory")
+        #expect(res.status != 0, "the run went on through the link")
+        #expect(res.stderr.contains("Error:") && res.stderr.contains("runtime") && res.stderr.contains("symbolic link"), "\(res.stderr)")
+    }
+
     @Test("setup takes no lock through a .setup.lock link made after the check")
     func setupLockSwappedAfterTheCheck() throws {
         let r = try ImportedBusyboxRepo(label: "race-setup")
