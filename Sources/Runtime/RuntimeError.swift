@@ -95,6 +95,13 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     // MARK: sync (Sources/Runtime/Sync): add sync cases below, each with its message at the end of `description`
     /// Names given to sync or export --repo that are neither images nor containers (names, the images there are).
     case syncNamesNotFound([String], images: [String])
+    /// A sync location that is neither a directory path, ssh://[user@]host[:port]/path nor docker://host[:port]/namespace.
+    case syncBadLocation(String, reason: String)
+    // MARK: sync core (protocol, sender, receiver, CLI)
+    // MARK: sync ssh
+    // MARK: sync containers (delta, arrival, mode conversion)
+    // MARK: sync bundle
+    // MARK: sync registry
 
     public var description: String {
         switch self {
@@ -197,6 +204,13 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .syncNamesNotFound(let names, let images):
             return "no image or container named \(names.joined(separator: ", ")): see 'udocker images' and 'udocker ps'"
                 + (images.isEmpty ? "" : " (images here: \(images.joined(separator: ", ")))")
+        case .syncBadLocation(let location, let reason):
+            return "'\(location)' is not a place to sync with: \(reason) (give a directory, ssh://[user@]host[:port]/path or docker://host[:port]/namespace)"
+        // MARK: sync core
+        // MARK: sync ssh
+        // MARK: sync containers
+        // MARK: sync bundle
+        // MARK: sync registry
         }
     }
 

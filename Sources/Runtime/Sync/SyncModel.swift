@@ -65,3 +65,35 @@ public struct SyncReport: Codable, Sendable, Equatable {
 
     public init() {}
 }
+
+/// A container as it travels: what the receiver needs, besides its image and the delta blob, to make
+/// it again from its own store (`ContainerDelta` makes one on the sending side, `ContainerArrival`
+/// lands it on the receiving side).
+public struct SyncContainer: Codable, Sendable, Equatable {
+    /// The container's id (its directory name under containers/), kept on arrival.
+    public var id: String
+    /// Its names (the symlinks beside its directory).
+    public var names: [String]
+    /// The image it was created from, as imagerepo.name holds it ("repo/image:tag"), and that image's
+    /// manifest digest: the receiver materialises from the image with that digest.
+    public var image: String
+    public var imageManifest: Digest
+    /// The delta layer: what ROOT changed against the image's merged tree, an OCI layer stored as a
+    /// blob. An unchanged container's delta is the same bytes on every sync, so it travels once.
+    public var delta: SyncObject
+    /// container.json as the source has it.
+    public var containerJSON: Data
+    /// link, auto or copy: how the source container was materialised.
+    public var materialize: String
+    /// The execution mode it arrives in (Fn and Rn are converted to P1; P1/P2 stay).
+    public var execmode: String
+    /// Whether it was protected (udocker protect) on the source.
+    public var protected: Bool
+
+    public init(id: String, names: [String], image: String, imageManifest: Digest, delta: SyncObject,
+                containerJSON: Data, materialize: String, execmode: String, protected: Bool) {
+        self.id = id; self.names = names; self.image = image; self.imageManifest = imageManifest
+        self.delta = delta; self.containerJSON = containerJSON; self.materialize = materialize
+        self.execmode = execmode; self.protected = protected
+    }
+}
