@@ -154,6 +154,10 @@ int ud_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const c
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
 }
 
+int ud_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_EXCHANGE);
+}
+
 int ud_pid_alive(int pid) {
     if (pid <= 0) return 0;
     if (kill(pid, 0) == 0) return 1;

@@ -100,6 +100,16 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     // MARK: sync core (protocol, sender, receiver, CLI)
     // MARK: sync ssh
     // MARK: sync containers (delta, arrival, mode conversion)
+    /// A container whose image (name, as imagerepo.name has it) is not in the repository, so its delta cannot be computed.
+    case syncContainerImageMissing(container: String, image: String)
+    /// An arriving container's image (name, manifest digest) is not in the target repository.
+    case syncArrivalImageMissing(container: String, image: String, manifest: String)
+    /// An arriving container's delta blob (digest) is not in the target store.
+    case syncArrivalDeltaMissing(container: String, digest: String)
+    /// A name an arriving container has is held by another container of the target (name, that container's id).
+    case syncContainerNameTaken(name: String, container: String, other: String)
+    /// The container delta could not be made or applied (container, what went wrong).
+    case syncDeltaFailed(container: String, reason: String)
     // MARK: sync bundle
     // MARK: sync registry
 
@@ -209,6 +219,16 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         // MARK: sync core
         // MARK: sync ssh
         // MARK: sync containers
+        case .syncContainerImageMissing(let c, let image):
+            return "container \(c) was created from image \(image), which is not in this repository, so what it changed cannot be computed: pull or load \(image) again"
+        case .syncArrivalImageMissing(let c, let image, let manifest):
+            return "container \(c) needs image \(image) (\(manifest)), which the target repository does not have: send the image with it"
+        case .syncArrivalDeltaMissing(let c, let digest):
+            return "the delta of container \(c) (blob \(digest)) is not in the target store: send it again"
+        case .syncContainerNameTaken(let name, let c, let other):
+            return "container name \(name) of arriving container \(c) is already taken by container \(other) here: rename or remove that one, or use --force to replace it"
+        case .syncDeltaFailed(let c, let reason):
+            return "container \(c) could not be moved: \(reason)"
         // MARK: sync bundle
         // MARK: sync registry
         }

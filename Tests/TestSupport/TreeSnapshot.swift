@@ -10,13 +10,17 @@ import Glibc
 public struct TreeSnapshot: Equatable, Sendable {
     public let root: String
     public private(set) var entries: [String: String] = [:]
+    private var wholeSeconds = false
 
     /// `inodes`: also the inode of each regular file (a file replaced by rename then differs even when
     /// its bytes are the same); off to compare two containers, whose copied files are distinct inodes.
     /// `excluding`: relative paths (and their subtrees) left out. `rootEntry`: false leaves out the
     /// root's own metadata (a container's ROOT is made when the container is, not from the image).
-    public init(_ root: String, inodes: Bool = true, excluding: Set<String> = [], rootEntry: Bool = true) throws {
+    /// `wholeSeconds`: mtimes to the second (what travels in a tar layer, such as a container's delta).
+    public init(_ root: String, inodes: Bool = true, excluding: Set<String> = [], rootEntry: Bool = true,
+                wholeSeconds: Bool = false) throws {
         self.root = root
+        self.wholeSeconds = wholeSeconds
         try walk("", inodes: inodes, excluding: excluding)
         if !rootEntry { entries["/"] = nil }
     }
@@ -31,6 +35,22 @@ public struct TreeSnapshot: Equatable, Sendable {
 
     public static func == (a: TreeSnapshot, b: TreeSnapshot) -> Bool { a.entries == b.entries }
 
+    /// The hardlinks inside a tree: for each regular file with several paths in it, its paths sorted.
+    public static func hardlinkGroups(_ root: String) throws -> [[String]] {
+        var byInode = [UInt64: [String]]()
+        func walk(_ rel: String) throws {
+            var st = stat()
+            guard lstat(root + rel, &st) == 0 else { return }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                for n in try FileIO.listDirectory(root + rel).sorted() { try walk(rel + "/" + n) }
+            } else if (st.st_mode & S_IFMT) == S_IFREG && st.st_nlink > 1 {
+                byInode[UInt64(st.st_ino), default: []].append(rel)
+            }
+        }
+        try walk("")
+        return byInode.values.filter { $0.count > 1 }.map { $0.sorted() }.sorted { $0[0] < $1[0] }
+    }
+
     private mutating func walk(_ rel: String, inodes: Bool, excluding: Set<String>) throws {
         if excluding.contains(rel) { return }
         let path = root + rel
@@ -39,7 +59,7 @@ public struct TreeSnapshot: Equatable, Sendable {
             throw CommandError(description: "TreeSnapshot: lstat \(path) failed: \(String(cString: strerror(errno)))")
         }
         let common = "\(String(st.st_mode & 0o7777, radix: 8)) \(st.st_uid):\(st.st_gid)"
-        let mtime = "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        let mtime = wholeSeconds ? "\(st.st_mtim.tv_sec)" : "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
         let key = rel.isEmpty ? "/" : rel
         switch st.st_mode & S_IFMT {
         case S_IFDIR:

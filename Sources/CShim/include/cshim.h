@@ -32,6 +32,8 @@ int ud_openat_beneath(int dirfd, const char *path, int flags, mode_t mode, int n
 
 /* renameat2(RENAME_NOREPLACE). 0 or -1 with errno (EEXIST when the target exists). */
 int ud_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/* renameat2(RENAME_EXCHANGE): swaps two paths in one step (a container replaced by its update). */
+int ud_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 
 /* Starts writeback of a written range without waiting (sync_file_range SYNC_FILE_RANGE_WRITE), so a
    later fsync has little left to do. 0 or -1 with errno. */

@@ -415,6 +415,7 @@ public final class ContainerStore: Sendable {
         let dir = directory(id)
         if Glibc.rename(dir, aside) != 0 { throw RuntimeError.io("rename", dir, errno) }
         try ContainerTree.remove(aside)
+        ContainerDelta.forget(self, id: id)
         return try Self.io { try store.release(holder: holder(id)) }
     }
 

@@ -75,6 +75,9 @@ public struct MaterializePolicy: Sendable, Equatable {
     public var mode: MaterializeMode
     /// Container paths ("/usr", "/opt/x") whose files `auto` links; everything else is copied.
     public var linkDirs: [String]
+    /// Layers from this index up are always copied (an arriving container's delta: its files are the
+    /// container's own, not shared image files).
+    var copyFromLayer = Int.max
 
     /// The read-mostly trees of an ostree-style split.
     public static let defaultLinkDirs = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"]
@@ -289,7 +292,7 @@ final class MaterializeRun: @unchecked Sendable {
                     made.append(Unit(node: child, fd: fd, path: childPath, linked: linked || matchesLinkDir(childPath),
                                      depth: depth + 1))
                 case .file:
-                    let link = linked || matchesLinkDir(childPath)
+                    let link = (linked || matchesLinkDir(childPath)) && child.layer < policy.copyFromLayer
                     try createFile(child, name: name, dirFD: dirFD, parentPath: path, path: childPath, link: link, w)
                 case .symlink:
                     guard let target = child.entry?.target, !target.isEmpty else {

@@ -21,8 +21,9 @@ final class ArchiveWriter {
     private var closed = false
     private let buffer: UnsafeMutableRawBufferPointer
 
-    /// Starts a pax tar on `fd` (which stays owned by the caller).
-    init(fd: Int32, destination: String) throws {
+    /// Starts a pax tar on `fd` (which stays owned by the caller); `zstd` compresses it (container
+    /// deltas: zstd has no timestamp in its frame, so the same entries give the same bytes).
+    init(fd: Int32, destination: String, zstd: Bool = false) throws {
         guard let a = archive_write_new() else { throw RuntimeError.internalFailure("cannot allocate a libarchive writer") }
         guard let e = archive_entry_new() else {
             archive_write_free(a)
@@ -35,7 +36,17 @@ final class ArchiveWriter {
         // Restricted pax: plain ustar headers, with pax extensions only where ustar cannot say it
         // (long names, big files, large ids), so every tar reader accepts the result.
         archive_write_set_format_pax_restricted(a)
-        archive_write_add_filter_none(a)
+        if zstd {
+            if archive_write_add_filter_zstd(a) != ARCHIVE_OK {
+                let text = ArchiveWriter.errorText(a)
+                archive_entry_free(e)
+                archive_write_free(a)
+                buffer.deallocate()
+                throw RuntimeError.archiveWrite(destination, "zstd compression is not available in this libarchive: \(text)")
+            }
+        } else {
+            archive_write_add_filter_none(a)
+        }
         archive_write_set_bytes_in_last_block(a, 1)
         if archive_write_open_fd(a, fd) != ARCHIVE_OK {
             let text = ArchiveWriter.errorText(a)

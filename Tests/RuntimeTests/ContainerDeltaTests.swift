@@ -1,0 +1,206 @@
+// Containers travelling as image + delta between two repositories of real images and containers
+// (link, auto, copy, one changed by a run): ContainerDelta on A, the image and delta blob moved to B,
+// ContainerArrival on B; same tree, unchanged source, a second prepare that reads nothing, names.
+import Testing
+import CAS
+import Foundation
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import Runtime
+
+/// Two repositories: A with the host image and containers, B with the same image loaded from A's save.
+final class TravelRepos {
+    let tmp: String
+    let a: String
+    let b: String
+    static let image = "hostimg:delta"
+    static let spec = HostImageSpec(name: image, cmd: ["/bin/sh", "-c", "echo ran"],
+                                    files: ["/etc/app.conf": "a=1\n", "/etc/gone.txt": "bye\n", "/etc/mode.txt": "m\n",
+                                            "/etc/keep.txt": "same\n"],
+                                    scripts: ["/usr/local/bin/hello": "#!/bin/sh\necho hello\n"])
+
+    init() throws {
+        tmp = makeTempDirectory("delta-test")
+        a = tmp + "/A"
+        b = tmp + "/B"
+        let l = udocker(a, ["load", "-i", try HostImage.shared(Self.spec)])
+        try #require(l.status == 0, "load: \(l.stderr)")
+        try Self.carryImage(Self.image, from: try Repository.create(at: a).repository, to: try Repository.create(at: b).repository)
+    }
+
+    /// Copies an image as sync does: its blobs through the target store's ingest, its layers
+    /// unpacked there, then its record (same manifest digest as on the source).
+    static func carryImage(_ name: String, from: Repository, to: Repository) throws {
+        let sa = try from.openStore(), sb = try to.openStore()
+        let img = try #require(try ImageStore(repository: from, store: sa).image(named: name))
+        let r = img.record
+        for d in [r.configDigest, r.manifestDigest] + r.layers.map(\.digest) {
+            _ = try sb.ingest(fileAt: sa.blobPath(d), expected: d)
+        }
+        for l in r.layers { _ = try sb.unpackLayer(blob: l.digest) }
+        try ImageStore(repository: to, store: sb).write(r, as: try ImageName(parsing: name))
+    }
+
+    deinit { try? FileIO.removeTree(tmp) }
+
+    func udocker(_ repo: String, _ args: [String]) -> (status: Int32, stdout: String, stderr: String) {
+        runUdocker(args, env: ["UDOCKER_DIR": repo])
+    }
+
+    func repository(_ dir: String) throws -> Repository { try Repository.create(at: dir).repository }
+
+    /// Creates container `name` in repository `repo`; returns its id.
+    @discardableResult
+    func create(_ repo: String, _ name: String, materialize: String) throws -> String {
+        let c = udocker(repo, ["create", "--materialize=\(materialize)", "--name=\(name)", Self.image])
+        try #require(c.status == 0, "create: \(c.stderr)")
+        return c.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func root(_ repo: String, _ id: String) -> String { repo + "/containers/" + id + "/ROOT" }
+
+    /// What a run of a user's job does to a container: files added, appended to, deleted, chmodded,
+    /// a symlink, a hardlink, an empty directory. Through `run` (P1) when PRoot is here, else directly.
+    static let changes = """
+        echo new > /etc/added.txt && echo more >> /etc/app.conf && rm /etc/gone.txt /usr/local/bin/hello && \
+        chmod 0600 /etc/mode.txt && ln -s /etc/app.conf /etc/app.link && ln /etc/added.txt /etc/added.hard && \
+        mkdir -p /var/emptydir /home/tester/work && echo data > /home/tester/work/out.txt
+        """
+
+    func change(_ repo: String, _ name: String) throws {
+        if ExecutionModeSupport.available(["P1"]) {
+            let r = udocker(repo, ["run", name, "/bin/sh", "-c", Self.changes])
+            try #require(r.status == 0, "run: \(r.stdout)\(r.stderr)")
+        } else {
+            let s = spawnAndCollect(["/bin/sh", "-c", Self.changes.replacingOccurrences(of: " /", with: " " + root(repo, name) + "/")],
+                                    environment: ["PATH": "/usr/bin:/bin"], stdin: nil)
+            try #require(s.status == 0, "changes: \(s.stderr)")
+        }
+    }
+
+    /// Moves a prepared container's delta blob from A's store into B's, through B's ingest.
+    func carryDelta(_ c: SyncContainer) throws {
+        let sa = try repository(a).openStore(), sb = try repository(b).openStore()
+        _ = try sb.ingest(fileAt: sa.blobPath(c.delta.digest), expected: c.delta.digest)
+    }
+
+    func snapshot(_ root: String) throws -> TreeSnapshot {
+        try TreeSnapshot(root, inodes: false, rootEntry: true, wholeSeconds: true)
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ContainerDeltaTests {
+    @Test func linkAutoCopyAndChangedContainersArriveWithTheSameTree() throws {
+        let f = try TravelRepos()
+        var ids: [String: String] = [:]
+        for m in ["link", "auto", "copy"] { ids[m] = try f.create(f.a, "c-\(m)", materialize: m) }
+        ids["changed"] = try f.create(f.a, "changed", materialize: "auto")
+        try f.change(f.a, "changed")
+        let repoA = try f.repository(f.a), repoB = try f.repository(f.b)
+        for (label, id) in ids.sorted(by: { $0.key < $1.key }) {
+            let before = try TreeSnapshot(f.root(f.a, id))
+            let c = try ContainerDelta.prepare(repository: repoA, container: id)
+            #expect(c.id == id)
+            #expect(c.execmode == "P1")
+            #expect(c.delta.mediaType == ContainerDelta.mediaType)
+            #expect(c.materialize == (label == "changed" ? "auto" : label))
+            #expect(c.names == [label == "changed" ? "changed" : "c-\(label)"])
+            // Never changes the source.
+            #expect(try TreeSnapshot(f.root(f.a, id)).differences(from: before) == [])
+            try f.carryDelta(c)
+            #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) == .created)
+            let diff = try f.snapshot(f.root(f.b, id)).differences(from: try f.snapshot(f.root(f.a, id)))
+            #expect(diff == [], "\(label): \(diff.prefix(10))")
+            #expect(try TreeSnapshot.hardlinkGroups(f.root(f.b, id)) == TreeSnapshot.hardlinkGroups(f.root(f.a, id)))
+            // Metadata as on A.
+            for file in ["container.json", "imagerepo.name", "execmode"] {
+                #expect(try FileIO.readFile(f.a + "/containers/\(id)/\(file)") == FileIO.readFile(f.b + "/containers/\(id)/\(file)"))
+            }
+            #expect(ContainerStore.names(of: id, containersdir: f.b + "/containers") == c.names)
+            // The same container again: nothing to do.
+            #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) == .unchanged)
+        }
+        // An unchanged container's delta is empty of files; the changed one holds what the run did.
+        let changed = try ContainerDelta.prepareReporting(repository: repoA, container: "changed")
+        #expect(changed.report.entries > 0)
+        let unchanged = try ContainerDelta.prepareReporting(repository: repoA, container: "c-link")
+        #expect(unchanged.report.storeInodes > 0)
+        // Hardlink kept, link mode files linked into B's store.
+        let rb = f.root(f.b, ids["changed"] ?? "")
+        var s1 = stat(), s2 = stat()
+        #expect(lstat(rb + "/etc/added.txt", &s1) == 0 && lstat(rb + "/etc/added.hard", &s2) == 0 && s1.st_ino == s2.st_ino)
+        #expect(!FileIO.exists(rb + "/etc/gone.txt"))
+        #expect(FileIO.isDirectory(rb + "/var/emptydir"))
+        let storeB = try repoB.openStore()
+        let bash = f.root(f.b, ids["link"] ?? "") + "/usr/bin/bash"
+        #expect(lstat(bash, &s1) == 0 && s1.st_nlink > 1)
+        #expect(lstat(storeB.layout.root, &s2) == 0 && s1.st_dev == s2.st_dev)
+        // It runs on B.
+        if ExecutionModeSupport.available(["P1"]) {
+            let r = f.udocker(f.b, ["run", "changed", "/bin/cat", "/etc/app.conf", "/home/tester/work/out.txt"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == "a=1\nmore\ndata\n")
+        }
+    }
+
+    @Test func aSecondPrepareOfAnUnchangedContainerReadsNothingAndGivesTheSameDigest() throws {
+        let f = try TravelRepos()
+        try f.create(f.a, "c", materialize: "copy")
+        try f.change(f.a, "c")
+        // Files changed in the second they are hashed are not trusted to the cache (racy-clean).
+        sleep(1)
+        let repoA = try f.repository(f.a)
+        let first = try ContainerDelta.prepareReporting(repository: repoA, container: "c")
+        #expect(first.report.deltaWritten)
+        #expect(first.report.filesHashed > 0)
+        let second = try ContainerDelta.prepareReporting(repository: repoA, container: "c")
+        #expect(second.container.delta == first.container.delta)
+        #expect(second.report.filesHashed == 0)
+        #expect(second.report.deltaWritten == false)
+        // Without the cache, the delta is made again from the files: the very same bytes.
+        DeltaCache.remove(repoA, id: second.container.id)
+        let third = try ContainerDelta.prepareReporting(repository: repoA, container: "c")
+        #expect(third.report.deltaWritten)
+        #expect(third.container.delta == first.container.delta)
+        // A file the user changes is seen (size and mtime moved), and only that file is hashed again.
+        let root = f.root(f.a, second.container.id)
+        let fd = open(root + "/etc/keep.txt", O_WRONLY | O_APPEND)
+        #expect(fd >= 0)
+        _ = write(fd, "x", 1)
+        _ = close(fd)
+        let fourth = try ContainerDelta.prepareReporting(repository: repoA, container: "c")
+        #expect(fourth.container.delta.digest != first.container.delta.digest)
+        #expect(fourth.report.filesHashed == 0, "a file whose size moved needs no hash to be in the delta")
+        // Its arrival replaces an older copy of the same id on B.
+        let repoB = try f.repository(f.b)
+        try f.carryDelta(first.container)
+        #expect(try ContainerArrival.land(repository: repoB, container: first.container, options: SyncArrivalOptions()) == .created)
+        try f.carryDelta(fourth.container)
+        #expect(try ContainerArrival.land(repository: repoB, container: fourth.container, options: SyncArrivalOptions()) == .updated)
+        #expect(try String(decoding: FileIO.readFile(f.root(f.b, fourth.container.id) + "/etc/keep.txt"), as: UTF8.self) == "same\nx")
+    }
+
+    @Test func aNameTakenOnTheTargetIsRefusedAndForceReplacesIt() throws {
+        let f = try TravelRepos()
+        try f.create(f.a, "job", materialize: "auto")
+        let other = try f.create(f.b, "job", materialize: "copy")
+        let repoA = try f.repository(f.a), repoB = try f.repository(f.b)
+        let c = try ContainerDelta.prepare(repository: repoA, container: "job")
+        try f.carryDelta(c)
+        let before = try TreeSnapshot(f.b + "/containers")
+        #expect(throws: RuntimeError.self) { try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) }
+        do { _ = try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) } catch {
+            #expect("\(error)".contains("already taken by container \(other)"))
+        }
+        #expect(try TreeSnapshot(f.b + "/containers").differences(from: before) == [])
+        #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions(force: true)) == .created)
+        #expect(!FileIO.exists(f.b + "/containers/" + other))
+        #expect(ContainerStore.resolve("job", containersdir: f.b + "/containers") == c.id)
+        // A missing image or delta is a clear error.
+        var noImage = c
+        noImage.imageManifest = try Digest(parsing: "sha256:" + String(repeating: "0", count: 64))
+        #expect(throws: RuntimeError.self) { try ContainerArrival.land(repository: repoB, container: noImage, options: SyncArrivalOptions()) }
+    }
+}
