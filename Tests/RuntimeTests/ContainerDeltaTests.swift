@@ -203,4 +203,70 @@ final class TravelRepos {
         noImage.imageManifest = try Digest(parsing: "sha256:" + String(repeating: "0", count: 64))
         #expect(throws: RuntimeError.self) { try ContainerArrival.land(repository: repoB, container: noImage, options: SyncArrivalOptions()) }
     }
+
+    @Test(.enabled(if: ExecutionModeSupport.available(["F3", "P1"]))) func anF3ContainerArrivesInP1WithItsOriginalFiles() throws {
+        let f = try TravelRepos()
+        let id = try f.create(f.a, "fc", materialize: "auto")
+        let original = try f.snapshot(f.root(f.a, id))
+        let s = f.udocker(f.a, ["setup", "--execmode=F3", "fc"])
+        try #require(s.status == 0, "setup: \(s.stdout)\(s.stderr)")
+        let r = f.udocker(f.a, ["run", "fc", "/bin/echo", "ran in F3"])
+        try #require(r.status == 0 && r.stdout == "ran in F3\n", "F3 run: \(r.stdout)\(r.stderr)")
+        let setUp = try TreeSnapshot(f.root(f.a, id))
+        sleep(1)   // racy-clean: files patched in this second are not trusted to the stat cache
+
+        let repoA = try f.repository(f.a), repoB = try f.repository(f.b)
+        let c = try ContainerDelta.prepareReporting(repository: repoA, container: "fc")
+        #expect(c.container.execmode == "P1")
+        #expect(try TreeSnapshot(f.root(f.a, id)).differences(from: setUp) == [], "the source is never changed")
+        #expect(try String(decoding: FileIO.readFile(f.a + "/containers/\(id)/execmode"), as: UTF8.self).hasPrefix("F3"))
+        try f.carryDelta(c.container)
+        #expect(try ContainerArrival.land(repository: repoB, container: c.container, options: SyncArrivalOptions()) == .created)
+        let arrived = try f.snapshot(f.root(f.b, id))
+        // The F3 run added the user to passwd and group: that change travels like any other.
+        let runMade = ["/etc: ", "/etc/passwd: ", "/etc/group: "]
+        let diff = arrived.differences(from: original).filter { d in !runMade.contains { d.hasPrefix($0) } }
+        #expect(diff == [], "the files it had before setup")
+        for file in ["/etc/passwd", "/etc/group"] {
+            #expect(try FileIO.readFile(f.root(f.b, id) + file) == FileIO.readFile(f.root(f.a, id) + file))
+        }
+        #expect(try String(decoding: FileIO.readFile(f.b + "/containers/\(id)/execmode"), as: UTF8.self) == "P1")
+        #expect(!FileIO.exists(f.b + "/containers/\(id)/" + ElfPatcher.recordFile))
+        // No path of the source host left: nothing in ROOT names A's directory.
+        let grep = spawnAndCollect(["/bin/grep", "-rlF", f.a, f.root(f.b, id)], environment: ["PATH": "/usr/bin:/bin"], stdin: nil)
+        #expect(grep.stdout == "", "files naming the source repository: \(grep.stdout)")
+        let run = f.udocker(f.b, ["run", "fc", "/bin/echo", "ran in P1"])
+        #expect(run.status == 0 && run.stdout == "ran in P1\n", "\(run.stdout)\(run.stderr)")
+        // Unchanged since: the second prepare hashes nothing and gives the same delta.
+        let again = try ContainerDelta.prepareReporting(repository: repoA, container: "fc")
+        #expect(again.container.delta == c.container.delta)
+        #expect(again.report.filesHashed == 0)
+        // --execmode sets a mode up on arrival (patched for the target's paths).
+        let rm = f.udocker(f.b, ["rm", "fc"])
+        try #require(rm.status == 0, "rm on B: \(rm.stderr)")
+        #expect(try ContainerArrival.land(repository: repoB, container: c.container, options: SyncArrivalOptions(execmode: "F3")) == .created)
+        #expect(try String(decoding: FileIO.readFile(f.b + "/containers/\(id)/execmode"), as: UTF8.self).hasPrefix("F3"))
+        let f3 = f.udocker(f.b, ["run", "fc", "/bin/echo", "ran in F3 on B"])
+        #expect(f3.status == 0 && f3.stdout == "ran in F3 on B\n", "\(f3.stdout)\(f3.stderr)")
+    }
+
+    @Test(.enabled(if: ExecutionModeSupport.available(["R1", "P1"]))) func anR1ContainerArrivesInP1WithoutRuncFiles() throws {
+        let f = try TravelRepos()
+        let id = try f.create(f.a, "rc", materialize: "copy")
+        let original = try f.snapshot(f.root(f.a, id))
+        let s = f.udocker(f.a, ["setup", "--execmode=R1", "rc"])
+        try #require(s.status == 0, "setup: \(s.stdout)\(s.stderr)")
+        let r = f.udocker(f.a, ["run", "rc", "/bin/echo", "ran in R1"])
+        try #require(r.status == 0, "R1 run: \(r.stdout)\(r.stderr)")
+        let repoA = try f.repository(f.a), repoB = try f.repository(f.b)
+        let c = try ContainerDelta.prepare(repository: repoA, container: "rc")
+        #expect(c.execmode == "P1")
+        try f.carryDelta(c)
+        #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) == .created)
+        let diff = try f.snapshot(f.root(f.b, id)).differences(from: original)
+        #expect(diff == [], "\(diff)")
+        #expect(!FileIO.exists(f.root(f.b, id) + "/.udocker"))
+        let run = f.udocker(f.b, ["run", "rc", "/bin/echo", "ran in P1"])
+        #expect(run.status == 0 && run.stdout == "ran in P1\n", "\(run.stdout)\(run.stderr)")
+    }
 }

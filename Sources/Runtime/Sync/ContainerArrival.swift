@@ -98,7 +98,7 @@ public enum ContainerArrival {
             if error is RuntimeError { throw error }
             throw RuntimeError.syncDeltaFailed(container: c.id, reason: "\(error)")
         }
-        if let wanted = options.execmode, ModeConversion.arrivalMode(wanted) != c.execmode || wanted.uppercased() != c.execmode {
+        if let wanted = options.execmode, wanted.uppercased() != c.execmode {
             try setUp(repository: repository, containers: containers, id: c.id, mode: wanted, configuration: configuration)
         }
         return existing == nil ? .created : .updated

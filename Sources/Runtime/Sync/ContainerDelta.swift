@@ -44,23 +44,29 @@ public enum ContainerDelta {
         let mat = containers.materializeInfo(id)
         let layers = image.record.layers.map(\.diffID)
         let source = containers.execMode(id) ?? ContainerStore.defaultExecMode
-        let view = try ModeConversion.view(containers: containers, id: id, execmode: source)
-        let base = ([source, view.version] + layers.map(\.hex)).joined(separator: ",")
-
         var cache = DeltaCache.load(repository, id: id)
+        let view = try ModeConversion.view(containerDir: containers.directory(id), execmode: source, cache: cache)
+        let base = ([source] + layers.map(\.hex)).joined(separator: ",")
         if cache.base != base { cache = DeltaCache(base: base) }
         let walk = try DeltaWalk(store: store, layers: layers, root: info.root, view: view, cache: cache)
         try walk.run()
         var report = walk.report
+        report.filesHashed += view.filesHashed
         let delta: SyncObject
         if let last = cache.delta, cache.signature == walk.signature, store.hasBlob(last.digest) {
             delta = last
+            if view.filesHashed > 0 {
+                cache.files.merge(view.hashed) { _, b in b }
+                cache.save(repository, id: id)
+            }
         } else {
             try walk.decideContents()
             report = walk.report
+            report.filesHashed += view.filesHashed
             delta = try write(walk, store: store, repository: repository, id: id)
             report.deltaWritten = true
-            DeltaCache(base: base, signature: walk.signature, delta: delta, files: walk.hashed).save(repository, id: id)
+            DeltaCache(base: base, signature: walk.signature, delta: delta,
+                       files: walk.hashed.merging(view.hashed) { a, _ in a }).save(repository, id: id)
         }
         report.entries = walk.entryCount
         try ContainerStore.io { try store.setRef(holder: deltaHolder(containers, id), digests: [delta.digest]) }
@@ -174,8 +180,8 @@ final class DeltaWalk {
     func run() throws {
         var st = stat()
         if fstat(rootFD, &st) != 0 { throw RuntimeError.io("stat", root, errno) }
-        directory("", st, node: tree.root)
-        try walk(rootFD, "", tree.root, depth: 0)
+        let at = directory("", st, node: tree.root)
+        if try walk(rootFD, "", tree.root, depth: 0) { keepImageTime(at, node: tree.root) }
         sig.update(Array(view.version.utf8))
         signature = sig.finish().hex
     }
@@ -184,21 +190,43 @@ final class DeltaWalk {
         sig.update(Array(parts.joined(separator: "\u{0}").utf8) + [10])
     }
 
-    /// Records directory `path` when it is not the image's (kind, mode as materialised, mtime).
-    private func directory(_ path: String, _ st: stat, node: MergedNode?) {
+    /// Records directory `path` when it is not the image's (kind, mode as materialised, mtime);
+    /// returns the index of its entry.
+    @discardableResult
+    private func directory(_ path: String, _ st: stat, node: MergedNode?) -> Int? {
         let mode = st.st_mode & 0o7777
         note("d", path, String(mode), String(st.st_mtim.tv_sec), String(st.st_mtim.tv_nsec))
         if let node, node.kind == .directory, let e = node.entry, (mode_t(e.mode & 0o7777) | 0o700) == mode,
-           e.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0 { return }
+           e.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0 { return nil }
         entries.append(Entry(path: path, kind: .directory, mode: mode, mtime: Int64(st.st_mtim.tv_sec), size: 0, source: path))
+        return entries.count - 1
     }
 
-    private func walk(_ dirFD: Int32, _ path: String, _ node: MergedNode?, depth: Int) throws {
+    /// A directory whose mtime moved only because setup (patched files renamed in, runc's mount
+    /// points) changed its entries travels with the image's time, when its mode is the image's.
+    private func keepImageTime(_ index: Int?, node: MergedNode?) {
+        guard let index, let e = node?.entry, node?.kind == .directory,
+              (mode_t(e.mode & 0o7777) | 0o700) == entries[index].mode else { return }
+        entries[index].maybe = true
+        entries[index].kind = .directory
+        entries[index].inode = nil
+        entries[index].imageDigest = nil
+    }
+
+    /// Walks one directory; returns whether setup changed its entries (what `keepImageTime` undoes).
+    private func walk(_ dirFD: Int32, _ path: String, _ node: MergedNode?, depth: Int) throws -> Bool {
         let listed = try AtFile.list(dirFD, path: root + "/" + path)
         var names = Set(listed.map(\.name))
-        for n in view.hidden(in: path) { names.remove(n) }
+        var touched = false
+        for n in view.hidden(in: path) where names.remove(n) != nil { touched = true }
         // Whiteouts for what the image has and the container does not (never-created devices aside).
         var items: [(name: String, whiteout: Bool)] = names.map { ($0, false) }
+        // A Fakechroot volume link over an empty directory: the directory travels.
+        var emptyDirs: [String: mode_t] = [:]
+        for n in view.hidden(in: path) {
+            let p = path.isEmpty ? n : path + "/" + n
+            if let m = view.emptyDirs[p] { emptyDirs[n] = m; names.insert(n); items.append((n, false)) }
+        }
         if let node, node.kind == .directory {
             for (name, child) in node.children where !names.contains(name) {
                 if child.kind == .device { continue }
@@ -216,7 +244,15 @@ final class DeltaWalk {
                 continue
             }
             let child = node?.kind == .directory ? node?.children[name] : nil
+            if let m = emptyDirs[name] {
+                var st = stat()
+                st.st_mode = S_IFDIR | m
+                st.st_mtim = timespec(tv_sec: Int(child?.entry?.mtime ?? 0), tv_nsec: 0)
+                directory(childPath, st, node: child?.kind == .directory ? child : nil)
+                continue
+            }
             if let replaced = view.replacement(childPath) {
+                touched = true
                 try file(childPath, replaced.stat, child: child, source: replaced.source)
                 continue
             }
@@ -229,12 +265,22 @@ final class DeltaWalk {
             case S_IFDIR:
                 guard depth + 1 <= Self.maxDepth else { continue }
                 let sub = child?.kind == .directory ? child : nil
-                directory(childPath, st, node: sub)
+                let at = directory(childPath, st, node: sub)
                 let fd = AtFile.openDirectory(dirFD, name)
                 if fd < 0 { throw RuntimeError.io("open", root + "/" + childPath, errno) }
                 defer { _ = close(fd) }
-                try walk(fd, childPath, sub, depth: depth + 1)
+                if child == nil, view.isSetupArtifact(childPath), try AtFile.list(fd, path: root + "/" + childPath).isEmpty {
+                    // A mount point runc made: not the container's.
+                    if let at { entries.remove(at: at) }
+                    touched = true
+                    continue
+                }
+                if try walk(fd, childPath, sub, depth: depth + 1) { keepImageTime(at, node: sub) }
             case S_IFREG:
+                if child == nil, st.st_size == 0, view.isSetupArtifact(childPath) {
+                    touched = true
+                    continue
+                }
                 try file(childPath, st, child: child, source: childPath)
             case S_IFLNK:
                 var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -257,6 +303,7 @@ final class DeltaWalk {
                 continue
             }
         }
+        return touched
     }
 
     /// A regular file: unchanged when it is still the store's inode for this path (no read), or
