@@ -11,16 +11,20 @@ public struct TreeSnapshot: Equatable, Sendable {
     public let root: String
     public private(set) var entries: [String: String] = [:]
     private var wholeSeconds = false
+    private var owners = true
 
     /// `inodes`: also the inode of each regular file (a file replaced by rename then differs even when
     /// its bytes are the same); off to compare two containers, whose copied files are distinct inodes.
     /// `excluding`: relative paths (and their subtrees) left out. `rootEntry`: false leaves out the
     /// root's own metadata (a container's ROOT is made when the container is, not from the image).
     /// `wholeSeconds`: mtimes to the second (what travels in a tar layer, such as a container's delta).
+    /// `owners`: false leaves out uid and gid (a copy made by the user of files a sealed store's
+    /// subordinate id owns).
     public init(_ root: String, inodes: Bool = true, excluding: Set<String> = [], rootEntry: Bool = true,
-                wholeSeconds: Bool = false) throws {
+                wholeSeconds: Bool = false, owners: Bool = true) throws {
         self.root = root
         self.wholeSeconds = wholeSeconds
+        self.owners = owners
         try walk("", inodes: inodes, excluding: excluding)
         if !rootEntry { entries["/"] = nil }
     }
@@ -58,7 +62,7 @@ public struct TreeSnapshot: Equatable, Sendable {
         guard lstat(path, &st) == 0 else {
             throw CommandError(description: "TreeSnapshot: lstat \(path) failed: \(String(cString: strerror(errno)))")
         }
-        let common = "\(String(st.st_mode & 0o7777, radix: 8)) \(st.st_uid):\(st.st_gid)"
+        let common = "\(String(st.st_mode & 0o7777, radix: 8))" + (owners ? " \(st.st_uid):\(st.st_gid)" : "")
         let mtime = wholeSeconds ? "\(st.st_mtim.tv_sec)" : "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
         let key = rel.isEmpty ? "/" : rel
         switch st.st_mode & S_IFMT {

@@ -368,6 +368,11 @@ public final class ContainerStore: Sendable {
             var report = try ContainerTree.clone(store: store, layers: layers, from: srcDir + "/" + Self.rootDir,
                                                  to: tmp + "/" + Self.rootDir)
             report.notes += Self.notes(unsealed)
+            // Fn and Rn setups are tied to the source's path and host: the clone starts in P1 (ModeConversion).
+            if let m = execMode(source), ModeConversion.arrivalMode(m) != m.uppercased() {
+                let tree = layers.isEmpty ? nil : MergedTree(layers: try Materializer(store: store).inputs(layers))
+                report.notes += try ModeConversion.convertOwnCopy(containerDir: tmp, asidesFrom: srcDir, imageTree: tree)
+            }
             if var info = materializeInfo(source) {
                 info.protection = store.protection.owner != nil && unsealed.isEmpty ? MaterializeInfo.sealed : MaterializeInfo.detect
                 try Self.writeFile(tmp + "/" + MaterializeInfo.fileName, try Self.encode(info))

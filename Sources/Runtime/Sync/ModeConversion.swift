@@ -40,11 +40,18 @@ public enum ModeConversion {
         /// Paths where runc makes mount points (empty files and directories) that the image does not
         /// have: the kernel filesystems and udocker's default system files (sysdirs_list).
         var mountPoints: Set<String> = []
+        /// Directories whose entries setup changed (parents of patched files and volume links): their
+        /// mtime moved because of setup, so a converted copy takes the image's.
+        var touchedDirs: Set<String> = []
+        static let runcMountPoints: Set<String> = ["proc", "sys", "dev", "dev/pts", "dev/shm", "dev/mqueue", "etc/resolv.conf",
+                                                   "etc/host.conf", "etc/hosts", "etc/hostname", "etc/passwd", "etc/group",
+                                                   "lib/modules"]
         func isSetupArtifact(_ path: String) -> Bool { mountPoints.contains(path) }
 
         mutating func hide(_ path: String) {
             let (parent, name) = MergedTree.split(path)
             hiddenByParent[parent, default: []].insert(name)
+            touchedDirs.insert(parent)
         }
     }
 
@@ -65,8 +72,7 @@ public enum ModeConversion {
             // runc's bundle and udocker's own files live in ROOT/.udocker (RuncConfigBuilder.engineDir).
             v.version = "r"
             v.hide(".udocker")
-            v.mountPoints = ["proc", "sys", "dev", "dev/pts", "dev/shm", "dev/mqueue", "etc/resolv.conf", "etc/host.conf",
-                             "etc/hosts", "etc/hostname", "etc/passwd", "etc/group", "lib/modules"]
+            v.mountPoints = View.runcMountPoints
             return v
         }
         guard mode.hasPrefix("F") else { return v }
@@ -88,6 +94,7 @@ public enum ModeConversion {
                 guard current.hex == f.patched else { continue }   // changed in the container since: its own file
                 if let aside = f.aside, lstat(dir + "/" + aside, &sa) == 0, (sa.st_mode & S_IFMT) == S_IFREG {
                     v.replaced[f.path] = (sa, dir + "/" + aside)
+                    v.touchedDirs.insert(MergedTree.split(f.path).parent)
                     hasher.update(Array("\(f.path) \(sa.st_ino) \(sa.st_size) \(sa.st_mtim.tv_sec)\n".utf8))
                 } else {
                     v.unconverted.append(f.path)
@@ -103,5 +110,100 @@ public enum ModeConversion {
         }
         v.version = "f" + hasher.finish().hex.prefix(16)
         return v
+    }
+
+    /// Converts a container directory that is our own new copy (a clone being made, an imported
+    /// export) from an Fn or Rn mode to P1: patched files put back from their originals (taken from
+    /// `asidesFrom`, the source container's directory, when the copy has none; else set back with
+    /// patchelf), Fakechroot's volume links removed, runc's files removed (mount points only where
+    /// `imageTree` says the image has nothing there), setup's files beside ROOT removed, execmode P1.
+    /// Returns notes for the user. Does nothing for P1, P2 and S1.
+    static func convertOwnCopy(containerDir dir: String, asidesFrom src: String?, imageTree: MergedTree?) throws -> [String] {
+        let modeFile = dir + "/" + ContainerStore.execModeFile
+        let mode = (ContainerStore.readText(modeFile) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let target = arrivalMode(mode)
+        guard target != mode.uppercased() else { return [] }
+        let root = dir + "/" + ContainerStore.rootDir
+        var notes: [String] = []
+        var touched = Set<String>()
+        if mode.uppercased().hasPrefix("F") {
+            for l in FakechrootVolumes.readRecord(dir) { touched.insert(MergedTree.split(l.path.split(separator: "/").joined(separator: "/")).parent) }
+            if let record = try ElfPatcher.readRecord(containerDir: dir) {
+                for f in record.files { touched.insert(MergedTree.split(f.path).parent) }
+                if let src, !FileIO.exists(dir + "/" + ElfPatcher.asideDir) {
+                    try ContainerStore.io { try FileIO.mkdirs(dir + "/" + ElfPatcher.asideDir, mode: 0o700) }
+                    for f in record.files {
+                        guard let a = f.aside else { continue }
+                        // A link costs nothing; restore renames it into place.
+                        if link(src + "/" + a, dir + "/" + a) != 0 { try copyKeepingMetadata(src + "/" + a, to: dir + "/" + a) }
+                    }
+                }
+                let candidates: [String] = ["/usr/bin/patchelf", "/usr/local/bin/patchelf", "/bin/patchelf"]
+                let tool = candidates.first(where: { access($0, X_OK) == 0 }) ?? "patchelf"
+                let (r, n) = try ElfPatcher(containerDir: dir, patchelf: tool).restore(record, root: root)
+                notes += n
+                if r.changed > 0 { notes.append("\(r.changed) patched files were changed inside the container since: kept") }
+            }
+            _ = try FakechrootVolumes.purge(root: root, stateDir: dir)
+        } else {
+            try? ContainerTree.remove(root + "/.udocker")
+            touched.insert("")
+            if let imageTree {
+                for p in View.runcMountPoints.sorted(by: >) where imageTree.node(at: p) == nil {
+                    var st = stat()
+                    guard lstat(root + "/" + p, &st) == 0 else { continue }
+                    if (st.st_mode & S_IFMT) == S_IFREG && st.st_size == 0 { _ = unlink(root + "/" + p) }
+                    if (st.st_mode & S_IFMT) == S_IFDIR { _ = rmdir(root + "/" + p) }
+                    touched.insert(MergedTree.split(p).parent)
+                }
+            }
+        }
+        restoreDirectoryTimes(root: root, touched, imageTree: imageTree)
+        for n in (try? FileIO.listDirectory(dir)) ?? [] where isSetupFile(n) {
+            try? ContainerTree.remove(dir + "/" + n)
+        }
+        try ContainerStore.writeFile(modeFile, Array(target.utf8))
+        return notes
+    }
+
+    /// What `export --clone` of the container directory `dir` converts: nil when its mode stays.
+    static func exportConversion(containerDir dir: String, repository: Repository) throws -> TreeArchiver.Conversion? {
+        let mode = (ContainerStore.readText(dir + "/" + ContainerStore.execModeFile) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let target = arrivalMode(mode)
+        guard target != mode.uppercased() else { return nil }
+        return TreeArchiver.Conversion(view: try view(containerDir: dir, execmode: mode), execmode: target,
+                                       imageTree: imageTree(containerDir: dir, repository: repository))
+    }
+
+    /// The merged tree of the image layers materialize.json names, when the repository's store has them.
+    static func imageTree(containerDir dir: String, repository: Repository) -> MergedTree? {
+        let layers = ContainerStore.materializeInfo(directory: dir)?.layers ?? []
+        guard !layers.isEmpty, let store = try? repository.openStore() else { return nil }
+        return (try? Materializer(store: store).inputs(layers)).map { MergedTree(layers: $0) }
+    }
+
+    /// Gives the directories setup touched the image's mtime back (where the image has them).
+    static func restoreDirectoryTimes(root: String, _ dirs: Set<String>, imageTree: MergedTree?) {
+        guard let imageTree else { return }
+        for d in dirs {
+            guard let n = imageTree.node(at: d), n.kind == .directory, let e = n.entry else { continue }
+            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
+            _ = utimensat(AT_FDCWD, d.isEmpty ? root : root + "/" + d, &times, AT_SYMLINK_NOFOLLOW)
+        }
+    }
+
+    /// A copy with the source's mode and mtime (a sealed store's file cannot be linked by the user).
+    static func copyKeepingMetadata(_ src: String, to dst: String) throws {
+        let s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if s < 0 { throw RuntimeError.io("open", src, errno) }
+        defer { _ = close(s) }
+        var st = stat()
+        if fstat(s, &st) != 0 { throw RuntimeError.io("stat", src, errno) }
+        let d = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if d < 0 { throw RuntimeError.io("create", dst, errno) }
+        defer { _ = close(d) }
+        try FileCopier().copy(from: s, to: d, size: UInt64(st.st_size), path: dst)
+        _ = fchmod(d, (st.st_mode & 0o7777) | 0o400)
+        AtFile.setMtime(fd: d, st.st_mtim)
     }
 }

@@ -51,7 +51,9 @@ public enum ContainerExport {
         let out = try ArchiveOutput(path: output, refuseExisting: false)
         do {
             let w = try ArchiveWriter(fd: out.fd, destination: out.name)
-            let report = try TreeArchiver(root: tree).write(to: w)
+            var archiver = TreeArchiver(root: tree)
+            if clone { archiver.conversion = try ModeConversion.exportConversion(containerDir: c.directory, repository: repository) }
+            let report = try archiver.write(to: w)
             try w.finish()
             try out.commit()
             return report

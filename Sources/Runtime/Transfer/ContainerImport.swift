@@ -48,6 +48,7 @@ public enum ContainerImport {
         let temp = containers + "/.import-\(id)"
         let target = rootfsOnly ? temp + "/ROOT" : temp
         try BlobContent.cas { try FileIO.mkdirs(target, mode: 0o700) }
+        var conversionNotes: [String] = []
         do {
             let manifest: LayerManifest
             do { manifest = try LayerUnpacker().unpack(fd: fd, sourceName: sourceName, into: target) } catch let e as CASError {
@@ -73,13 +74,16 @@ public enum ContainerImport {
                     throw RuntimeError.badArchive(sourceName, "not imported: in its container directory, \(why)")
                 }
                 restoreModes(root: temp, manifest)
+                // A clone exported in an Fn or Rn mode (by an older udocker) arrives in P1, as sync does.
+                conversionNotes = try ModeConversion.convertOwnCopy(containerDir: temp, asidesFrom: nil,
+                                                                   imageTree: ModeConversion.imageTree(containerDir: temp, repository: repository))
             }
             // Made 0700 so nobody sees it half-made; now a container directory like any other.
             _ = chmod(temp, 0o755)
             if ud_rename_noreplace(AT_FDCWD, temp, AT_FDCWD, containers + "/" + id) != 0 {
                 throw RuntimeError.io("rename", containers + "/" + id, errno)
             }
-            var notes = manifest.skipped.map { "not imported: \($0.path): \($0.reason)" }
+            var notes = manifest.skipped.map { "not imported: \($0.path): \($0.reason)" } + conversionNotes
             if !manifest.whiteouts.isEmpty { notes.append("not imported: \(manifest.whiteouts.count) whiteout marker(s)") }
             if let name = request.name {
                 do { try setName(name, id: id, repository) } catch {

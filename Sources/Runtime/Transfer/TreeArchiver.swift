@@ -25,6 +25,16 @@ public struct TreeArchiveReport: Sendable, Equatable {
 /// shows, and what `import` gives back.
 struct TreeArchiver {
     let root: String
+    /// Set for `export --clone` of a container set up in an Fn or Rn mode: the container directory is
+    /// written as it travels (ModeConversion), in P1, without changing it.
+    var conversion: Conversion? = nil
+
+    struct Conversion {
+        var view: ModeConversion.View
+        var execmode: String
+        /// The image's merged tree, to tell runc's mount points from the image's own entries.
+        var imageTree: MergedTree?
+    }
 
     func write(to w: ArchiveWriter) throws -> TreeArchiveReport {
         let fd = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -61,12 +71,24 @@ struct TreeArchiver {
         }
         for name in try names(dirFD, relative) {
             let path = relative.isEmpty ? name : relative + "/" + name
-            let full = root + "/" + path
+            var full = root + "/" + path
             var st = stat()
             if fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
                 if errno == ENOENT { continue }   // removed while we walk
                 throw RuntimeError.io("stat", full, errno)
             }
+            var replacedFD: Int32 = -1
+            if let c = conversion {
+                switch convert(c, relative: relative, name: name, path: path, st: &st, dirFD: dirFD, into: w, &s) {
+                case .skip: continue
+                case .keep: break
+                case .from(let source):
+                    replacedFD = Glibc.open(source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                    if replacedFD < 0 { throw RuntimeError.io("open", source, errno) }
+                    full = source
+                }
+            }
+            defer { if replacedFD >= 0 { _ = close(replacedFD) } }
             let owner = s.owner(st)
             let perm = st.st_mode & 0o7777
             switch st.st_mode & S_IFMT {
@@ -85,7 +107,9 @@ struct TreeArchiver {
                     s.report.entries += 1
                     continue
                 }
-                let f = try openOwn(dirFD, name, full, st, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, need: 0o400).fd
+                let f = replacedFD >= 0 ? fcntl(replacedFD, F_DUPFD_CLOEXEC, 0)
+                    : try openOwn(dirFD, name, full, st, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, need: 0o400).fd
+                if f < 0 { throw RuntimeError.io("open", full, errno) }
                 defer { _ = close(f) }
                 try w.file(path, perm: perm, owner: owner, mtime: st.st_mtim, size: Int64(st.st_size), fd: f, source: full)
                 if st.st_nlink > 1 { s.firstPath[key] = path }
@@ -101,6 +125,52 @@ struct TreeArchiver {
                 s.report.skipped.append(path + ": a socket, which a tar archive cannot hold")
             }
         }
+    }
+
+    private enum Converted {
+        case keep, skip
+        /// A patched file: its original's content (and `st` changed to the original's stat).
+        case from(String)
+    }
+
+    /// What the conversion does with one entry of the container directory.
+    private func convert(_ c: Conversion, relative: String, name: String, path: String, st: inout stat, dirFD: Int32,
+                         into w: ArchiveWriter, _ s: inout State) -> Converted {
+        if relative.isEmpty {
+            if ModeConversion.isSetupFile(name) { return .skip }
+            if name == ContainerStore.execModeFile {
+                let bytes = Array(c.execmode.utf8)
+                if (try? w.file(path, bytes: bytes, perm: st.st_mode & 0o7777, mtime: st.st_mtim)) != nil { s.report.entries += 1 }
+                return .skip
+            }
+            return .keep
+        }
+        guard relative == ContainerStore.rootDir || relative.hasPrefix(ContainerStore.rootDir + "/") else { return .keep }
+        let parent = String(relative.dropFirst(ContainerStore.rootDir.utf8.count).drop { $0 == "/" })
+        let rel = parent.isEmpty ? name : parent + "/" + name
+        if c.view.hidden(in: parent).contains(name) {
+            if let m = c.view.emptyDirs[rel], (try? w.directory(path, perm: m, owner: s.owner(st), mtime: st.st_mtim)) != nil {
+                s.report.entries += 1
+            }
+            return .skip
+        }
+        if c.view.isSetupArtifact(rel), c.imageTree?.node(at: rel) == nil {
+            let type = st.st_mode & S_IFMT
+            if type == S_IFREG && st.st_size == 0 { return .skip }
+            if type == S_IFDIR, let fd = Optional(AtFile.openDirectory(dirFD, name)), fd >= 0 {
+                defer { _ = close(fd) }
+                if (try? AtFile.list(fd, path: path))?.isEmpty == true { return .skip }
+            }
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR, c.view.touchedDirs.contains(rel), let n = c.imageTree?.node(at: rel),
+           n.kind == .directory, let e = n.entry, (mode_t(e.mode & 0o7777) | 0o700) == (st.st_mode & 0o7777) {
+            st.st_mtim = timespec(tv_sec: Int(e.mtime), tv_nsec: 0)
+        }
+        if let r = c.view.replacement(rel) {
+            st = r.stat
+            return .from(r.source)
+        }
+        return .keep
     }
 
     /// Opens an entry; one of our own files or directories without read permission for us (images
