@@ -269,4 +269,29 @@ final class TravelRepos {
         let run = f.udocker(f.b, ["run", "rc", "/bin/echo", "ran in P1"])
         #expect(run.status == 0 && run.stdout == "ran in P1\n", "\(run.stdout)\(run.stderr)")
     }
+
+    @Test(.enabled(if: ExecutionModeSupport.available(["F3", "P1"]))) func anF3ContainerWhoseOriginalsAreGoneIsSetBackWithPatchelf() throws {
+        let f = try TravelRepos()
+        let id = try f.create(f.a, "lost", materialize: "copy")
+        let s = f.udocker(f.a, ["setup", "--execmode=F3", "lost"])
+        try #require(s.status == 0, "setup: \(s.stdout)\(s.stderr)")
+        // An F3 container copied without its kept originals (as an older clone was).
+        try FileIO.removeTree(f.a + "/containers/\(id)/" + ElfPatcher.asideDir)
+        let repoA = try f.repository(f.a), repoB = try f.repository(f.b)
+        let c = try ContainerDelta.prepare(repository: repoA, container: "lost")
+        #expect(c.execmode == "P1")
+        try f.carryDelta(c)
+        #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) == .created)
+        // patchelf leaves the old strings as dead bytes, so look at what the loader reads.
+        var pointing: [String] = []
+        for dir in ["/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"] {
+            for n in (try? FileIO.listDirectory(f.root(f.b, id) + dir)) ?? [] {
+                guard let elf = ElfFile.read(f.root(f.b, id) + dir + "/" + n) else { continue }
+                if [elf.interpreter, elf.rpath, elf.runpath].contains(where: { $0?.contains(f.a) == true }) { pointing.append(dir + "/" + n) }
+            }
+        }
+        #expect(pointing == [], "ELF files whose interpreter or rpath is on the source: \(pointing)")
+        let run = f.udocker(f.b, ["run", "lost", "/bin/echo", "ran in P1"])
+        #expect(run.status == 0 && run.stdout == "ran in P1\n", "\(run.stdout)\(run.stderr)")
+    }
 }

@@ -45,7 +45,8 @@ public enum ContainerDelta {
         let layers = image.record.layers.map(\.diffID)
         let source = containers.execMode(id) ?? ContainerStore.defaultExecMode
         var cache = DeltaCache.load(repository, id: id)
-        let view = try ModeConversion.view(containerDir: containers.directory(id), execmode: source, cache: cache)
+        let view = try ModeConversion.view(containerDir: containers.directory(id), execmode: source, cache: cache,
+                                           convertDir: DeltaCache.directory(repository) + "/convert")
         let base = ([source] + layers.map(\.hex)).joined(separator: ",")
         if cache.base != base { cache = DeltaCache(base: base) }
         let walk = try DeltaWalk(store: store, layers: layers, root: info.root, view: view, cache: cache)

@@ -65,7 +65,10 @@ public enum ModeConversion {
 
     /// The view of container directory `dir` set up in `execmode`. Patched files are compared with
     /// what patching made through the stat cache, so an unchanged container is not hashed again.
-    static func view(containerDir dir: String, execmode: String, cache: DeltaCache = DeltaCache()) throws -> View {
+    /// A patched file whose original is gone is set back by patchelf on a copy kept in `convertDir`
+    /// (named by the patched file's digest, so it is made once).
+    static func view(containerDir dir: String, execmode: String, cache: DeltaCache = DeltaCache(),
+                     convertDir: String? = nil) throws -> View {
         let mode = execmode.uppercased()
         var v = View()
         if mode.hasPrefix("R") {
@@ -96,6 +99,11 @@ public enum ModeConversion {
                     v.replaced[f.path] = (sa, dir + "/" + aside)
                     v.touchedDirs.insert(MergedTree.split(f.path).parent)
                     hasher.update(Array("\(f.path) \(sa.st_ino) \(sa.st_size) \(sa.st_mtim.tv_sec)\n".utf8))
+                } else if let convertDir, let copy = revertedCopy(root + "/" + f.path, f, into: convertDir),
+                          lstat(copy, &sa) == 0 {
+                    v.replaced[f.path] = (sa, copy)
+                    v.touchedDirs.insert(MergedTree.split(f.path).parent)
+                    hasher.update(Array("\(f.path) reverted \(f.patched)\n".utf8))
                 } else {
                     v.unconverted.append(f.path)
                 }
@@ -205,5 +213,31 @@ public enum ModeConversion {
         try FileCopier().copy(from: s, to: d, size: UInt64(st.st_size), path: dst)
         _ = fchmod(d, (st.st_mode & 0o7777) | 0o400)
         AtFile.setMtime(fd: d, st.st_mtim)
+    }
+
+    /// patchelf run on a copy of the patched file `host`, with the interpreter and rpath it had
+    /// before patching; nil when patchelf is missing or fails (the file then travels as it is).
+    static func revertedCopy(_ host: String, _ f: ElfPatchRecord.File, into dir: String) -> String? {
+        let out = dir + "/" + f.patched
+        if FileIO.exists(out) { return out }
+        let candidates: [String] = ["/usr/bin/patchelf", "/usr/local/bin/patchelf", "/bin/patchelf"]
+        guard let tool = candidates.first(where: { access($0, X_OK) == 0 }) else { return nil }
+        var st = stat()
+        guard lstat(host, &st) == 0, (try? FileIO.mkdirs(dir, mode: 0o700)) != nil else { return nil }
+        let tmp = out + ".tmp-\(getpid())"
+        _ = unlink(tmp)
+        guard (try? copyKeepingMetadata(host, to: tmp)) != nil else { return nil }
+        _ = chmod(tmp, 0o600)
+        var opts: [String] = []
+        if let i = f.interpreter { opts += ["--set-interpreter", i] }
+        if let rp = f.rpath { opts += ["--force-rpath", "--set-rpath", rp] }
+        else if let rp = f.runpath { opts += ["--set-rpath", rp] }
+        else { opts += ["--remove-rpath"] }
+        guard let r = Launcher.capture([tool] + opts + [tmp]), r.status == 0 else { _ = unlink(tmp); return nil }
+        _ = chmod(tmp, st.st_mode & 0o7777 | 0o400)
+        let fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd >= 0 { AtFile.setMtime(fd: fd, st.st_mtim); _ = close(fd) }
+        guard rename(tmp, out) == 0 else { _ = unlink(tmp); return nil }
+        return out
     }
 }
