@@ -44,7 +44,11 @@ public enum ContainerArrival {
             return .unchanged
         }
 
-        let mode = MaterializeMode(rawValue: options.materialize ?? c.materialize) ?? .copy
+        let modeText = (options.materialize ?? c.materialize).lowercased()
+        guard let mode = MaterializeMode(rawValue: modeText) else {
+            throw RuntimeError.syncDeltaFailed(container: c.id, reason: "'\(modeText)' is not a way to materialise a container: use auto, link or copy")
+        }
+        let linkDirs = c.linkDirs ?? (try? configuration?.materializeLinkDirs) ?? MaterializePolicy.defaultLinkDirs
         let deltaLayer: LayerManifest
         do { deltaLayer = try ContainerStore.io { try store.unpackLayer(blob: c.delta.digest, maxExpansion: 1000) } } catch {
             throw RuntimeError.syncDeltaFailed(container: c.id, reason: "its delta cannot be unpacked: \(error)")
@@ -66,7 +70,7 @@ public enum ContainerArrival {
             try ContainerStore.writeFile(tmp + "/" + ContainerStore.imageFile, Array(c.image.utf8))
             try ContainerStore.writeFile(tmp + "/" + ContainerStore.execModeFile, Array(c.execmode.utf8))
             if c.protected { try ContainerStore.writeFile(tmp + "/" + ContainerStore.protectFile, []) }
-            var policy = MaterializePolicy(mode: mode)
+            var policy = MaterializePolicy(mode: mode, linkDirs: linkDirs)
             policy.copyFromLayer = diffIDs.count
             let unsealed = mode == .copy ? [] : store.sealLayers(diffIDs)
             var report = try Materializer(store: store).materialize(layers: diffIDs + [deltaLayer.diffID],

@@ -76,7 +76,9 @@ public enum ContainerDelta {
         let sync = SyncContainer(id: id, names: info.names, image: info.image, imageManifest: image.record.manifestDigest,
                                  delta: delta, containerJSON: json, materialize: mat?.mode ?? MaterializeMode.copy.rawValue,
                                  execmode: ModeConversion.arrivalMode(source), protected: info.isProtected)
-        return (sync, report)
+        var withDirs = sync
+        if mat?.mode == MaterializeMode.auto.rawValue { withDirs.linkDirs = mat?.linkDirs }
+        return (withDirs, report)
     }
 
     /// The store holder keeping a container's last delta blob (released with the container).

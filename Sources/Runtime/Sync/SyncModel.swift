@@ -89,6 +89,9 @@ public struct SyncContainer: Codable, Sendable, Equatable {
     public var execmode: String
     /// Whether it was protected (udocker protect) on the source.
     public var protected: Bool
+    /// The directories `auto` linked on the source (materialize.json), for an arrival in auto;
+    /// nil: the target's configuration decides.
+    public var linkDirs: [String]? = nil
 
     public init(id: String, names: [String], image: String, imageManifest: Digest, delta: SyncObject,
                 containerJSON: Data, materialize: String, execmode: String, protected: Bool) {
