@@ -294,4 +294,55 @@ final class TravelRepos {
         let run = f.udocker(f.b, ["run", "lost", "/bin/echo", "ran in P1"])
         #expect(run.status == 0 && run.stdout == "ran in P1\n", "\(run.stdout)\(run.stderr)")
     }
+
+    /// Timings on a 20,000-file image (UDOCKER_BENCH=1): first and second prepare of an unchanged
+    /// auto and copy container, a prepare after one changed file, and an arrival.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["UDOCKER_BENCH"] != nil)) func timings20000Files() throws {
+        let tmp = makeTempDirectory("delta-bench")
+        defer { try? FileIO.removeTree(tmp) }
+        let root = tmp + "/root"
+        for (tree, count) in [("usr/share/data", 14000), ("usr/lib/mod", 2000), ("etc/conf", 2000), ("var/lib/db", 2000)] {
+            for i in 0..<count {
+                let sub = "\(root)/\(tree)/d\(i / 100)"
+                if i % 100 == 0 { try FileIO.mkdirs(sub) }
+                try FileIO.writeAtomically("\(sub)/f\(i)", Array(String(repeating: "line \(i) of \(tree)\n", count: 8).utf8))
+            }
+        }
+        _ = spawnAndCollect(["/bin/tar", "-C", root, "-cf", tmp + "/layer.tar", "."], environment: ["PATH": "/usr/bin:/bin"], stdin: nil)
+        let layout = try OCILayout(dir: tmp + "/layout")
+        layout.tag(try layout.addImage(tar: tmp + "/layer.tar", compression: "gzip", arch: "amd64"), as: "bench:20k")
+        try layout.writeIndex()
+        _ = spawnAndCollect(["/bin/tar", "-C", tmp + "/layout", "-cf", tmp + "/image.tar", "."], environment: ["PATH": "/usr/bin:/bin"], stdin: nil)
+        let env = ["UDOCKER_DIR": tmp + "/A"]
+        let l = runUdocker(["load", "-i", tmp + "/image.tar"], env: env)
+        try #require(l.status == 0, "load: \(l.stderr)")
+        let repoA = try Repository.create(at: tmp + "/A").repository, repoB = try Repository.create(at: tmp + "/B").repository
+        let name = try #require(try ImageStore(repository: repoA, store: repoA.openStore()).images().first?.name.description)
+        try TravelRepos.carryImage(name, from: repoA, to: repoB)
+        func seconds(_ body: () throws -> Void) rethrows -> Double {
+            var a = timespec(), b = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &a)
+            try body()
+            clock_gettime(CLOCK_MONOTONIC, &b)
+            return Double(b.tv_sec - a.tv_sec) + Double(b.tv_nsec - a.tv_nsec) / 1e9
+        }
+        for mode in ["auto", "copy", "link"] {
+            let c = runUdocker(["create", "--materialize=\(mode)", "--name=b-\(mode)", name], env: env)
+            try #require(c.status == 0, "create: \(c.stderr)")
+            sleep(1)
+            var first = DeltaReport(), second = DeltaReport(), changed = DeltaReport()
+            var sc: SyncContainer? = nil
+            let t1 = try seconds { (sc, first) = try ContainerDelta.prepareReporting(repository: repoA, container: "b-\(mode)") }
+            let t2 = try seconds { second = try ContainerDelta.prepareReporting(repository: repoA, container: "b-\(mode)").report }
+            let id = try #require(sc?.id)
+            try FileIO.writeAtomically(tmp + "/A/containers/\(id)/ROOT/etc/conf/d0/f0", Array("changed\n".utf8))
+            var after: SyncContainer? = nil
+            let t3 = try seconds { (after, changed) = try ContainerDelta.prepareReporting(repository: repoA, container: "b-\(mode)") }
+            let moved = try #require(after)
+            _ = try repoB.openStore().ingest(fileAt: repoA.openStore().blobPath(moved.delta.digest), expected: moved.delta.digest)
+            let t4 = try seconds { _ = try ContainerArrival.land(repository: repoB, container: moved, options: SyncArrivalOptions()) }
+            let t5 = try seconds { _ = try ContainerArrival.land(repository: repoB, container: moved, options: SyncArrivalOptions()) }
+            print("delta-bench \(mode): first prepare \(String(format: "%.3f", t1)) s (hashed \(first.filesHashed)), second \(String(format: "%.3f", t2)) s (hashed \(second.filesHashed), written \(second.deltaWritten)), one file changed \(String(format: "%.3f", t3)) s (hashed \(changed.filesHashed), delta \(moved.delta.size) bytes), land \(String(format: "%.3f", t4)) s, land again (unchanged) \(String(format: "%.3f", t5)) s")
+        }
+    }
 }

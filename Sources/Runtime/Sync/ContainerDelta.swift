@@ -141,7 +141,7 @@ final class DeltaWalk {
         /// A copied file whose metadata equals the image's: in the delta only if its content differs
         /// (`digestOf` says where the image's digest is) or another path of its inode changed.
         var maybe: Bool = false
-        var imageDigest: Digest?
+        var imageLayer: Int?
         var stat: StatKey?
         /// Where the content is read from (ROOT-relative; for converted files, an absolute path).
         var source: String
@@ -189,8 +189,16 @@ final class DeltaWalk {
         signature = sig.finish().hex
     }
 
+    private var noteBuffer: [UInt8] = []
+
     private func note(_ parts: String...) {
-        sig.update(Array(parts.joined(separator: "\u{0}").utf8) + [10])
+        noteBuffer.removeAll(keepingCapacity: true)
+        for p in parts {
+            noteBuffer.append(contentsOf: p.utf8)
+            noteBuffer.append(0)
+        }
+        noteBuffer.append(10)
+        sig.update(noteBuffer)
     }
 
     /// Records directory `path` when it is not the image's (kind, mode as materialised, mtime);
@@ -213,7 +221,7 @@ final class DeltaWalk {
         entries[index].maybe = true
         entries[index].kind = .directory
         entries[index].inode = nil
-        entries[index].imageDigest = nil
+        entries[index].imageLayer = nil
     }
 
     /// Walks one directory; returns whether setup changed its entries (what `keepImageTime` undoes).
@@ -326,9 +334,9 @@ final class DeltaWalk {
         if let child, child.kind == .file, let ie = child.entry, child.layer >= 0,
            (mode_t(ie.mode & 0o7777) | 0o400) == mode, ie.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0,
            ie.size == UInt64(st.st_size) {
+            // The image's digest is looked up only when the walk's signature moved (decideContents).
             e.maybe = true
-            e.imageDigest = try store.fileDigest(layer: layers[child.layer], path: path)?.digest
-            if e.imageDigest == nil { e.maybe = false }
+            e.imageLayer = child.layer
         }
         entries.append(e)
     }
@@ -346,7 +354,11 @@ final class DeltaWalk {
         for i in entries.indices where entries[i].maybe || entries[i].kind == .file {
             guard let key = entries[i].stat else { continue }
             let path = entries[i].path
-            guard entries[i].maybe, let want = entries[i].imageDigest else { continue }
+            guard entries[i].maybe, let layer = entries[i].imageLayer else { continue }
+            guard let want = try store.fileDigest(layer: layers[layer], path: path)?.digest else {
+                entries[i].maybe = false
+                continue
+            }
             let have: Digest
             if let d = cache.digest(path, key) {
                 have = d
