@@ -123,10 +123,19 @@ final class TravelRepos {
             #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions()) == .unchanged)
         }
         // An unchanged container's delta is empty of files; the changed one holds what the run did.
+        let cached = try ContainerDelta.prepareReporting(repository: repoA, container: "changed")
+        #expect(!cached.report.deltaWritten)
+        DeltaCache.remove(repoA, id: ids["changed"] ?? "")
         let changed = try ContainerDelta.prepareReporting(repository: repoA, container: "changed")
         #expect(changed.report.entries > 0)
+        #expect(changed.container.delta == cached.container.delta, "the same tree gives the same delta bytes")
+        // A link-mode container compares without reading: its files are the store's inodes. Without
+        // its stat cache, the delta is made again and nothing is hashed.
+        DeltaCache.remove(repoA, id: ids["link"] ?? "")
         let unchanged = try ContainerDelta.prepareReporting(repository: repoA, container: "c-link")
         #expect(unchanged.report.storeInodes > 0)
+        #expect(unchanged.report.filesHashed == 0)
+        #expect(unchanged.report.deltaWritten)
         // Hardlink kept, link mode files linked into B's store.
         let rb = f.root(f.b, ids["changed"] ?? "")
         var s1 = stat(), s2 = stat()

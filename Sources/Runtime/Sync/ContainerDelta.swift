@@ -49,27 +49,30 @@ public enum ContainerDelta {
                                            convertDir: DeltaCache.directory(repository) + "/convert")
         let base = ([source] + layers.map(\.hex)).joined(separator: ",")
         if cache.base != base { cache = DeltaCache(base: base) }
-        let walk = try DeltaWalk(store: store, layers: layers, root: info.root, view: view, cache: cache)
-        try walk.run()
-        var report = walk.report
-        report.filesHashed += view.filesHashed
+        // Taken before anything is read, so a change made while the delta is written is seen next time.
+        let signature = try quickSignature(root: info.root, view: view)
+        var report = DeltaReport()
+        report.filesHashed = view.filesHashed
         let delta: SyncObject
-        if let last = cache.delta, cache.signature == walk.signature, store.hasBlob(last.digest) {
+        if let last = cache.delta, cache.signature == signature, store.hasBlob(last.digest) {
             delta = last
             if view.filesHashed > 0 {
-                cache.files.merge(view.hashed) { _, b in b }
-                cache.save(repository, id: id)
+                cache.patched = view.hashed
+                cache.save(repository, id: id, withFiles: false)
             }
         } else {
-            try walk.decideContents()
-            report = walk.report
+            cache.loadFiles(repository, id: id)
+            let w = try DeltaWalk(store: store, layers: layers, root: info.root, view: view, cache: cache)
+            try w.run()
+            try w.decideContents()
+            report = w.report
             report.filesHashed += view.filesHashed
-            delta = try write(walk, store: store, repository: repository, id: id)
+            delta = try write(w, store: store, repository: repository, id: id)
             report.deltaWritten = true
-            DeltaCache(base: base, signature: walk.signature, delta: delta,
-                       files: walk.hashed.merging(view.hashed) { a, _ in a }).save(repository, id: id)
+            report.entries = w.entryCount
+            DeltaCache(base: base, signature: signature, delta: delta, patched: view.hashed, files: w.hashed)
+                .save(repository, id: id, withFiles: true)
         }
-        report.entries = walk.entryCount
         try ContainerStore.io { try store.setRef(holder: deltaHolder(containers, id), digests: [delta.digest]) }
 
         let json = Data(try containers.configJSON(id))
@@ -79,6 +82,54 @@ public enum ContainerDelta {
         var withDirs = sync
         if mat?.mode == MaterializeMode.auto.rawValue { withDirs.linkDirs = mat?.linkDirs }
         return (withDirs, report)
+    }
+
+    /// A digest of every path of ROOT with its type and stat (the view's hidden entries left out):
+    /// when it is what the last prepare recorded, the container did not change and its delta is
+    /// reused without reading a file. A file with several links (a store file in link and auto mode)
+    /// counts without its ctime, which another container's link to the same store file moves; its
+    /// content is the store's (read-only), or the user's with its mtime and size.
+    static func quickSignature(root: String, view: ModeConversion.View) throws -> String {
+        let h = try SHA256Hasher()
+        var buf: [UInt8] = []
+        buf.reserveCapacity(512)
+        func note(_ path: String, _ st: stat) {
+            buf.removeAll(keepingCapacity: true)
+            buf.append(contentsOf: path.utf8)
+            let kind = st.st_mode & S_IFMT
+            var fields: [Int64] = [Int64(st.st_mode), Int64(st.st_size), Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec),
+                                   Int64(bitPattern: UInt64(st.st_ino))]
+            if kind != S_IFDIR && !(kind == S_IFREG && st.st_nlink > 1) {
+                fields += [Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec)]
+            }
+            for var f in fields { withUnsafeBytes(of: &f) { buf.append(contentsOf: $0) } }
+            buf.append(10)
+            h.update(buf)
+        }
+        func walk(_ fd: Int32, _ path: String, depth: Int) throws {
+            guard depth <= 256 else { return }
+            let hidden = view.hidden(in: path)
+            for e in try AtFile.list(fd, path: root + "/" + path).sorted(by: { $0.name < $1.name }) where !hidden.contains(e.name) {
+                let p = path.isEmpty ? e.name : path + "/" + e.name
+                var st = stat()
+                guard fstatat(fd, e.name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                note(p, st)
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    let sub = AtFile.openDirectory(fd, e.name)
+                    if sub < 0 { throw RuntimeError.io("open", root + "/" + p, errno) }
+                    defer { _ = close(sub) }
+                    try walk(sub, p, depth: depth + 1)
+                }
+            }
+        }
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw RuntimeError.io("open", root, errno) }
+        defer { _ = close(fd) }
+        var st = stat()
+        if fstat(fd, &st) == 0 { note("", st) }
+        try walk(fd, "", depth: 0)
+        h.update(Array(view.version.utf8))
+        return h.finish().hex
     }
 
     /// The store holder keeping a container's last delta blob (released with the container).
@@ -122,7 +173,7 @@ public enum ContainerDelta {
 }
 
 /// The walk of a container's ROOT against its image's merged tree. `run` stats every entry (and the
-/// store file of the same path) and computes the walk's signature; `decideContents` settles, by
+/// store file of the same path); `decideContents` settles, by
 /// content digest, whether copied files equal the image's; `emit` writes the delta in walk order
 /// (directories before their entries, names sorted), so the same tree always gives the same bytes.
 final class DeltaWalk {
@@ -154,10 +205,8 @@ final class DeltaWalk {
     private let view: ModeConversion.View
     private let cache: DeltaCache
     private let rootFD: Int32
-    private var sig: SHA256Hasher
     private(set) var entries: [Entry] = []
     private(set) var report = DeltaReport()
-    private(set) var signature = ""
     /// Digests of the files hashed or taken from the cache, for the next cache.
     private(set) var hashed: [String: DeltaCache.FileDigest] = [:]
     private var layerStats: [Int: (dev: UInt64, roots: String)] = [:]
@@ -172,7 +221,6 @@ final class DeltaWalk {
         self.view = view
         self.cache = cache
         tree = MergedTree(layers: try Materializer(store: store).inputs(layers))
-        sig = try SHA256Hasher()
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", root, errno) }
         rootFD = fd
@@ -185,20 +233,6 @@ final class DeltaWalk {
         if fstat(rootFD, &st) != 0 { throw RuntimeError.io("stat", root, errno) }
         let at = directory("", st, node: tree.root)
         if try walk(rootFD, "", tree.root, depth: 0) { keepImageTime(at, node: tree.root) }
-        sig.update(Array(view.version.utf8))
-        signature = sig.finish().hex
-    }
-
-    private var noteBuffer: [UInt8] = []
-
-    private func note(_ parts: String...) {
-        noteBuffer.removeAll(keepingCapacity: true)
-        for p in parts {
-            noteBuffer.append(contentsOf: p.utf8)
-            noteBuffer.append(0)
-        }
-        noteBuffer.append(10)
-        sig.update(noteBuffer)
     }
 
     /// Records directory `path` when it is not the image's (kind, mode as materialised, mtime);
@@ -206,7 +240,6 @@ final class DeltaWalk {
     @discardableResult
     private func directory(_ path: String, _ st: stat, node: MergedNode?) -> Int? {
         let mode = st.st_mode & 0o7777
-        note("d", path, String(mode), String(st.st_mtim.tv_sec), String(st.st_mtim.tv_nsec))
         if let node, node.kind == .directory, let e = node.entry, (mode_t(e.mode & 0o7777) | 0o700) == mode,
            e.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0 { return nil }
         entries.append(Entry(path: path, kind: .directory, mode: mode, mtime: Int64(st.st_mtim.tv_sec), size: 0, source: path))
@@ -250,7 +283,6 @@ final class DeltaWalk {
             let name = item.name
             let childPath = path.isEmpty ? name : path + "/" + name
             if item.whiteout {
-                note("w", childPath)
                 entries.append(Entry(path: childPath, kind: .whiteout, mode: 0, mtime: 0, size: 0, source: ""))
                 continue
             }
@@ -298,14 +330,12 @@ final class DeltaWalk {
                 let n = readlinkat(dirFD, name, &buf, buf.count - 1)
                 if n < 0 { throw RuntimeError.io("readlink", root + "/" + childPath, errno) }
                 let target = view.symlinkTarget(childPath) ?? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                note("l", childPath, target, String(st.st_mtim.tv_sec), String(st.st_mtim.tv_nsec))
                 if let child, child.kind == .symlink, let e = child.entry, e.target == target,
                    e.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0 { continue }
                 entries.append(Entry(path: childPath, kind: .symlink(target), mode: 0o777, mtime: Int64(st.st_mtim.tv_sec),
                                      size: 0, source: childPath))
             case S_IFIFO:
                 let mode = st.st_mode & 0o7777
-                note("p", childPath, String(mode), String(st.st_mtim.tv_sec), String(st.st_mtim.tv_nsec))
                 if let child, child.kind == .fifo, let e = child.entry, (mode_t(e.mode & 0o7777) | 0o600) == mode,
                    e.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0 { continue }
                 entries.append(Entry(path: childPath, kind: .fifo, mode: mode, mtime: Int64(st.st_mtim.tv_sec), size: 0, source: childPath))
@@ -322,19 +352,16 @@ final class DeltaWalk {
     private func file(_ path: String, _ st: stat, child: MergedNode?, source: String) throws {
         let mode = st.st_mode & 0o7777
         if let child, child.kind == .file, child.layer >= 0, isStoreInode(path, layer: child.layer, st) {
-            note("s", path, String(st.st_dev), String(st.st_ino))
             report.storeInodes += 1
             return
         }
         let key = StatKey(st)
-        note("f", path, String(mode), String(key.size), String(key.mtime), String(key.mtimeNsec), String(key.ctime),
-             String(key.ctimeNsec), String(key.inode))
         var e = Entry(path: path, kind: .file, mode: mode, mtime: Int64(st.st_mtim.tv_sec), size: Int64(st.st_size),
                       inode: st.st_nlink > 1 ? UInt64(st.st_ino) : nil, stat: key, source: source)
         if let child, child.kind == .file, let ie = child.entry, child.layer >= 0,
            (mode_t(ie.mode & 0o7777) | 0o400) == mode, ie.mtime == Int64(st.st_mtim.tv_sec), st.st_mtim.tv_nsec == 0,
            ie.size == UInt64(st.st_size) {
-            // The image's digest is looked up only when the walk's signature moved (decideContents).
+            // The image's digest is looked up in `decideContents`.
             e.maybe = true
             e.imageLayer = child.layer
         }

@@ -29,7 +29,7 @@ public enum ModeConversion {
         var replaced: [String: (stat: stat, source: String)] = [:]
         /// Patched files whose original is gone: they travel as they are (with the source's paths).
         var unconverted: [String] = []
-        /// Digests of patched files computed for this view, for the stat cache ("elf:" + path).
+        /// Digests of patched files computed for this view, for the stat cache (`DeltaCache.patched`).
         var hashed: [String: DeltaCache.FileDigest] = [:]
         var filesHashed = 0
 
@@ -89,11 +89,11 @@ public enum ModeConversion {
                 guard lstat(root + "/" + f.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
                 let key = StatKey(st)
                 let current: Digest
-                if let d = cache.digest("elf:" + f.path, key) { current = d } else {
+                if let d = cache.patchedDigest(f.path, key) { current = d } else {
                     current = try ContainerStore.io { try SHA256Hasher.hash(fileAt: root + "/" + f.path) }.0
                     v.filesHashed += 1
                 }
-                if key.mtime < now && key.ctime < now { v.hashed["elf:" + f.path] = DeltaCache.FileDigest(stat: key, digest: current) }
+                if key.mtime < now && key.ctime < now { v.hashed[f.path] = DeltaCache.FileDigest(stat: key, digest: current) }
                 guard current.hex == f.patched else { continue }   // changed in the container since: its own file
                 if let aside = f.aside, lstat(dir + "/" + aside, &sa) == 0, (sa.st_mode & S_IFMT) == S_IFREG {
                     v.replaced[f.path] = (sa, dir + "/" + aside)
