@@ -295,6 +295,30 @@ final class SyncRepos {
         #expect(s.on(target, ["verify", "test/big:1"]).status == 0)
     }
 
+    @Test func aGCWhileTheSyncRunsKeepsWhatArrived() throws {
+        let s = try SyncRepos(images: ["test/busybox:oci"])
+        let target = s.target()
+        #expect(s.run(["mkrepo", target]).status == 0)
+        // The receiver (here the initiator, sync --from) stops after every object arrived, before
+        // any image is recorded: only its reservation holds the objects while gc runs.
+        let pid = startUdocker(["--repo=" + target, "sync", "--from=" + s.source.repo],
+                               env: s.source.env.merging(["HOME": s.source.tmp, "UDOCKER_FAILPOINT": "sync-receiver-stop-before-refs"]) { $1 })
+        var stopped = false
+        for _ in 0..<600 where !stopped {
+            let stat = (try? FileIO.readFile("/proc/\(pid)/stat")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            stopped = stat.split(separator: ")").last?.split(separator: " ").first == "T"
+            if !stopped { usleep(50_000) }
+        }
+        #expect(stopped, "the sync did not reach the failpoint")
+        let gc = s.on(target, ["store", "gc"])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        kill(pid, SIGCONT)
+        #expect(waitForExit(pid) == 0)
+        #expect(s.images(target) == ["test/big:1", "test/busybox:oci"])
+        #expect(s.on(target, ["verify", "test/big:1"]).status == 0 && s.on(target, ["verify", "test/busybox:oci"]).status == 0)
+        #expect(s.verify(target).ok)
+    }
+
     @Test func aProtocolMismatchOrAFarEndThatCannotStartIsAClearError() throws {
         let s = try SyncRepos(images: ["test/busybox:oci"], big: false)
         let target = s.target()

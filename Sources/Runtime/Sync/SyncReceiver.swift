@@ -17,6 +17,7 @@ struct SyncReceiver {
     static let failpointPrefix = "sync-receiver-object-"
     static let midBlobFailpoint = "sync-receiver-mid-blob"
     static let beforeRefsFailpoint = "sync-receiver-before-refs"
+    static let stopBeforeRefsFailpoint = "sync-receiver-stop-before-refs"
 
     let connection: SyncConnection
     /// The receiving repository: created when asked to (and missing), nil when it does not exist.
@@ -148,11 +149,15 @@ struct SyncReceiver {
             }
         }
         Failpoint.hit(Self.beforeRefsFailpoint)
+        // A test stops here (SIGSTOP) to run a GC while everything has arrived but nothing holds it
+        // except this sync's reservation.
+        Failpoint.stop(Self.stopBeforeRefsFailpoint)
         for image in landing {
             try images.write(image.record, as: try ImageName(parsing: image.name))
         }
-        try landContainers(offer.containers.filter { refs.containers.contains($0.id) }, images: images)
-        return try finish(offer, wants: wants, dryRun: false, landed: landing)
+        let containers = offer.containers.filter { refs.containers.contains($0.id) }
+        try landContainers(containers, images: images)
+        return try finish(offer, wants: wants, dryRun: false, landed: landing, landedContainers: containers)
     }
 
     /// Where containers arrive, after their images are recorded: the containers part of sync
@@ -164,7 +169,7 @@ struct SyncReceiver {
 
     /// The result, sent to the sender as the report and returned.
     private func finish(_ offer: SyncOffer, wants: [SyncWant.Wanted], dryRun: Bool,
-                        landed: [SyncImage]? = nil) throws -> SyncResult {
+                        landed: [SyncImage]? = nil, landedContainers: [SyncContainer]? = nil) throws -> SyncResult {
         if dryRun {
             try connection.send(.want, json: SyncWant(objects: wants))
             _ = try connection.expect(.refs, as: SyncRefs.self)
@@ -181,8 +186,13 @@ struct SyncReceiver {
             return SyncedItem(name: image.name, objectsSent: sent, objectsPresent: own.count - sent)
         }
         report.images = items.count
+        let containerItems = (landedContainers ?? offer.containers).map { c -> SyncedItem in
+            let sent = wanted.contains(c.delta.digest) ? 1 : 0
+            return SyncedItem(name: c.names.first ?? c.id, objectsSent: sent, objectsPresent: 1 - sent)
+        }
+        report.containers = containerItems.count
         report.bytesOnWire = connection.bytesOnWire
-        let result = SyncResult(report: report, images: items, containers: [],
+        let result = SyncResult(report: report, images: items, containers: containerItems,
                                 wouldSend: dryRun ? wants.compactMap { w in
                                     sizes[w.digest].map { SyncObject(digest: $0.digest, size: $0.size - w.offset, mediaType: $0.mediaType) }
                                 } : [],

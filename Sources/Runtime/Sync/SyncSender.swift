@@ -38,7 +38,7 @@ struct SyncSender {
         if !dryRun { try BlobContent.cas { try store.setRef(holder: holder, digests: reserved) } }
         defer { if !dryRun { try? store.removeRef(holder: holder) } }
 
-        try connection.send(.offer, json: SyncOffer(objects: inventory.objects, images: inventory.images, containers: []))
+        try connection.send(.offer, json: SyncOffer(objects: inventory.objects, images: inventory.images, containers: inventory.containers))
         let want = try connection.expect(.want, as: SyncWant.self)
         let byDigest = Dictionary(inventory.objects.map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
         var plan = [(object: SyncObject, offset: Int64)]()
@@ -62,7 +62,7 @@ struct SyncSender {
                 throw e
             }
         }
-        try connection.send(.refs, json: SyncRefs(images: inventory.images.map(\.name), containers: []))
+        try connection.send(.refs, json: SyncRefs(images: inventory.images.map(\.name), containers: inventory.containers.map(\.id)))
         return try connection.expect(.report, as: SyncResult.self)
     }
 
