@@ -184,7 +184,8 @@ public final class BlobWriter {
     /// Closes a resumable partial file without removing it, so a later writer continues it
     /// (a sync cut off half-way). For other writers this is `abort()`.
     public func keepPartial() {
-        guard isPartial, !finished else { return abort() }
+        // An empty partial file is no use to anyone: it goes, like any other temp file.
+        guard isPartial, !finished, bytesWritten > 0 else { return abort() }
         finished = true
         if fd >= 0 {
             _ = close(fd)

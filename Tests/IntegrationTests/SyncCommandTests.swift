@@ -93,10 +93,11 @@ final class SyncRepos {
 
     /// A stand-in for ssh that runs the remote command here (`HOST WORD...`), with what goes to the
     /// far end's stdin first through `filter` (a shell command), e.g. one that flips a byte.
-    func fakeSSH(filter: String?) throws -> String {
+    /// With `output`, what comes from the far end goes through `filter` instead.
+    func fakeSSH(filter: String?, output: Bool = false) throws -> String {
         let path = source.tmp + "/fake-ssh-\(UInt32.random(in: 0...UInt32.max))"
-        let pipe = filter.map { $0 + " | " } ?? ""
-        try writeFile(path, "#!/bin/sh\nshift\nexec /bin/sh -c \"\(pipe)$*\"\n")
+        let command = filter.map { output ? "$* | " + $0 : $0 + " | $*" } ?? "$*"
+        try writeFile(path, "#!/bin/sh\nshift\nexec /bin/sh -c \"\(command)\"\n")
         _ = chmod(path, 0o755)
         return path
     }
@@ -213,6 +214,9 @@ final class SyncRepos {
         #expect(!FileIO.exists(other), "an unknown name created the target")
         let badFrom = s.on(target, ["sync", "--from=" + s.source.repo, "nosuch/image:1"])
         #expect(badFrom.status == 1 && badFrom.stderr.contains("nosuch/image:1"), "\(badFrom.stderr)")
+        // sync is in the main help, its far end is not.
+        let help = s.run(["--help"]).stdout
+        #expect(help.contains(" sync ") && !help.contains("sync-serve"), "\(help)")
         let registry = s.run(["sync", "docker://127.0.0.1:5000/ns"])
         #expect(registry.status == 1 && registry.stderr.contains("not available in this build"), "\(registry.stderr)")
     }
@@ -274,6 +278,16 @@ final class SyncRepos {
         #expect(!s.blobs(target).contains(big.hex))
         #expect(!FileIO.exists(target + "/store/tmp/partial." + big.hex), "a damaged blob was kept for resuming")
         if FileIO.exists(target) { #expect(s.verify(target).ok) }
+
+        // The other way (sync --from): the damage reaches the initiator, which refuses it and
+        // stops the far end that is still sending.
+        let here = s.target("here")
+        #expect(s.run(["mkrepo", here]).status == 0)
+        let back = try s.fakeSSH(filter: try s.flipper(at: offset), output: true)
+        let from = s.on(here, ["sync", "--ssh=" + back, "--remote-udocker=" + udockerBinaryPath(), "--from=ssh://localhost" + s.source.repo])
+        #expect(from.status == 1 && from.stderr.contains("damaged"), "\(from.stderr)")
+        #expect(s.images(here).isEmpty && !s.blobs(here).contains(big.hex))
+        #expect(s.verify(here).ok)
         // The same connection without the damage works.
         let clean = try s.fakeSSH(filter: nil)
         let ok = s.run(["sync", "--ssh=" + clean, "--remote-udocker=" + udockerBinaryPath(), "ssh://localhost" + target])

@@ -84,9 +84,15 @@ final class FarEndProcess {
         connection.describeEnd = { [weak self] in self.map { "; " + $0.endDescription() } ?? "" }
     }
 
-    deinit {
-        if status == nil { _ = kill(pid, SIGKILL); _ = wait() }
-        _ = close(connection.readFD)
+    deinit { finish() }
+
+    /// Ends the session on our side and waits for the far end: both pipes are closed first, so a
+    /// far end still writing (we stopped reading after an error) gets EPIPE and ends.
+    @discardableResult
+    func finish() -> Int32 {
+        connection.closeRead()
+        connection.closeWrite()
+        return wait()
     }
 
     /// Waits for the far end to exit (after the session, or when its stream ended).

@@ -200,8 +200,19 @@ final class SyncConnection {
         }
     }
 
+    private var writeOpen = true, readOpen = true
+
     /// Closes the sending side, so the peer reads the end of the stream.
-    func closeWrite() { _ = close(writeFD) }
+    func closeWrite() {
+        if writeOpen { _ = close(writeFD) }
+        writeOpen = false
+    }
+
+    /// Closes the receiving side: a peer still sending gets EPIPE instead of blocking forever.
+    func closeRead() {
+        if readOpen { _ = close(readFD) }
+        readOpen = false
+    }
 
     // MARK: reading
 

@@ -43,10 +43,7 @@ public enum SyncSession {
         signal(SIGPIPE, SIG_IGN)
         let far = try FarEndProcess(argv: FarEndProcess.command(for: options.location, ssh: options.ssh))
         let c = far.connection
-        defer {
-            c.closeWrite()
-            far.wait()
-        }
+        defer { far.finish() }
         do { try c.exchangeHello() } catch RuntimeError.syncConnectionLost {
             throw far.endedBeforeHello()
         }
