@@ -70,6 +70,19 @@ final class SyncRepos {
         })
     }
 
+    /// Waits (up to 60 s) until no sync receives into `dir`: a receiver drops its reservation
+    /// last, after removing its temp files. For a far end whose initiator was killed.
+    func waitForReceiver(_ dir: String) {
+        for _ in 0..<600 {
+            let refs = dir + "/store/refs"
+            let busy = ((try? FileIO.listDirectory(refs)) ?? []).contains { name in
+                ((try? FileIO.readFile(refs + "/" + name)).map { String(decoding: $0, as: UTF8.self) } ?? "").contains("sync-receive-")
+            }
+            if !busy { return }
+            usleep(100_000)
+        }
+    }
+
     func tempFiles(_ dir: String) -> [String] { (try? FileIO.listDirectory(dir + "/store/tmp")) ?? [] }
 
     /// Every blob of the source and the sum of their sizes.
@@ -230,7 +243,7 @@ final class SyncRepos {
         let cut = s.sync([target], ["UDOCKER_FAILPOINT": failpoint])
         #expect(cut.status != 0, "\(failpoint): the sync went through")
         // When the initiator (the sender) was killed, its far end notices the cut and ends.
-        if failpoint.hasPrefix("sync-sender") { usleep(1_000_000) }
+        if failpoint.hasPrefix("sync-sender") { s.waitForReceiver(target) }
         #expect(s.images(target).isEmpty, "\(failpoint): an image was recorded by a cut sync")
         let v = s.verify(target)
         #expect(v.ok, "\(failpoint): \(v.text)")
@@ -252,7 +265,7 @@ final class SyncRepos {
         let target = s.target()
         let cut = s.sync([target], ["UDOCKER_FAILPOINT": failpoint])
         #expect(cut.status != 0)
-        if failpoint.hasPrefix("sync-sender") { usleep(1_000_000) }
+        if failpoint.hasPrefix("sync-sender") { s.waitForReceiver(target) }
         let partial = target + "/store/tmp/partial." + big.hex
         let kept = (try? SyncRepos.size(of: partial)) ?? 0
         #expect(kept >= big.size / 4 && kept < big.size, "\(failpoint): partial file of \(kept) bytes")

@@ -3,7 +3,6 @@
 // they arrive, and records images (then containers) only when everything they need is there.
 import CAS
 import Foundation
-import Registry
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -69,10 +68,10 @@ struct SyncReceiver {
         }
         if dryRun { return try finish(offer, wants: wants, dryRun: true) }
         try connection.send(.want, json: SyncWant(objects: wants))
-        progress?(.plan(objects: wants.map { w in (w.digest, (offer.objects.first { $0.digest == w.digest }?.size ?? 0) - w.offset) },
+        let objects = Dictionary(offer.objects.map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
+        progress?(.plan(objects: wants.map { w in (w.digest, (objects[w.digest]?.size ?? 0) - w.offset) },
                         present: offer.objects.count - wants.count))
 
-        let objects = Dictionary(offer.objects.map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
         var layerDiffID = [Digest: Digest]()
         for i in offer.images { for l in i.record.layers { layerDiffID[l.digest] = l.diffID } }
         let unpacks = BackgroundUnpacks(store: store, limit: 2, maxExpansion: maxLayerExpansion)
