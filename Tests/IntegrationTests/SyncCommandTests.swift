@@ -110,9 +110,10 @@ final class SyncRepos {
     func fakeSSH(filter: String?, output: Bool = false) throws -> String {
         let path = source.tmp + "/fake-ssh-\(UInt32.random(in: 0...UInt32.max))"
         let command = filter.map { output ? "$* | " + $0 : $0 + " | $*" } ?? "$*"
-        try writeFile(path, "#!/bin/sh\nshift\nexec /bin/sh -c \"\(command)\"\n")
-        _ = chmod(path, 0o755)
-        return path
+        try writeFile(path, "shift\nexec /bin/sh -c \"\(command)\"\n")
+        // Run by sh, not executed itself: a script just written can be "busy" (ETXTBSY) while a
+        // process spawned meanwhile by another test still holds the descriptor it was written by.
+        return "/bin/sh " + path
     }
 
     /// A python filter that copies stdin to stdout with the byte at `offset` changed.
@@ -195,6 +196,9 @@ final class SyncRepos {
         let s = try SyncRepos(images: ["test/busybox:oci", "test/busybox:zstd"], big: false)
         let here = s.target("here")
         #expect(s.run(["mkrepo", here]).status == 0)
+        let dry = s.on(here, ["sync", "--dry-run", "--from=" + s.source.repo])
+        #expect(dry.status == 0 && dry.stdout.contains("dry run: 5 object(s)") && dry.stdout.contains("from \(s.source.repo)"), "\(dry)")
+        #expect(s.images(here).isEmpty && s.blobs(here).isEmpty)
         let from = s.on(here, ["sync", "--from=" + s.source.repo])
         #expect(from.status == 0, "\(from.stderr)")
         #expect(from.stdout.contains("synced 2 image(s) and 0 container(s) from \(s.source.repo)"), "\(from.stdout)")
@@ -355,9 +359,8 @@ final class SyncRepos {
         #expect(s.images(target).isEmpty)
 
         let broken = s.source.tmp + "/broken-ssh"
-        try writeFile(broken, "#!/bin/sh\necho 'sh: 1: udocker: not found' >&2\nexit 127\n")
-        _ = chmod(broken, 0o755)
-        let gone = s.run(["sync", "--ssh=" + broken, "ssh://far/data/repo"])
+        try writeFile(broken, "echo 'sh: 1: udocker: not found' >&2\nexit 127\n")
+        let gone = s.run(["sync", "--ssh=/bin/sh " + broken, "ssh://far/data/repo"])
         #expect(gone.status == 1, "\(gone)")
         #expect(gone.stderr.contains("ended before it answered: it exited with status 127; it said: sh: 1: udocker: not found"), "\(gone.stderr)")
     }

@@ -75,6 +75,9 @@ struct SyncReceiver {
         var layerDiffID = [Digest: Digest]()
         for i in offer.images { for l in i.record.layers { layerDiffID[l.digest] = l.diffID } }
         let unpacks = BackgroundUnpacks(store: store, limit: 2, maxExpansion: maxLayerExpansion)
+        // Also on a failure: an unpack still running when the process exits would leave its temp
+        // directory behind (and a temp of a live owner is not swept).
+        defer { unpacks.waitQuietly() }
         var midBlobArmed = Failpoint.armed(Self.midBlobFailpoint)
         var index = 0
         while true {
@@ -232,6 +235,8 @@ final class BackgroundUnpacks: Sendable {
         group.wait()
         if let e = failure.withLock({ $0 }) { throw e }
     }
+
+    func waitQuietly() { group.wait() }
 }
 
 /// One layer to adopt or unpack. @unchecked Sendable: the StreamingUnpack is handed over after
