@@ -108,7 +108,9 @@ struct SyncReceiver {
                             Failpoint.hit(Self.midBlobFailpoint)
                         }
                     }
-                    _ = try BlobContent.cas { try writer.commit() }
+                    do { _ = try BlobContent.cas { try writer.commit() } } catch CASError.digestMismatch(let expected, let actual) {
+                        throw RuntimeError.syncObjectMismatch(expected.description, actual: actual.description)
+                    }
                 } catch {
                     stream?.abandon()
                     // A cut connection keeps what came of a large blob for the rerun; anything
