@@ -138,8 +138,8 @@ final class StderrTail: Sendable {
             if n <= 0 { break }
             buf.withUnsafeBytes { b in
                 var p = 0
-                while p < n {
-                    let w = write(2, b.baseAddress! + p, n - p)
+                while p < n, let base = b.baseAddress {
+                    let w = write(2, base + p, n - p)
                     if w <= 0 { if errno == EINTR { continue }; break }
                     p += w
                 }
