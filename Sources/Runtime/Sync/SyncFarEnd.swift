@@ -1,6 +1,5 @@
-// The far end of a sync: the command that starts it (this binary for a directory here, ssh for
-// another host), started with posix_spawn on pipes, its stderr passed on to ours with the last lines
-// kept for the message when it ends before its hello.
+// The far end of a sync: its command (this binary for a directory, ssh for another host), spawned
+// on pipes, its stderr passed on to ours with the last lines kept for when it ends before its hello.
 import CAS
 import CShim
 import Foundation

@@ -1,6 +1,5 @@
-// The sync protocol on a byte stream: framed messages, each with a CRC-32C check value over its
-// header and over its payload, a hello each way with the protocol version, zstd metadata frames
-// (JSON inside) and raw blob chunks. See SyncSession.swift for the order of the exchange.
+// The sync protocol on a byte stream: frames with CRC-32C checks of header and payload, the hello
+// with the protocol version, zstd JSON metadata frames and raw blob chunks (order: SyncSession).
 import CAS
 import CShim
 import Foundation

@@ -1,6 +1,5 @@
-// The receiving side of a sync: answers the offer once with what the store lacks (and where a
-// partial blob stops), writes each arriving object through the store's ingest, unpacks layers as
-// they arrive, and records images (then containers) only when everything they need is there.
+// The receiving side of a sync: answers the offer once with what the store lacks, stores verified
+// objects as they arrive (layers unpacked meanwhile), and records images only when all is there.
 import CAS
 import Foundation
 import Synchronization
