@@ -110,6 +110,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case syncConnectionLost(String)
     /// A sync location this build cannot reach yet (the location, what to do).
     case syncNotAvailable(String, String)
+    /// An object that arrived whole but does not match its digest (digest, what its content hashes to).
+    case syncObjectMismatch(String, actual: String)
     // MARK: sync ssh
     // MARK: sync containers (delta, arrival, mode conversion)
     // MARK: sync bundle
@@ -232,6 +234,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "the sync connection ended \(why); what arrived complete is kept: run the sync again to send the rest"
         case .syncNotAvailable(let location, let todo):
             return "cannot sync with \(location): \(todo)"
+        case .syncObjectMismatch(let digest, let actual):
+            return "the object \(digest) that arrived does not match its digest (its content is \(actual)); nothing of it was stored: run 'udocker store verify' on the sending side, whose copy may be damaged"
         // MARK: sync ssh
         // MARK: sync containers
         // MARK: sync bundle

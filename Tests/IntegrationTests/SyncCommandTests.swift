@@ -312,6 +312,25 @@ final class SyncRepos {
         #expect(s.images(target) == ["test/big:1"])
     }
 
+    @Test func anObjectThatDoesNotMatchItsDigestIsRefusedEvenWithGoodFrames() throws {
+        // A blob changed in the source store travels in frames whose checks pass: the receiver's
+        // digest check is what refuses it.
+        let s = try SyncRepos(images: [])
+        let big = try #require(s.bigLayer)
+        let path = s.source.store + "/blobs/sha256/\(big.hex.prefix(2))/\(big.hex)"
+        _ = chmod(path, 0o644)
+        let fd = open(path, O_WRONLY)
+        var b: UInt8 = 0x5a
+        #expect(pwrite(fd, &b, 1, 4_000_000) == 1)
+        close(fd)
+        let target = s.target()
+        let r = s.run(["sync", target])
+        #expect(r.status == 1 && r.stderr.contains("the far end of the sync failed: the object sha256:\(big.hex) that arrived does not match its digest"), "\(r.stderr)")
+        #expect(s.images(target).isEmpty && !s.blobs(target).contains(big.hex))
+        #expect(!FileIO.exists(target + "/store/tmp/partial." + big.hex))
+        #expect(s.verify(target).ok)
+    }
+
     @Test func twoSyncsIntoOneTargetAtOnceBothSucceed() throws {
         let s = try SyncRepos()
         let other = try SyncRepos(images: ["test/busybox:oci"], big: true)

@@ -44,6 +44,20 @@ import Glibc
         #expect(f.type == .chunk && Array(f.payload) == [1, 2, 3])
     }
 
+    @Test func aMetadataFrameThatIsNotZstdIsRefused() throws {
+        // Good check values, bad content: what a far end of another kind might send.
+        let c = try loop()
+        try c.send(.offer, bytes: Array("not zstd at all".utf8), flags: FrameFlags.zstd)
+        let f = try #require(try c.receive())
+        #expect(throws: RuntimeError.self) { _ = try SyncConnection.decode(SyncOffer.self, f) }
+        // And zstd that holds no offer.
+        try c.send(.offer, bytes: try SyncCompression.compress(Array("[1,2,3]".utf8)), flags: FrameFlags.zstd)
+        let g = try #require(try c.receive())
+        var message = ""
+        do { _ = try SyncConnection.decode(SyncOffer.self, g) } catch let e as RuntimeError { message = e.description }
+        #expect(message.contains("does not hold what it should"), "\(message)")
+    }
+
     @Test func everyByteOfAFrameIsCovered() throws {
         // Build one frame's bytes, then read it back with each byte changed in turn.
         let c = try loop()

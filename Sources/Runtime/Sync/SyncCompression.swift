@@ -30,8 +30,14 @@ enum SyncCompression {
             let n = bytes.withUnsafeBytes { archive_write_data(a, $0.baseAddress, $0.count) }
             return n == bytes.count && archive_write_close(a) == ARCHIVE_OK
         }
-        guard ok else { throw RuntimeError.syncBadStream("zstd compression failed: \(String(cString: archive_error_string(a)))") }
+        guard ok else { throw RuntimeError.syncBadStream("zstd compression failed: \(errorText(a))") }
         return Array(out[0..<used])
+    }
+
+    /// libarchive's message, which may be absent.
+    private static func errorText(_ a: OpaquePointer) -> String {
+        guard let p = archive_error_string(a) else { return "no detail" }
+        return String(cString: p)
     }
 
     static func decompress(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
@@ -47,7 +53,7 @@ enum SyncCompression {
         var buf = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let n = buf.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress, $0.count) }
-            if n < 0 { throw RuntimeError.syncBadStream("a metadata frame does not decompress: \(String(cString: archive_error_string(a)))") }
+            if n < 0 { throw RuntimeError.syncBadStream("a metadata frame does not decompress: \(errorText(a))") }
             if n == 0 { break }
             out += buf[0..<n]
             if out.count > maxExpanded { throw RuntimeError.syncBadStream("a metadata frame expands to more than \(maxExpanded) bytes") }

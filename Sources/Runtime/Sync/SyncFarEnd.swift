@@ -1,6 +1,5 @@
-// The far end of a sync: the command that starts it (this binary for a directory here, ssh for
-// another host), started with posix_spawn on pipes, its stderr passed on to ours with the last lines
-// kept for the message when it ends before its hello.
+// The far end of a sync: its command (this binary for a directory, ssh for another host), spawned
+// on pipes, its stderr passed on to ours with the last lines kept for when it ends before its hello.
 import CAS
 import CShim
 import Foundation
@@ -138,8 +137,8 @@ final class StderrTail: Sendable {
             if n <= 0 { break }
             buf.withUnsafeBytes { b in
                 var p = 0
-                while p < n {
-                    let w = write(2, b.baseAddress! + p, n - p)
+                while p < n, let base = b.baseAddress {
+                    let w = write(2, base + p, n - p)
                     if w <= 0 { if errno == EINTR { continue }; break }
                     p += w
                 }

@@ -1,6 +1,5 @@
-// The sync protocol on a byte stream: framed messages, each with a CRC-32C check value over its
-// header and over its payload, a hello each way with the protocol version, zstd metadata frames
-// (JSON inside) and raw blob chunks. See SyncSession.swift for the order of the exchange.
+// The sync protocol on a byte stream: frames with CRC-32C checks of header and payload, the hello
+// with the protocol version, zstd JSON metadata frames and raw blob chunks (order: SyncSession).
 import CAS
 import CShim
 import Foundation
@@ -182,7 +181,7 @@ final class SyncConnection {
         while i < iov.count {
             if iov[i].iov_len == 0 { i += 1; continue }
             let n = iov.withUnsafeMutableBufferPointer { b in
-                Glibc.writev(writeFD, b.baseAddress! + i, Int32(b.count - i))
+                b.baseAddress.map { Glibc.writev(writeFD, $0 + i, Int32(b.count - i)) } ?? -1
             }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -219,7 +218,7 @@ final class SyncConnection {
     /// Reads the next frame; its checks are verified. `eofOK`: nil at a clean end of stream.
     func receive(eofOK: Bool = false) throws -> Frame? {
         var header = [UInt8](repeating: 0, count: 10)
-        let got = try header.withUnsafeMutableBytes { try readExactly($0, allowEOF: true) }
+        let got = try header.withUnsafeMutableBytes { try readExactly($0) }
         if got == 0 {
             if eofOK { return nil }
             throw RuntimeError.syncConnectionLost("when \(peer) closed the connection\(describeEnd())")
@@ -239,7 +238,7 @@ final class SyncConnection {
             payload = .allocate(byteCount: length + 4, alignment: 16)
         }
         let body = UnsafeMutableRawBufferPointer(rebasing: payload[0..<(length + 4)])
-        if try readExactly(body, allowEOF: false) < body.count {
+        if try readExactly(body) < body.count {
             throw RuntimeError.syncConnectionLost("in the middle of a frame from \(peer)\(describeEnd())")
         }
         let data = UnsafeRawBufferPointer(rebasing: payload[0..<length])
@@ -271,18 +270,19 @@ final class SyncConnection {
     }
 
     /// Fills `buffer`; returns the bytes read (less only at the end of the stream).
-    private func readExactly(_ buffer: UnsafeMutableRawBufferPointer, allowEOF: Bool) throws -> Int {
+    private func readExactly(_ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let dst = buffer.baseAddress, let staging = inBuffer.baseAddress else { return 0 }
         var done = 0
         while done < buffer.count {
             if inStart < inEnd {
                 let n = min(inEnd - inStart, buffer.count - done)
-                (buffer.baseAddress! + done).copyMemory(from: inBuffer.baseAddress! + inStart, byteCount: n)
+                (dst + done).copyMemory(from: staging + inStart, byteCount: n)
                 inStart += n; done += n
                 continue
             }
             // Large reads go straight to the destination; small ones through the buffer.
             let direct = buffer.count - done >= inBuffer.count / 2
-            let target = direct ? buffer.baseAddress! + done : inBuffer.baseAddress!
+            let target = direct ? dst + done : staging
             let room = direct ? buffer.count - done : inBuffer.count
             let n = Glibc.read(readFD, target, room)
             if n < 0 {

@@ -1,6 +1,5 @@
-// The receiving side of a sync: answers the offer once with what the store lacks (and where a
-// partial blob stops), writes each arriving object through the store's ingest, unpacks layers as
-// they arrive, and records images (then containers) only when everything they need is there.
+// The receiving side of a sync: answers the offer once with what the store lacks, stores verified
+// objects as they arrive (layers unpacked meanwhile), and records images only when all is there.
 import CAS
 import Foundation
 import Synchronization
@@ -108,7 +107,9 @@ struct SyncReceiver {
                             Failpoint.hit(Self.midBlobFailpoint)
                         }
                     }
-                    _ = try BlobContent.cas { try writer.commit() }
+                    do { _ = try BlobContent.cas { try writer.commit() } } catch CASError.digestMismatch(let expected, let actual) {
+                        throw RuntimeError.syncObjectMismatch(expected.description, actual: actual.description)
+                    }
                 } catch {
                     stream?.abandon()
                     // A cut connection keeps what came of a large blob for the rerun; anything

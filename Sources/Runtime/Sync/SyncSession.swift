@@ -1,11 +1,5 @@
 // One sync session from the initiator's side (`udocker sync`, `mkrepo --from`) and from the far
-// end's (`udocker sync-serve`). The exchange, after a hello each way:
-//   initiator -> far end: request (who sends, the selection, arrival options, dry run)
-//   sender -> receiver:   offer (objects, images, containers)
-//   receiver -> sender:   want (the objects it lacks, each with the offset of a partial blob)
-//   sender -> receiver:   object + chunks, for each wanted object, without waiting; then refs
-//   receiver -> sender:   report
-// Either end may send a failure frame instead of its next frame.
+// end's (`udocker sync-serve`).
 import CAS
 import Foundation
 #if canImport(Glibc)
@@ -32,6 +26,13 @@ public struct SyncRequestOptions: Sendable {
     }
 }
 
+/// The exchange, after a hello each way:
+///   initiator -> far end: request (who sends, the selection, arrival options, dry run)
+///   sender -> receiver:   offer (objects, images, containers)
+///   receiver -> sender:   want (the objects it lacks, each with the offset of a partial blob)
+///   sender -> receiver:   object + chunks, for each wanted object, without waiting; then refs
+///   receiver -> sender:   report
+/// Either end may send a failure frame instead of its next frame.
 public enum SyncSession {
     /// Runs a sync between `repository` (this end) and the far end the options locate.
     public static func run(_ options: SyncRequestOptions, repository: Repository,
