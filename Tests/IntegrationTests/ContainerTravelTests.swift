@@ -150,4 +150,39 @@ private enum ContainerLink {
         #expect(r.status == 0 && r.stdout == "ran in P1\n", "\(r.stdout)\(r.stderr)")
         _ = id
     }
+
+    /// `sync` carries containers as image + delta: they arrive with the same tree and run; an F3 one
+    /// arrives in P1; a second sync sends no object bytes.
+    @Test(.enabled(if: ExecutionModeSupport.available(["P1"]))) func syncCarriesContainersAndASecondSyncSendsNothing() throws {
+        let f = try TwoRepos()
+        let c = f.run(f.a, ["create", "--name=job", "hostimg:travel"])
+        try #require(c.status == 0, "create: \(c.stderr)")
+        let job = c.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let r = f.run(f.a, ["run", "job", "/bin/sh", "-c", "echo result > /home/out.txt && rm /etc/app.conf && mkdir /var/empty"])
+        try #require(r.status == 0, "run: \(r.stdout)\(r.stderr)")
+        let withF3 = ExecutionModeSupport.available(["F3"])
+        let fc = withF3 ? try f.setUp("fc", mode: "F3") : nil
+        let s1 = f.run(f.a, ["sync", "--report=" + f.tmp + "/first.json", f.b])
+        try #require(s1.status == 0, "sync: \(s1.stdout)\(s1.stderr)")
+        let d = f.differences(try f.snapshot(f.root(f.b, job)), try f.snapshot(f.root(f.a, job)))
+        #expect(d == [], "\(d)")
+        let out = f.run(f.b, ["run", "job", "/bin/cat", "/home/out.txt"])
+        #expect(out.status == 0 && out.stdout == "result\n", "\(out.stdout)\(out.stderr)")
+        if let fc {
+            #expect(f.execmode(f.b, fc.id) == "P1")
+            #expect(f.differences(try f.snapshot(f.root(f.b, fc.id)), fc.before) == [])
+            let run = f.run(f.b, ["run", "fc", "/bin/echo", "fc in P1"])
+            #expect(run.status == 0 && run.stdout == "fc in P1\n", "\(run.stdout)\(run.stderr)")
+            #expect(f.execmode(f.a, fc.id).hasPrefix("F3"), "the source stays as it was")
+        }
+        let first = try JSONSerialization.jsonObject(with: Data(FileIO.readFile(f.tmp + "/first.json"))) as? [String: Any]
+        let report1 = first?["report"] as? [String: Any]
+        #expect((report1?["containers"] as? Int) == (withF3 ? 2 : 1))
+        let s2 = f.run(f.a, ["sync", "--report=" + f.tmp + "/second.json", f.b])
+        try #require(s2.status == 0, "second sync: \(s2.stdout)\(s2.stderr)")
+        let second = try JSONSerialization.jsonObject(with: Data(FileIO.readFile(f.tmp + "/second.json"))) as? [String: Any]
+        let report2 = second?["report"] as? [String: Any]
+        #expect((report2?["objectBytes"] as? Int) == 0, "\(second ?? [:])")
+        #expect((report2?["objectsSent"] as? Int) == 0)
+    }
 }

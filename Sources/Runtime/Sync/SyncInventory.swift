@@ -13,6 +13,8 @@ public struct SyncInventory: Sendable {
     /// their delta blobs are among `objects`. The sync session carries them and lands them after
     /// the images.
     public var containers: [SyncContainer] = []
+    /// What was left out of an everything-sync, one sentence each (containers without their image).
+    public var notes: [String] = []
 
     public init() {}
 
@@ -21,24 +23,44 @@ public struct SyncInventory: Sendable {
     public static func collect(repository: Repository, selection: SyncSelection) throws -> SyncInventory {
         let store = try repository.openStore()
         let images = try ContainerStore.imageStore(repository: repository, store: store)
+        let containers = ContainerStore(images: images)
         var inv = SyncInventory()
         var chosen = [String: LocalImage]()
+        var containerIDs = [String]()
         if selection.names.isEmpty {
             if selection.images { for i in try images.images() { chosen[i.name.description] = i } }
+            if selection.containers {
+                // Every container that can travel as image + delta (an imported rootfs has no image).
+                for c in try containers.containers() {
+                    if (try? images.image(named: c.image)) ?? nil != nil { containerIDs.append(c.id) } else {
+                        inv.notes.append("container \(c.names.first ?? c.id) not sent: its image \(c.image) is not in this repository")
+                    }
+                }
+            }
         } else {
             var unknown = [String]()
             for n in selection.names {
-                if selection.images, let i = try? images.image(named: n) { chosen[i.name.description] = i } else { unknown.append(n) }
+                if selection.images, let i = try? images.image(named: n) { chosen[i.name.description] = i }
+                else if selection.containers, let id = containers.resolve(n) { if !containerIDs.contains(id) { containerIDs.append(id) } }
+                else { unknown.append(n) }
             }
             if !unknown.isEmpty {
                 throw RuntimeError.syncNamesNotFound(unknown, images: try images.images().map(\.name.description))
             }
+        }
+        // A container travels with its image (by the name imagerepo.name gives) and its delta.
+        for id in containerIDs {
+            let c = try ContainerDelta.prepare(repository: repository, container: id)
+            inv.containers.append(c)
+            if chosen[c.image] == nil, let i = try images.image(named: c.image) { chosen[i.name.description] = i }
         }
         for name in chosen.keys.sorted() {
             guard let img = chosen[name] else { continue }
             inv.images.append(SyncImage(name: name, record: img.record))
         }
         inv.objects = try objects(of: inv.images.map(\.record), store: store)
+        var seen = Set(inv.objects.map(\.digest))
+        for c in inv.containers where seen.insert(c.delta.digest).inserted { inv.objects.append(c.delta) }
         return inv
     }
 

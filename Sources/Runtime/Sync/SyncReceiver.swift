@@ -165,9 +165,15 @@ struct SyncReceiver {
 
     /// Where containers arrive, after their images are recorded: the containers part of sync
     /// (ContainerArrival) makes each from this store with its delta, in `arrival`'s modes.
+    /// Every container is tried; the first failure is thrown after the others landed.
     private func landContainers(_ containers: [SyncContainer], images: ImageStore) throws {
-        _ = containers
-        _ = arrival
+        var firstError: Error? = nil
+        for c in containers {
+            do { _ = try ContainerArrival.land(repository: images.repository, container: c, options: arrival) } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
     }
 
     /// The result, sent to the sender as the report and returned.
