@@ -185,4 +185,27 @@ private enum ContainerLink {
         #expect((report2?["objectBytes"] as? Int) == 0, "\(second ?? [:])")
         #expect((report2?["objectsSent"] as? Int) == 0)
     }
+
+    /// kill -9 of the receiving end while a container is being built: no half container, the store
+    /// verifies, and the rerun lands it.
+    @Test func aKilledArrivalLeavesNoHalfContainerAndTheRerunLandsIt() throws {
+        let f = try TwoRepos()
+        let c = f.run(f.a, ["create", "--name=job", "hostimg:travel"])
+        try #require(c.status == 0, "create: \(c.stderr)")
+        let id = c.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let killed = runUdocker(["sync", f.b], env: ["UDOCKER_DIR": f.a, "UDOCKER_FAILPOINT": "arrival-before-rename"])
+        #expect(killed.status != 0)
+        // Killed where it was meant to be: the container built aside, not yet renamed into place.
+        #expect(try FileIO.listDirectory(f.b + "/containers").contains { $0.hasPrefix(".new.\(id).") }, "\(killed.stderr)")
+        #expect(!FileIO.exists(f.b + "/containers/" + id))
+        #expect(ContainerLink.target(f.b + "/containers/job") == "")
+        let again = f.run(f.a, ["sync", f.b])
+        try #require(again.status == 0, "rerun: \(again.stdout)\(again.stderr)")
+        #expect(FileIO.isDirectory(f.root(f.b, id)))
+        #expect(ContainerLink.target(f.b + "/containers/job") == id)
+        let left = try FileIO.listDirectory(f.b + "/containers").filter { $0.hasPrefix(".") }
+        #expect(left == [], "left in containers/: \(left)")
+        let v = f.run(f.b, ["store", "verify"])
+        #expect(v.status == 0, "store verify: \(v.stdout)\(v.stderr)")
+    }
 }
