@@ -206,6 +206,12 @@ final class TravelRepos {
         #expect(try TreeSnapshot(f.b + "/containers").differences(from: before) == [])
         #expect(try ContainerArrival.land(repository: repoB, container: c, options: SyncArrivalOptions(force: true)) == .created)
         #expect(!FileIO.exists(f.b + "/containers/" + other))
+        // rm releases what prepare kept: the delta ref and the stat cache.
+        let storeA = try repoA.openStore()
+        #expect(try storeA.ref(holder: "repo/\(try ContainerStore(repository: repoA, store: storeA).repositoryID)/container/\(c.id)/delta") != nil)
+        #expect(f.udocker(f.a, ["rm", "job"]).status == 0)
+        #expect(try storeA.ref(holder: "repo/\(try ContainerStore(repository: repoA, store: storeA).repositoryID)/container/\(c.id)/delta") == nil)
+        #expect(!FileIO.exists(DeltaCache.path(repoA, id: c.id)))
         #expect(ContainerStore.resolve("job", containersdir: f.b + "/containers") == c.id)
         // A missing image or delta is a clear error.
         var noImage = c

@@ -137,7 +137,10 @@ public enum ContainerDelta {
 
     /// Forgets what prepare kept for a removed container: its delta ref and stat cache.
     static func forget(_ containers: ContainerStore, id: String) {
-        _ = try? containers.store.release(holder: deltaHolder(containers, id))
+        // Most containers never travel: no release (and its GC lock) for them.
+        if (try? containers.store.ref(holder: deltaHolder(containers, id))) ?? nil != nil {
+            _ = try? containers.store.release(holder: deltaHolder(containers, id))
+        }
         DeltaCache.remove(containers.repository, id: id)
     }
 
