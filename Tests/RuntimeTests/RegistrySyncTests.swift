@@ -1,0 +1,180 @@
+// RegistrySync through its Runtime API (the sync verb reaches it once the CLI is wired): images of one
+// repository to a registry namespace and back into an empty one with the same digests, a second sync
+// sending nothing, dry runs, the naming rule, unknown names and a registry that is not there.
+import Testing
+import CAS
+import Foundation
+import Registry
+import TestSupport
+@testable import Runtime
+
+/// A repository in a temp dir with its own HOME, whose default registry is `registry`.
+final class SyncRepo {
+    let tmp: String
+    let env: [String: String]
+    var dir: String { tmp + "/repo" }
+
+    init(registry: String) {
+        tmp = makeTempDirectory("rsync")
+        env = ["UDOCKER_DIR": tmp + "/repo", "HOME": tmp, "UDOCKER_REGISTRY": registry, "UDOCKER_NOSYSCONF": "1"]
+    }
+    deinit { try? FileIO.removeTree(tmp) }
+
+    func run(_ args: [String]) -> (status: Int32, stdout: String, stderr: String) { runUdocker(args, env: env) }
+
+    func configuration() throws -> Configuration { try Configuration.load(environment: env, systemConfigFile: nil) }
+
+    func repository() throws -> Repository { try Repository.openOrCreate(try configuration()).repository }
+
+    func push(_ names: [String] = [], to r: TestRegistry, port: UInt16? = nil, dryRun: Bool = false) throws -> RegistrySyncResult {
+        try RegistrySync.push(repository: try repository(), selection: SyncSelection(names: names),
+                              host: port.map { "127.0.0.1:\($0)" } ?? r.hostPort, namespace: "ns",
+                              configuration: try configuration(), environment: env, access: RegistrySyncAccess(dryRun: dryRun))
+    }
+
+    func pull(_ names: [String] = [], from r: TestRegistry, dryRun: Bool = false) throws -> RegistrySyncResult {
+        try RegistrySync.pull(repository: try repository(), host: r.hostPort, namespace: "ns", names: names,
+                              configuration: try configuration(), environment: env, access: RegistrySyncAccess(dryRun: dryRun))
+    }
+
+    /// Manifest, config and layer digests of every image, by name.
+    func images() throws -> [String: [Digest]] {
+        let repo = try repository()
+        let store = try ImageStore(repository: repo, store: try repo.openStore())
+        var out = [String: [Digest]]()
+        for i in try store.images() { out[i.name.description] = [i.record.manifestDigest, i.record.configDigest] + i.record.layers.map(\.digest) }
+        return out
+    }
+}
+
+@Suite(.timeLimit(.minutes(3))) struct RegistrySyncTests {
+    @Test func imagesGoToANamespaceAndComeBackWithTheirDigests() throws {
+        let shared = try SharedRegistry.get().registry
+        let target = try TestRegistry()
+        defer { target.stop() }
+        let src = SyncRepo(registry: shared.url)
+        for tag in ["oci", "zstd"] {
+            let p = src.run(["pull", "test/busybox:\(tag)"])
+            try #require(p.status == 0, "\(p.stderr)")
+        }
+        let before = try src.images()
+        // The two images share their config: five distinct objects (two layers, a config, two manifests).
+        let distinct = Set(before.values.flatMap { $0 }).count
+
+        // A dry run says what would travel and sends nothing.
+        let dry = try src.push(to: target, dryRun: true)
+        #expect(dry.report.images == 2)
+        #expect(dry.report.objectsSent == distinct && dry.report.objectsPresent == 6 - distinct, "\(dry)")
+        #expect(linkedRepositories(target).isEmpty)
+
+        let first = try src.push(to: target)
+        #expect(first.items.map(\.remote) == ["\(target.hostPort)/ns/test/busybox:oci", "\(target.hostPort)/ns/test/busybox:zstd"])
+        #expect(first.report.images == 2 && first.report.containers == 0)
+        #expect(first.report.objectsSent == distinct && first.report.objectsPresent == 6 - distinct, "\(first)")
+        #expect(first.report.objectBytes > 0)
+        #expect(linkedRepositories(target) == ["ns/test/busybox"])
+
+        // Other tools see ordinary images.
+        let home = makeTempDir("skopeo-home")
+        defer { removeTree(home) }
+        let inspect = try runCommand("/usr/bin/skopeo", ["inspect", "--tls-verify=false", "docker://\(target.hostPort)/ns/test/busybox:oci"],
+                                     environment: ["HOME": home, "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": home])
+        let inspected = try #require(try JSONSerialization.jsonObject(with: Data(inspect)) as? [String: Any])
+        #expect(inspected["Digest"] as? String == before["test/busybox:oci"]?.first?.description)
+
+        // A second sync of unchanged images sends nothing: the tags already hold the manifests.
+        let again = try src.push(to: target)
+        #expect(again.report.objectsSent == 0 && again.report.objectBytes == 0, "\(again)")
+        #expect(again.report.objectsPresent == 6)
+
+        // Into an empty repository (another registry configured): the same images, and the store verifies.
+        let dst = SyncRepo(registry: "https://registry.invalid")
+        let back = try dst.pull(from: target)
+        #expect(back.items.map(\.name) == ["test/busybox:oci", "test/busybox:zstd"])
+        #expect(back.report.images == 2)
+        #expect(back.report.objectsSent == distinct, "\(back)")
+        #expect(try dst.images() == before)
+        let verify = dst.run(["store", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let images = dst.run(["images"])
+        #expect(images.stdout.contains("test/busybox:oci") && images.stdout.contains("test/busybox:zstd"), "\(images.stdout)")
+
+        // Pulling again brings nothing; a dry run on a third repository counts what would come.
+        let twice = try dst.pull(from: target)
+        #expect(twice.report.objectsSent == 0 && twice.report.objectsPresent == 6, "\(twice)")
+        let third = SyncRepo(registry: "https://registry.invalid")
+        let dryBack = try third.pull(["test/busybox:oci"], from: target, dryRun: true)
+        #expect(dryBack.report.images == 1 && dryBack.report.objectsSent == 3, "\(dryBack)")
+        #expect(try third.images().isEmpty)
+    }
+
+    @Test func unknownNamesAndAnAbsentRegistryAreClearErrors() throws {
+        let shared = try SharedRegistry.get().registry
+        let target = try TestRegistry()
+        defer { target.stop() }
+        let src = SyncRepo(registry: shared.url)
+        let p = src.run(["pull", "test/busybox:oci"])
+        try #require(p.status == 0, "\(p.stderr)")
+
+        #expect(throws: RuntimeError.syncNamesNotFound(["nothing:here"], images: ["test/busybox:oci"])) {
+            try src.push(["test/busybox:oci", "nothing:here"], to: target)
+        }
+        #expect(linkedRepositories(target).isEmpty)
+
+        _ = try src.push(["test/busybox:oci"], to: target)
+        let dst = SyncRepo(registry: "https://registry.invalid")
+        #expect(throws: RuntimeError.syncRegistryNamesNotFound(["test/busybox:zstd", "gone"], location: "docker://\(target.hostPort)/ns",
+                                                            available: ["test/busybox"])) {
+            try dst.pull(["test/busybox:oci", "test/busybox:zstd", "gone"], from: target)
+        }
+        #expect(try dst.images().isEmpty)
+
+        // A port nobody listens on: one error naming the location and what to check.
+        let closed = freePort()
+        do {
+            _ = try src.push(to: target, port: closed)
+            Issue.record("a push to a closed port succeeded")
+        } catch let e as RuntimeError {
+            guard case .syncRegistryFailed(let location, _, let underlying) = e, case .transport = underlying else {
+                Issue.record("unexpected error \(e)"); return
+            }
+            #expect(location == "docker://127.0.0.1:\(closed)/ns")
+            #expect(e.description.contains("cannot reach http://127.0.0.1:\(closed)"), "\(e)")
+        }
+    }
+
+    @Test func namingRuleRoundTrips() throws {
+        let n = try RegistryNaming(namespace: "team/ns")
+        let cases: [(ImageName, String, String)] = [
+            (ImageName(name: "test/busybox", tag: "oci"), "team/ns/test/busybox", "oci"),
+            (ImageName(name: "busybox", tag: "latest"), "team/ns/busybox", "latest"),
+            (ImageName(name: "127.0.0.1:5000/a/b", tag: "v1"), "team/ns/127.0.0.1__5000/a/b", "v1"),
+            (ImageName(name: "quay.io/org/app", tag: "1.0"), "team/ns/quay.io/org/app", "1.0"),
+            (ImageName(name: "x", tag: "@sha256:" + String(repeating: "ab", count: 32)), "team/ns/x", "sha256-" + String(repeating: "ab", count: 32)),
+        ]
+        for (local, repository, tag) in cases {
+            let r = try n.remote(image: local)
+            #expect(r.repository == repository && r.tag == tag)
+            #expect(n.local(repository: repository, tag: tag) == local)
+        }
+        #expect(try n.remote(container: "0f1e-id", names: ["web"]) == "team/ns/container-web")
+        #expect(try n.remote(container: "0f1e-id", names: ["Web App"]) == "team/ns/container-0f1e-id")
+        #expect(n.local(repository: "other/x", tag: "latest") == nil)
+        #expect(throws: RuntimeError.self) { try RegistryNaming(namespace: "Bad/NS") }
+        let conf = try Configuration.load(environment: ["HOME": "/nonexistent", "UDOCKER_NOSYSCONF": "1"], systemConfigFile: nil)
+        #expect(try RegistryNaming.endpoint(host: "127.0.0.1:5000", registryOption: nil, configuration: conf).scheme == "http")
+        #expect(try RegistryNaming.endpoint(host: "registry.example.org", registryOption: nil, configuration: conf).scheme == "https")
+        #expect(try RegistryNaming.endpoint(host: "reg:5000", registryOption: "http://reg:5000", configuration: conf).baseURL == "http://reg:5000")
+    }
+}
+
+/// The repositories of a registry's storage that hold a manifest.
+func linkedRepositories(_ r: TestRegistry) -> [String] {
+    let root = r.storage + "/docker/registry/v2/repositories"
+    guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
+    var out = [String]()
+    while let p = e.nextObject() as? String {
+        if p.hasSuffix("/_manifests") { out.append(String(p.dropLast("/_manifests".count))) }
+    }
+    return out.sorted()
+}
