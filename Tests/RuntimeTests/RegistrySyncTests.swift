@@ -168,6 +168,99 @@ final class SyncRepo {
     }
 }
 
+/// Containers through the registry with stand-in delta and arrival hooks (a hand-made delta layer),
+/// so the registry side is checked on its own: the container image other tools see, its annotation,
+/// the image and delta arriving, a second push sending nothing.
+@Suite(.timeLimit(.minutes(3))) struct RegistrySyncContainerImageTests {
+    final class Landed: @unchecked Sendable {
+        // Written by the land hook on the test's own thread only (pull is synchronous).
+        var containers: [SyncContainer] = []
+    }
+
+    @Test func aContainerTravelsAsAnImageOthersCanRead() throws {
+        let shared = try SharedRegistry.get().registry
+        let target = try TestRegistry()
+        defer { target.stop() }
+        let src = SyncRepo(registry: shared.url)
+        let p = src.run(["pull", "test/busybox:oci"])
+        try #require(p.status == 0, "\(p.stderr)")
+        let create = src.run(["create", "--name=web", "test/busybox:oci"])
+        try #require(create.status == 0, "\(create.stderr)")
+        let id = create.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        // The delta: an added file and a whiteout, as a plain tar.
+        let work = makeTempDir("delta")
+        defer { removeTree(work) }
+        try FileManager.default.createDirectory(atPath: work + "/d/bin", withIntermediateDirectories: true)
+        try writeFile(work + "/d/added.txt", "hello from the container\n")
+        try writeFile(work + "/d/bin/.wh.sh", "")
+        _ = try runCommand("/bin/tar", ["-C", work + "/d", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-cf", work + "/delta.tar", "added.txt", "bin"])
+        let repo = try src.repository()
+        let base = try #require(try ImageStore(repository: repo, store: try repo.openStore()).image(named: "test/busybox:oci"))
+        let hooks = ContainerHooks(prepare: { repository, info in
+            let store = try repository.openStore()
+            let rec = try store.ingest(fileAt: work + "/delta.tar", mediaType: MediaType.ociLayer)
+            let json = try FileIO.readFile(info.directory + "/container.json")
+            return SyncContainer(id: info.id, names: info.names, image: info.image, imageManifest: base.record.manifestDigest,
+                                 delta: SyncObject(digest: rec.digest, size: Int64(rec.size), mediaType: MediaType.ociLayer),
+                                 containerJSON: Data(json), materialize: "auto", execmode: "P1", protected: false)
+        }, land: { _, _, _ in })
+
+        let pushed = try RegistrySync.push(repository: repo, selection: SyncSelection(names: ["web"]), host: target.hostPort,
+                                           namespace: "ns", configuration: try src.configuration(), environment: src.env,
+                                           access: RegistrySyncAccess(), hooks: hooks)
+        // The container's image travels with it, under its own name.
+        #expect(pushed.items.map(\.kind) == [.image, .container])
+        #expect(pushed.items.map(\.remote) == ["\(target.hostPort)/ns/test/busybox:oci", "\(target.hostPort)/ns/container-web:latest"])
+        #expect(pushed.report.images == 1 && pushed.report.containers == 1)
+        // The container sends its delta, config and manifest; the image's layer is mounted or there.
+        #expect(pushed.items[1].objectsSent == 3 && pushed.items[1].objectsPresent == 1, "\(pushed.items[1])")
+
+        let home = makeTempDir("skopeo-home")
+        defer { removeTree(home) }
+        let skopeoEnv = ["HOME": home, "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": home]
+        let inspect = try runCommand("/usr/bin/skopeo", ["inspect", "--tls-verify=false", "docker://\(target.hostPort)/ns/container-web:latest"],
+                                     environment: skopeoEnv)
+        let shown = try #require(try JSONSerialization.jsonObject(with: Data(inspect)) as? [String: Any])
+        #expect((shown["Layers"] as? [String])?.count == base.record.layers.count + 1)
+        #expect((shown["Labels"] as? [String: String])?[RegistryContainerImage.idLabel] == id)
+        let raw = try runCommand("/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(target.hostPort)/ns/container-web:latest"],
+                                 environment: skopeoEnv)
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(raw)) as? [String: Any])
+        let annotations = try #require(manifest["annotations"] as? [String: String])
+        let carried = try JSONDecoder().decode(SyncContainer.self, from: Data(try #require(annotations[RegistrySync.containerAnnotation]).utf8))
+        #expect(carried.id == id && carried.names == ["web"] && carried.image == "test/busybox:oci")
+        #expect(annotations["org.opencontainers.image.base.digest"] == base.record.manifestDigest.description)
+        // skopeo copies it like any image (what podman and Apptainer do when they pull).
+        _ = try runCommand("/usr/bin/skopeo", ["--insecure-policy", "copy", "-q", "--src-tls-verify=false",
+                                               "docker://\(target.hostPort)/ns/container-web:latest", "oci:\(work)/copied:web"],
+                           environment: skopeoEnv)
+
+        // Unchanged, it sends nothing the second time.
+        let again = try RegistrySync.push(repository: repo, selection: SyncSelection(names: ["web"]), host: target.hostPort,
+                                          namespace: "ns", configuration: try src.configuration(), environment: src.env,
+                                          access: RegistrySyncAccess(), hooks: hooks)
+        #expect(again.report.objectsSent == 0 && again.report.objectBytes == 0, "\(again)")
+
+        // Back into an empty repository: the image is recorded, the delta is in the store, then it lands.
+        let dst = SyncRepo(registry: "https://registry.invalid")
+        let landed = Landed()
+        let arrival = ContainerHooks(prepare: hooks.prepare, land: { repository, c, _ throws in
+            let store = try repository.openStore()
+            #expect(store.hasBlob(c.delta.digest))
+            landed.containers.append(c)
+        })
+        let back = try RegistrySync.pull(repository: try dst.repository(), host: target.hostPort, namespace: "ns", names: ["web"],
+                                         options: SyncArrivalOptions(), configuration: try dst.configuration(), environment: dst.env,
+                                         access: RegistrySyncAccess(), hooks: arrival)
+        #expect(back.report.containers == 1 && back.report.images == 0)
+        #expect(landed.containers == [carried])
+        #expect(try dst.images()["test/busybox:oci"] == src.images()["test/busybox:oci"])
+        let verify = dst.run(["store", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+}
+
 /// The repositories of a registry's storage that hold a manifest.
 func linkedRepositories(_ r: TestRegistry) -> [String] {
     let root = r.storage + "/docker/registry/v2/repositories"

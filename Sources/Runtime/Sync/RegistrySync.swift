@@ -77,17 +77,44 @@ public enum RegistrySync {
     public static func push(repository: Repository, selection: SyncSelection, host: String, namespace: String,
                             configuration: Configuration, environment: [String: String],
                             access: RegistrySyncAccess = RegistrySyncAccess()) throws -> RegistrySyncResult {
+        try push(repository: repository, selection: selection, host: host, namespace: namespace,
+                 configuration: configuration, environment: environment, access: access, hooks: .standard)
+    }
+
+    static func push(repository: Repository, selection: SyncSelection, host: String, namespace: String,
+                     configuration: Configuration, environment: [String: String],
+                     access: RegistrySyncAccess, hooks: ContainerHooks?) throws -> RegistrySyncResult {
         let session = try Session(host: host, namespace: namespace, configuration: configuration,
                                   environment: environment, access: access)
         let store = try repository.openStore()
         let containers = try ContainerStore(repository: repository, store: store)
-        let chosen = try choose(selection, images: containers.images, containers: containers)
+        let images = containers.images
+        var chosen = try choose(selection, images: images, containers: containers, withContainers: hooks != nil)
         try session.reach()
+        // Each container's delta is made (or found unchanged) first; its image travels with it,
+        // under its own name, so the far side can record the image and materialise from it.
+        var travelling = [(SyncContainer, LocalImage)]()
+        for info in chosen.containers {
+            guard let hooks else { break }
+            let c = try hooks.prepare(repository, info)
+            guard let base = try images.image(named: c.image), base.record.manifestDigest == c.imageManifest else {
+                throw RuntimeError.syncRegistryBadContainer(info.names.first ?? info.id,
+                    reason: "its image \(c.image) (\(c.imageManifest)) is not in this repository any more")
+            }
+            travelling.append((c, base))
+            if !chosen.images.contains(where: { $0.name == base.name }) { chosen.images.append(base) }
+        }
+        chosen.images.sort { $0.name < $1.name }
         var result = RegistrySyncResult()
         let pusher = ImagePusher(client: session.client, store: store)
         var homes = [Digest: String]()
         for image in chosen.images {
             let item = try session.push(image, pusher: pusher, homes: &homes)
+            result.add(item)
+            access.item?(item)
+        }
+        for (c, base) in travelling {
+            let item = try session.push(c, base: base, pusher: pusher, homes: &homes)
             result.add(item)
             access.item?(item)
         }
@@ -102,6 +129,13 @@ public enum RegistrySync {
                             options: SyncArrivalOptions = SyncArrivalOptions(),
                             configuration: Configuration, environment: [String: String],
                             access: RegistrySyncAccess = RegistrySyncAccess()) throws -> RegistrySyncResult {
+        try pull(repository: repository, host: host, namespace: namespace, names: names, options: options,
+                 configuration: configuration, environment: environment, access: access, hooks: .standard)
+    }
+
+    static func pull(repository: Repository, host: String, namespace: String, names: [String],
+                     options: SyncArrivalOptions, configuration: Configuration, environment: [String: String],
+                     access: RegistrySyncAccess, hooks: ContainerHooks?) throws -> RegistrySyncResult {
         let session = try Session(host: host, namespace: namespace, configuration: configuration,
                                   environment: environment, access: access)
         let store = try repository.openStore()
@@ -110,8 +144,16 @@ public enum RegistrySync {
         let targets = try session.targets(names: names)
         var result = RegistrySyncResult()
         let puller = ImagePuller(client: session.client, store: store)
+        // Images first: a container's image may be one of them.
         for target in targets where !target.isContainer {
             let item = try session.pull(target, puller: puller, images: containers.images)
+            result.add(item)
+            access.item?(item)
+        }
+        guard let hooks else { return result }
+        for target in targets where target.isContainer {
+            let item = try session.pullContainer(target, puller: puller, repository: repository, images: containers.images,
+                                                 options: options, land: hooks.land)
             result.add(item)
             access.item?(item)
         }
@@ -120,17 +162,18 @@ public enum RegistrySync {
 
     /// The images a selection names (sorted, each once). Names that are neither images nor
     /// containers here are an error listing them.
-    static func choose(_ selection: SyncSelection, images: ImageStore, containers: ContainerStore) throws
+    static func choose(_ selection: SyncSelection, images: ImageStore, containers: ContainerStore, withContainers: Bool) throws
         -> (images: [LocalImage], containers: [ContainerInfo]) {
         var chosen = [String: LocalImage](), chosenContainers = [String: ContainerInfo]()
         if selection.names.isEmpty {
             if selection.images { for i in try images.images() { chosen[i.name.description] = i } }
+            if selection.containers && withContainers { for c in try containers.containers() { chosenContainers[c.id] = c } }
         } else {
             var unknown = [String]()
             for n in selection.names {
                 if selection.images, let i = try? images.image(named: n) {
                     chosen[i.name.description] = i
-                } else if selection.containers, let c = try? containers.require(n) {
+                } else if selection.containers, withContainers, let c = try? containers.require(n) {
                     chosenContainers[c.id] = c
                 } else {
                     unknown.append(n)
@@ -142,6 +185,16 @@ public enum RegistrySync {
         }
         return (chosen.keys.sorted().compactMap { chosen[$0] }, chosenContainers.keys.sorted().compactMap { chosenContainers[$0] })
     }
+}
+
+/// How a container becomes a SyncContainer with its delta in the store (ContainerDelta), and how one
+/// lands in a repository (ContainerArrival). Tests give their own to check the registry side alone.
+struct ContainerHooks: Sendable {
+    var prepare: @Sendable (Repository, ContainerInfo) throws -> SyncContainer
+    var land: @Sendable (Repository, SyncContainer, SyncArrivalOptions) throws -> Void
+
+    /// Containers travel once ContainerDelta and ContainerArrival are there.
+    static let standard: ContainerHooks? = nil
 }
 
 /// One repository of the registry at one tag, as `pull` found it.
@@ -213,14 +266,48 @@ struct Session {
     func push(_ image: LocalImage, pusher: ImagePusher, homes: inout [Digest: String]) throws -> RegistrySyncItem {
         let (repository, tag) = try naming.remote(image: image.name)
         let record = image.record
-        let store = pusher.store
-        let configSize = Int64((try? store.blobRecord(record.configDigest))??.size ?? 0)
-        let manifestSize = Int64((try? store.blobRecord(record.manifestDigest))??.size ?? 0)
-        let blobs = record.layers.map { ($0.digest, $0.size) } + [(record.configDigest, configSize)]
-        var item = RegistrySyncItem(kind: .image, name: image.name.description, remote: remote(repository, tag),
+        let ref = ImageReference(registry: client.endpoint, repository: repository, tag: tag, digest: nil)
+        let blobs = record.layers.map { ($0.digest, $0.size) } + [(record.configDigest, size(record.configDigest, pusher.store))]
+        let item = RegistrySyncItem(kind: .image, name: image.name.description, remote: remote(repository, tag),
                                     manifest: record.manifestDigest, objectsSent: 0, objectsPresent: 0, bytes: 0)
+        return try push(item, ref: ref, mediaType: record.manifestMediaType, blobs: blobs,
+                        manifestSize: size(record.manifestDigest, pusher.store), pusher: pusher, homes: &homes,
+                        mountFrom: ImagePush.mountSource(record, to: ref))
+    }
+
+    /// Pushes a container as `NAMESPACE/container-NAME:latest`: its image's layers, its delta, the
+    /// config and manifest RegistryContainerImage makes (held by a pending ref while they are sent).
+    func push(_ c: SyncContainer, base: LocalImage, pusher: ImagePusher, homes: inout [Digest: String]) throws -> RegistrySyncItem {
+        let store = pusher.store
+        let repository = try naming.remote(container: c.id, names: c.names)
+        let tag = RegistryNaming.containerTag
+        let (baseRepository, baseTag) = try naming.remote(image: base.name)
+        let holder = Holder.pending(tag: "registry-sync-" + String(UInt64.random(in: 0...UInt64.max), radix: 16))
+        try BlobContent.cas { try store.setRef(holder: holder, digests: base.record.digests + [c.delta.digest]) }
+        defer { try? store.removeRef(holder: holder) }
+        let made = try RegistryContainerImage.make(c, base: base.record, baseReference: remote(baseRepository, baseTag), store: store)
+        try BlobContent.cas { try store.setRef(holder: holder, digests: base.record.digests + [c.delta.digest, made.manifest]) }
+        let raw = try RegistryContainerImage.blob(made.manifest, store: store)
+        let parsed = try call("reading the manifest made for container \(c.id)") {
+            try FetchedManifest.parse(raw: raw, mediaType: made.mediaType, digest: made.manifest)
+        }
+        guard case .image(let m) = parsed.content else { throw RuntimeError.layerMissing(made.manifest.description) }
+        let ref = ImageReference(registry: client.endpoint, repository: repository, tag: tag, digest: nil)
+        let item = RegistrySyncItem(kind: .container, name: c.names.first ?? c.id, remote: remote(repository, tag),
+                                    manifest: made.manifest, objectsSent: 0, objectsPresent: 0, bytes: 0)
+        return try push(item, ref: ref, mediaType: made.mediaType, blobs: (m.layers + [m.config]).map { ($0.digest, $0.size) },
+                        manifestSize: made.size, pusher: pusher, homes: &homes, mountFrom: baseRepository)
+    }
+
+    /// Pushes the stored manifest `item.manifest` with its `blobs` to `ref`, unless the tag holds it
+    /// already; in a dry run HEADs the blobs instead.
+    private func push(_ item: RegistrySyncItem, ref: ImageReference, mediaType: String, blobs: [(Digest, Int64)],
+                      manifestSize: Int64, pusher: ImagePusher, homes: inout [Digest: String],
+                      mountFrom: String?) throws -> RegistrySyncItem {
+        var item = item
+        let repository = ref.repository
         defer { for (d, _) in blobs where homes[d] == nil { homes[d] = repository } }
-        if try manifest(repository, tag)?.digest == record.manifestDigest {
+        if try manifest(repository, ref.tag ?? "latest")?.digest == item.manifest {
             item.objectsPresent = blobs.count + 1
             return item
         }
@@ -237,18 +324,20 @@ struct Session {
             item.bytes += manifestSize
             return item
         }
-        let ref = ImageReference(registry: client.endpoint, repository: repository, tag: tag, digest: nil)
         let known = homes
-        let mount = record.layers.compactMap { known[$0.digest] }.first(where: { $0 != repository })
-            ?? ImagePush.mountSource(record, to: ref)
+        let mount = blobs.compactMap { known[$0.0] }.first(where: { $0 != repository }) ?? mountFrom
         let options = PushOptions(parallel: parallel, mountFrom: mount, progress: access.pushProgress)
-        let pushed = try call("pushing \(image.name) as \(repository):\(tag)") {
-            try pusher.push(manifest: record.manifestDigest, mediaType: record.manifestMediaType, to: ref, options: options)
+        let pushed = try call("pushing \(item.name) as \(repository):\(ref.tag ?? "latest")") {
+            try pusher.push(manifest: item.manifest, mediaType: mediaType, to: ref, options: options)
         }
         item.objectsSent = pushed.uploaded + 1
         item.objectsPresent = pushed.existed + pushed.mounted
         item.bytes = Int64(pushed.bytesUploaded) + manifestSize
         return item
+    }
+
+    private func size(_ digest: Digest, _ store: Store) -> Int64 {
+        Int64((try? store.blobRecord(digest))??.size ?? 0)
     }
 
     // MARK: pull
@@ -342,6 +431,62 @@ struct Session {
         item.objectsSent = pulled.layersDownloaded + smallSent
         item.objectsPresent = pulled.layers.count + 2 - item.objectsSent
         item.bytes = Int64(pulled.bytesDownloaded) + smallBytes
+        return item
+    }
+
+    /// Brings a container back: its image (pulled by digest from where push put it, unless this
+    /// repository has it), its delta blob, then `land` makes the container from this store.
+    func pullContainer(_ target: RegistryTarget, puller: ImagePuller, repository: Repository, images: ImageStore,
+                       options: SyncArrivalOptions,
+                       land: (Repository, SyncContainer, SyncArrivalOptions) throws -> Void) throws -> RegistrySyncItem {
+        let shown = "\(target.repository):\(target.tag)"
+        let c = try RegistryContainerImage.container(from: target.container ?? "", manifest: target.manifest, shown: shown)
+        var item = RegistrySyncItem(kind: .container, name: c.names.first ?? c.id, remote: remote(target.repository, target.tag),
+                                    manifest: target.manifest.digest, objectsSent: 0, objectsPresent: 0, bytes: 0)
+        let store = images.store
+        let baseName: ImageName
+        do { baseName = try ImageName(parsing: c.image) } catch {
+            throw RuntimeError.syncRegistryBadContainer(shown, reason: "its image name '\(c.image)' is not valid")
+        }
+        let (baseRepository, baseTag) = try naming.remote(image: baseName)
+        let here = try images.image(baseName)
+        if let here, here.record.manifestDigest != c.imageManifest {
+            throw RuntimeError.syncRegistryBadContainer(shown,
+                reason: "the image \(baseName) here is not the one it was made from (\(c.imageManifest)); rename this one with 'udocker tag' and 'udocker rmi', then sync again")
+        }
+        if here == nil {
+            guard let m = try manifest(baseRepository, c.imageManifest.description) else {
+                throw RuntimeError.syncRegistryBadContainer(shown, reason: "its image \(c.image) is not at \(remote(baseRepository, baseTag)) any more")
+            }
+            let base = try pull(RegistryTarget(repository: baseRepository, tag: baseTag, manifest: m, container: nil),
+                                puller: puller, images: images)
+            item.objectsSent += base.objectsSent; item.objectsPresent += base.objectsPresent; item.bytes += base.bytes
+        } else {
+            item.objectsPresent += (here?.record.layers.count ?? 0) + 2
+        }
+        let holder = Holder.pending(tag: "registry-sync-" + String(UInt64.random(in: 0...UInt64.max), radix: 16))
+        try BlobContent.cas { try store.setRef(holder: holder, digests: [c.delta.digest]) }
+        defer { try? store.removeRef(holder: holder) }
+        if store.hasBlob(c.delta.digest) {
+            item.objectsPresent += 1
+        } else {
+            item.objectsSent += 1
+            item.bytes += c.delta.size
+            if access.dryRun { return item }
+            let writer = try BlobContent.cas {
+                try store.beginBlob(expected: c.delta.digest, expectedSize: UInt64(max(0, c.delta.size)), mediaType: c.delta.mediaType)
+            }
+            try call("fetching the delta of container \(item.name)") {
+                _ = try client.fetchBlob(target.repository, digest: c.delta.digest, expectedSize: UInt64(max(0, c.delta.size)),
+                                         into: DeltaBlobSink(writer))
+            }
+            do { _ = try writer.commit() } catch let e as CASError {
+                throw RuntimeError.syncRegistryFailed(location: location, what: "storing the delta of container \(item.name)",
+                                                      .store("\(e)"))
+            }
+        }
+        if access.dryRun { return item }
+        try land(repository, c, options)
         return item
     }
 }
