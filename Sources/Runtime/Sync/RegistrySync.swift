@@ -31,8 +31,8 @@ public struct RegistrySyncAccess: Sendable {
 }
 
 /// One image or container of a registry sync.
-public struct RegistrySyncItem: Sendable, Equatable {
-    public enum Kind: String, Sendable { case image, container }
+public struct RegistrySyncItem: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable { case image, container }
     public var kind: Kind
     /// The local name: "repo/image:tag", or the container's first name (else id).
     public var name: String
@@ -52,7 +52,7 @@ public struct RegistrySyncItem: Sendable, Equatable {
     }
 }
 
-public struct RegistrySyncResult: Sendable, Equatable {
+public struct RegistrySyncResult: Codable, Sendable, Equatable {
     public var report = SyncReport()
     public var items: [RegistrySyncItem] = []
 
