@@ -187,6 +187,14 @@ final class SyncRepo {
         let create = src.run(["create", "--name=web", "test/busybox:oci"])
         try #require(create.status == 0, "\(create.stderr)")
         let id = create.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The container's own settings (container.json) become the image's.
+        let jsonPath = src.dir + "/containers/\(id)/container.json"
+        var own = try #require(try JSONSerialization.jsonObject(with: Data(try FileIO.readFile(jsonPath))) as? [String: Any])
+        var settings = own["config"] as? [String: Any] ?? [:]
+        settings["Env"] = ["PATH=/bin", "FROM_CONTAINER=1"]
+        settings["WorkingDir"] = "/srv"
+        own["config"] = settings
+        try Data(try JSONSerialization.data(withJSONObject: own)).write(to: URL(fileURLWithPath: jsonPath))
 
         // The delta: an added file and a whiteout, as a plain tar.
         let work = makeTempDir("delta")
@@ -224,6 +232,12 @@ final class SyncRepo {
         let shown = try #require(try JSONSerialization.jsonObject(with: Data(inspect)) as? [String: Any])
         #expect((shown["Layers"] as? [String])?.count == base.record.layers.count + 1)
         #expect((shown["Labels"] as? [String: String])?[RegistryContainerImage.idLabel] == id)
+        #expect(shown["Env"] as? [String] == ["PATH=/bin", "FROM_CONTAINER=1"])
+        let config = try runCommand("/usr/bin/skopeo", ["inspect", "--config", "--tls-verify=false", "docker://\(target.hostPort)/ns/container-web:latest"],
+                                    environment: skopeoEnv)
+        let configShown = try #require(try JSONSerialization.jsonObject(with: Data(config)) as? [String: Any])
+        #expect((configShown["config"] as? [String: Any])?["WorkingDir"] as? String == "/srv")
+        #expect(((configShown["rootfs"] as? [String: Any])?["diff_ids"] as? [String])?.count == base.record.layers.count + 1)
         let raw = try runCommand("/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(target.hostPort)/ns/container-web:latest"],
                                  environment: skopeoEnv)
         let manifest = try #require(try JSONSerialization.jsonObject(with: Data(raw)) as? [String: Any])
