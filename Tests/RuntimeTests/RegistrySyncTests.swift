@@ -14,9 +14,9 @@ final class SyncRepo {
     let env: [String: String]
     var dir: String { tmp + "/repo" }
 
-    init(registry: String) {
+    init(registry: String, extra: [String: String] = [:]) {
         tmp = makeTempDirectory("rsync")
-        env = ["UDOCKER_DIR": tmp + "/repo", "HOME": tmp, "UDOCKER_REGISTRY": registry, "UDOCKER_NOSYSCONF": "1"]
+        env = ["UDOCKER_DIR": tmp + "/repo", "HOME": tmp, "UDOCKER_REGISTRY": registry, "UDOCKER_NOSYSCONF": "1"].merging(extra) { $1 }
     }
     deinit { try? FileIO.removeTree(tmp) }
 
@@ -139,8 +139,36 @@ final class SyncRepo {
                 Issue.record("unexpected error \(e)"); return
             }
             #expect(location == "docker://127.0.0.1:\(closed)/ns")
-            #expect(e.description.contains("cannot reach http://127.0.0.1:\(closed)"), "\(e)")
+            #expect(e.description.hasPrefix("sync with docker://127.0.0.1:\(closed)/ns failed while reaching https://127.0.0.1:\(closed): cannot reach"), "\(e)")
         }
+    }
+
+    @Test func aTLSRegistryWithAPasswordUsesTheKeystore() throws {
+        let shared = try SharedRegistry.get().registry
+        let (user, password) = ("syncer", "s3cret-pass")
+        let target = try TestRegistry(tls: true, auth: .htpasswd(user: user, password: password))
+        defer { target.stop() }
+        let src = SyncRepo(registry: shared.url, extra: ["CURL_CA_BUNDLE": target.caFile ?? ""])
+        let p = src.run(["pull", "test/busybox:oci"])
+        try #require(p.status == 0, "\(p.stderr)")
+        let keystore = Keystore(configuration: try src.configuration())
+        let access = RegistrySyncAccess(keystore: keystore)
+        // No login yet: the registry's own words, naming how to log in.
+        #expect(throws: RuntimeError.syncRegistryFailed(location: "docker://\(target.hostPort)/ns", what: "reading ns/test/busybox:oci",
+                                                      .authenticationRequired(registry: RegistryEndpoint(scheme: "https", host: target.hostPort)))) {
+            try RegistrySync.push(repository: try src.repository(), selection: SyncSelection(), host: target.hostPort, namespace: "ns",
+                                  configuration: try src.configuration(), environment: src.env, access: access)
+        }
+        let login = runUdocker(["login", "--username=\(user)", "--password-stdin", "--registry=\(target.url)"], env: src.env,
+                               stdin: Array(password.utf8))
+        try #require(login.status == 0, "\(login.stderr)")
+        let pushed = try RegistrySync.push(repository: try src.repository(), selection: SyncSelection(), host: target.hostPort, namespace: "ns",
+                                           configuration: try src.configuration(), environment: src.env, access: access)
+        #expect(pushed.report.images == 1 && pushed.report.objectsSent == 3, "\(pushed)")
+        let back = try RegistrySync.pull(repository: try src.repository(), host: target.hostPort, namespace: "ns", names: [],
+                                         configuration: try src.configuration(), environment: src.env, access: access)
+        // ns/test/busybox:oci comes back as test/busybox:oci, which is here with that manifest already.
+        #expect(back.report.images == 1 && back.report.objectsSent == 0, "\(back)")
     }
 
     @Test func namingRuleRoundTrips() throws {
@@ -162,7 +190,9 @@ final class SyncRepo {
         #expect(n.local(repository: "other/x", tag: "latest") == nil)
         #expect(throws: RuntimeError.self) { try RegistryNaming(namespace: "Bad/NS") }
         let conf = try Configuration.load(environment: ["HOME": "/nonexistent", "UDOCKER_NOSYSCONF": "1"], systemConfigFile: nil)
-        #expect(try RegistryNaming.endpoint(host: "127.0.0.1:5000", registryOption: nil, configuration: conf).scheme == "http")
+        #expect(try RegistryNaming.endpoint(host: "127.0.0.1:5000", registryOption: nil, configuration: conf).scheme == "https")
+        #expect(RegistryNaming.isLoopback("127.0.0.1:5000") && RegistryNaming.isLoopback("localhost") && RegistryNaming.isLoopback("[::1]:5000"))
+        #expect(!RegistryNaming.isLoopback("127.example.org") && !RegistryNaming.isLoopback("10.0.0.1:5000"))
         #expect(try RegistryNaming.endpoint(host: "registry.example.org", registryOption: nil, configuration: conf).scheme == "https")
         #expect(try RegistryNaming.endpoint(host: "reg:5000", registryOption: "http://reg:5000", configuration: conf).baseURL == "http://reg:5000")
     }

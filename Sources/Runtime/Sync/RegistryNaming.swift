@@ -80,8 +80,8 @@ public struct RegistryNaming: Sendable, Equatable {
     }
 
     /// The endpoint of a docker:// host: the scheme of --registry or the configured registry when
-    /// that names the same host (as `push` does), plain HTTP for a loopback address (as Docker
-    /// trusts 127.0.0.0/8 without TLS), else HTTPS.
+    /// that names the same host (as `push` does), else HTTPS. A loopback registry that answers HTTPS
+    /// in plain HTTP is then spoken to in HTTP (`Session.reach`), as Docker trusts 127.0.0.0/8.
     public static func endpoint(host: String, registryOption: String?, configuration: Configuration) throws -> RegistryEndpoint {
         let parsed: RegistryEndpoint
         do { parsed = try RegistryEndpoint(url: host) } catch let e as RegistryError {
@@ -90,7 +90,6 @@ public struct RegistryNaming: Sendable, Equatable {
         for option in [registryOption, configuration.registryOverride] {
             if let o = option, let e = try? RegistryEndpoint(url: o), e.host == parsed.host { return e }
         }
-        if isLoopback(parsed.host) { return RegistryEndpoint(scheme: "http", host: parsed.host) }
         return parsed
     }
 

@@ -84,7 +84,7 @@ public enum RegistrySync {
     static func push(repository: Repository, selection: SyncSelection, host: String, namespace: String,
                      configuration: Configuration, environment: [String: String],
                      access: RegistrySyncAccess, hooks: ContainerHooks?) throws -> RegistrySyncResult {
-        let session = try Session(host: host, namespace: namespace, configuration: configuration,
+        var session = try Session(host: host, namespace: namespace, configuration: configuration,
                                   environment: environment, access: access)
         let store = try repository.openStore()
         let containers = try ContainerStore(repository: repository, store: store)
@@ -136,7 +136,7 @@ public enum RegistrySync {
     static func pull(repository: Repository, host: String, namespace: String, names: [String],
                      options: SyncArrivalOptions, configuration: Configuration, environment: [String: String],
                      access: RegistrySyncAccess, hooks: ContainerHooks?) throws -> RegistrySyncResult {
-        let session = try Session(host: host, namespace: namespace, configuration: configuration,
+        var session = try Session(host: host, namespace: namespace, configuration: configuration,
                                   environment: environment, access: access)
         let store = try repository.openStore()
         let containers = try ContainerStore(repository: repository, store: store)
@@ -209,7 +209,9 @@ struct RegistryTarget {
 
 /// The registry side of one sync: the client, the naming rule and the location for messages.
 struct Session {
-    let client: RegistryClient
+    private(set) var client: RegistryClient
+    let httpOptions: HTTPOptions
+    let keystore: Keystore?
     let naming: RegistryNaming
     let location: String
     let access: RegistrySyncAccess
@@ -221,9 +223,10 @@ struct Session {
         location = "docker://\(host)/\(namespace)"
         naming = try RegistryNaming(namespace: namespace)
         let endpoint = try RegistryNaming.endpoint(host: host, registryOption: access.registry, configuration: configuration)
-        let options = try RegistryAccess.httpOptions(configuration: configuration, environment: environment,
+        httpOptions = try RegistryAccess.httpOptions(configuration: configuration, environment: environment,
                                                      httpProxy: access.httpProxy, debug: access.debug)
-        client = try RegistryAccess.client(endpoint: endpoint, options: options, keystore: access.keystore)
+        keystore = access.keystore
+        client = try RegistryAccess.client(endpoint: endpoint, options: httpOptions, keystore: keystore)
         self.access = access
         parallel = try configuration.pullParallel
         maxLayerExpansion = try configuration.maxLayerExpansion
@@ -236,11 +239,17 @@ struct Session {
         }
     }
 
-    /// Fails early, and clearly, when the registry cannot be reached at all. Other answers to
-    /// GET /v2/ (a registry that wants a token for it but serves anonymous pulls) are left to the
-    /// requests that follow.
-    func reach() throws {
+    /// Fails early, and clearly, when the registry cannot be reached at all; a loopback registry
+    /// answering HTTPS in plain HTTP is spoken to in HTTP from then on. Other answers to GET /v2/
+    /// (a registry that wants a token for it but serves anonymous pulls) are left to the requests
+    /// that follow.
+    mutating func reach() throws {
         do { try client.ping() } catch let e as RegistryError {
+            if case .plainHTTP = e, client.endpoint.scheme == "https", RegistryNaming.isLoopback(client.endpoint.host) {
+                client = try RegistryAccess.client(endpoint: RegistryEndpoint(scheme: "http", host: client.endpoint.host),
+                                                   options: httpOptions, keystore: keystore)
+                return try reach()
+            }
             switch e {
             case .transport, .tls, .plainHTTP, .retriesExhausted, .invalidURL:
                 throw RuntimeError.syncRegistryFailed(location: location, what: "reaching \(client.endpoint.baseURL)", e)
