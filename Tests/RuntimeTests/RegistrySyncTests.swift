@@ -65,14 +65,14 @@ final class SyncRepo {
         let dry = try src.push(to: target, dryRun: true)
         #expect(dry.report.images == 2)
         #expect(dry.report.objectsSent == distinct && dry.report.objectsPresent == 6 - distinct, "\(dry)")
-        #expect(linkedRepositories(target).isEmpty)
+        #expect(target.manifestRepositories().isEmpty)
 
         let first = try src.push(to: target)
         #expect(first.items.map(\.remote) == ["\(target.hostPort)/ns/test/busybox:oci", "\(target.hostPort)/ns/test/busybox:zstd"])
         #expect(first.report.images == 2 && first.report.containers == 0)
         #expect(first.report.objectsSent == distinct && first.report.objectsPresent == 6 - distinct, "\(first)")
         #expect(first.report.objectBytes > 0)
-        #expect(linkedRepositories(target) == ["ns/test/busybox"])
+        #expect(target.manifestRepositories() == ["ns/test/busybox"])
 
         // Other tools see ordinary images.
         let home = makeTempDir("skopeo-home")
@@ -119,7 +119,7 @@ final class SyncRepo {
         #expect(throws: RuntimeError.syncNamesNotFound(["nothing:here"], images: ["test/busybox:oci"])) {
             try src.push(["test/busybox:oci", "nothing:here"], to: target)
         }
-        #expect(linkedRepositories(target).isEmpty)
+        #expect(target.manifestRepositories().isEmpty)
 
         _ = try src.push(["test/busybox:oci"], to: target)
         let dst = SyncRepo(registry: "https://registry.invalid")
@@ -303,15 +303,4 @@ final class SyncRepo {
         let verify = dst.run(["store", "verify"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
-}
-
-/// The repositories of a registry's storage that hold a manifest.
-func linkedRepositories(_ r: TestRegistry) -> [String] {
-    let root = r.storage + "/docker/registry/v2/repositories"
-    guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
-    var out = [String]()
-    while let p = e.nextObject() as? String {
-        if p.hasSuffix("/_manifests") { out.append(String(p.dropLast("/_manifests".count))) }
-    }
-    return out.sorted()
 }
