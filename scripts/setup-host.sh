@@ -14,11 +14,17 @@ APT_PACKAGES=(
   uidmap
   # yardsticks used by the benchmarks; xfsprogs: benchmarks/containers.sh also measures on XFS
   skopeo hyperfine bc python3 xfsprogs
+  # sync over ssh: a second user reached by key login through a dedicated sshd on loopback; rsync is a yardstick
+  openssh-server openssh-client rsync
 )
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
 # A second unprivileged user without subordinate ids: the store-protection tests run again as it,
 # where udocker cannot seal the store and detects changes instead.
 NOSUB_USER=${UDOCKER_TEST_NOSUB_USER:-udocker-nosub}
+# The far end of the sync-over-ssh tests: another user (another home, another repository) on this host.
+PEER_USER=${UDOCKER_TEST_PEER_USER:-udocker-peer}
+SSHD_PORT=${UDOCKER_TEST_SSHD_PORT:-22722}
+SSHD_DIR=/etc/udocker-test-sshd
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: needs root to install packages and create the test user; run it as root" >&2
@@ -58,4 +64,58 @@ home=$(getent passwd "$TEST_USER" | cut -d: -f6)
 # The Swift package mirror under /opt is owned by root; let the test user's git read it.
 if ! runuser -u "$TEST_USER" -- git config --global --get-all safe.directory 2>/dev/null | grep -qx '\*'; then
   runuser -u "$TEST_USER" -- env HOME="$home" git config --global --add safe.directory '*'
+fi
+
+# sshd for the sync tests: its own config, host key and port, listening on 127.0.0.1 only, started
+# without systemd (CI machines have none); udocker-test logs in as udocker-peer with a key.
+if ! id "$PEER_USER" >/dev/null 2>&1; then
+  echo "==> creating unprivileged test user $PEER_USER (the far end of sync over ssh)"
+  useradd --create-home --shell /bin/bash "$PEER_USER"
+fi
+peer_home=$(getent passwd "$PEER_USER" | cut -d: -f6)
+mkdir -p "$SSHD_DIR" /run/sshd
+[ -f "$SSHD_DIR/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSHD_DIR/host_ed25519"
+cat > "$SSHD_DIR/sshd_config" <<CONF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $SSHD_DIR/host_ed25519
+PidFile $SSHD_DIR/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers $PEER_USER $TEST_USER
+UsePAM no
+PrintMotd no
+AcceptEnv LANG UDOCKER_*
+Subsystem sftp internal-sftp
+CONF
+key="$home/.ssh/udocker-peer_ed25519"
+install -d -m 700 -o "$TEST_USER" -g "$TEST_USER" "$home/.ssh"
+[ -f "$key" ] || runuser -u "$TEST_USER" -- ssh-keygen -q -t ed25519 -N '' -C udocker-sync-tests -f "$key"
+install -d -m 700 -o "$PEER_USER" -g "$PEER_USER" "$peer_home/.ssh"
+install -m 600 -o "$PEER_USER" -g "$PEER_USER" "$key.pub" "$peer_home/.ssh/authorized_keys"
+# UsePAM no: an account whose password field is locked ('!') is refused; '*' is "no password" and logs in by key.
+usermod -p '*' "$PEER_USER"
+printf '[127.0.0.1]:%s %s\n' "$SSHD_PORT" "$(cut -d' ' -f1,2 "$SSHD_DIR/host_ed25519.pub")" > "$home/.ssh/known_hosts"
+chown "$TEST_USER": "$home/.ssh/known_hosts"
+if ! { [ -f "$SSHD_DIR/sshd.pid" ] && kill -0 "$(cat "$SSHD_DIR/sshd.pid")" 2>/dev/null; }; then
+  echo "==> starting the test sshd on 127.0.0.1:$SSHD_PORT"
+  /usr/sbin/sshd -f "$SSHD_DIR/sshd_config"
+fi
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$SSHD_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+# What the tests read (Tests/TestSupport/SSHPeer.swift): the peer, its port, the key.
+cat > "$SSHD_DIR/peer.env" <<ENV
+UDOCKER_TEST_PEER_USER=$PEER_USER
+UDOCKER_TEST_PEER_HOME=$peer_home
+UDOCKER_TEST_SSHD_PORT=$SSHD_PORT
+UDOCKER_TEST_PEER_KEY=$key
+ENV
+chmod 644 "$SSHD_DIR/peer.env"
+if ! runuser -u "$TEST_USER" -- ssh -o BatchMode=yes -i "$key" -p "$SSHD_PORT" "$PEER_USER@127.0.0.1" true; then
+  echo "setup-host.sh: $TEST_USER cannot log in to $PEER_USER through the test sshd on port $SSHD_PORT" >&2
+  exit 1
 fi
