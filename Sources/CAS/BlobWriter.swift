@@ -20,11 +20,30 @@ public final class BlobWriter {
     private var fd: Int32
     private let hasher: SHA256Hasher
     private var finished = false
+    /// A resumable partial file's lock (a dup of `fd`, see Store+Partial.swift): held until the file
+    /// is renamed into place, kept or removed, so no other writer appends to it in between.
+    private var lockFD: Int32 = -1
+    /// Whether this writer writes a resumable partial file (kept by `keepPartial`).
+    public let isPartial: Bool
 
     init(store: Store, expected: Digest?, expectedSize: UInt64?, mediaType: String?) throws {
         self.store = store; self.expected = expected; self.expectedSize = expectedSize; self.mediaType = mediaType
         hasher = try SHA256Hasher()
+        isPartial = false
         (fd, tempPath) = try store.files.createTemp("blob")
+    }
+
+    /// Continues a partial file opened and locked by the caller (`fd`, `lockFD`): its first
+    /// `prefix` bytes were already hashed into `hasher`, and writes go after them.
+    init(store: Store, expected: Digest, expectedSize: UInt64, mediaType: String?, partialPath: String,
+         fd: Int32, lockFD: Int32, hasher: SHA256Hasher, prefix: UInt64) {
+        self.store = store; self.expected = expected; self.expectedSize = expectedSize; self.mediaType = mediaType
+        self.hasher = hasher
+        self.fd = fd
+        self.lockFD = lockFD
+        isPartial = true
+        tempPath = partialPath
+        bytesWritten = prefix
     }
 
     deinit { abort() }
@@ -139,6 +158,7 @@ public final class BlobWriter {
             guard let existing = store.files.blobRecord(actual) else { throw CASError.blobMissing(actual) }
             record = existing
         }
+        releaseLock()
         Failpoint.hit("ingest-after-rename")
         // A failure here loses nothing: a lookup re-adds a blob file missing from the index.
         try? store.index.write { t in
@@ -157,6 +177,28 @@ public final class BlobWriter {
         if !finished {
             finished = true
             _ = unlink(tempPath)
+        }
+        releaseLock()
+    }
+
+    /// Closes a resumable partial file without removing it, so a later writer continues it
+    /// (a sync cut off half-way). For other writers this is `abort()`.
+    public func keepPartial() {
+        // An empty partial file is no use to anyone: it goes, like any other temp file.
+        guard isPartial, !finished, bytesWritten > 0 else { return abort() }
+        finished = true
+        if fd >= 0 {
+            _ = close(fd)
+            fd = -1
+        }
+        releaseLock()
+    }
+
+
+    private func releaseLock() {
+        if lockFD >= 0 {
+            _ = close(lockFD)
+            lockFD = -1
         }
     }
 }

@@ -103,3 +103,8 @@ UD_LA_VOID(archive_entry_set_mtime, (E *e, time_t t, long ns), (e, t, ns))
 UD_LA_VOID(archive_entry_set_rdev, (E *e, dev_t d), (e, d))
 UD_LA_VOID(archive_entry_set_rdevmajor, (E *e, dev_t d), (e, d))
 UD_LA_VOID(archive_entry_set_rdevminor, (E *e, dev_t d), (e, d))
+
+/* Sync (Sources/Runtime/Sync/SyncCompression.swift): zstd streams of metadata frames in memory. */
+UD_LA(int, archive_write_set_format_raw, (A *a), (a), ARCHIVE_FATAL)
+UD_LA(int, archive_write_open_memory, (A *a, void *buf, size_t size, size_t *used), (a, buf, size, used), ARCHIVE_FATAL)
+UD_LA(int, archive_read_open_memory, (A *a, const void *buf, size_t size), (a, buf, size), ARCHIVE_FATAL)

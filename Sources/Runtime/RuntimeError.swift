@@ -99,6 +99,18 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A sync location that is neither a directory path, ssh://[user@]host[:port]/path nor docker://host[:port]/namespace.
     case syncBadLocation(String, reason: String)
     // MARK: sync core (protocol, sender, receiver, CLI)
+    /// The two ends of a sync speak different protocol versions (far end's, ours).
+    case syncProtocolMismatch(far: Int, local: Int)
+    /// A frame of the sync stream failed its check or made no sense (what, where).
+    case syncBadStream(String)
+    /// The far end could not be started or ended before its hello (command, exit status, its last stderr lines).
+    case syncFarEndEnded(command: String, status: String, stderr: String)
+    /// The far end reported a failure of its own (its message).
+    case syncFarEndFailed(String)
+    /// The connection ended in the middle of the sync (what was going on, the far end's status if known).
+    case syncConnectionLost(String)
+    /// A sync location this build cannot reach yet (the location, what to do).
+    case syncNotAvailable(String, String)
     // MARK: sync ssh
     // MARK: sync containers (delta, arrival, mode conversion)
     // MARK: sync bundle
@@ -216,6 +228,19 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .syncBadLocation(let location, let reason):
             return "'\(location)' is not a place to sync with: \(reason) (give a directory, ssh://[user@]host[:port]/path or docker://host[:port]/namespace)"
         // MARK: sync core
+        case .syncProtocolMismatch(let far, let local):
+            return "far end speaks sync protocol \(far), this udocker speaks \(local): use the same udocker version on both hosts"
+        case .syncBadStream(let why):
+            return "the sync stream is damaged: \(why); nothing damaged was kept (objects are verified before they are stored): run the sync again, and check the connection if this repeats"
+        case .syncFarEndEnded(let command, let status, let stderr):
+            return "the far end of the sync (\(command)) ended before it answered: \(status)"
+                + (stderr.isEmpty ? "" : "; it said: \(stderr)")
+        case .syncFarEndFailed(let message):
+            return "the far end of the sync failed: \(message)"
+        case .syncConnectionLost(let why):
+            return "the sync connection ended \(why); what arrived complete is kept: run the sync again to send the rest"
+        case .syncNotAvailable(let location, let todo):
+            return "cannot sync with \(location): \(todo)"
         // MARK: sync ssh
         // MARK: sync containers
         // MARK: sync bundle

@@ -37,6 +37,8 @@ enum Commands {
             Search.self,
             Login.self,
             Logout.self,
+            Sync.self,
+            SyncServe.self,
         ]
     }
 

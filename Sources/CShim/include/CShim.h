@@ -4,6 +4,7 @@
 #define UDOCKER_CSHIM_UMBRELLA_H
 #include "cshim.h"
 #include "copy_range.h"
+#include "crc32c.h"
 #include "pipe_cloexec.h"
 #include "process.h"
 #include "userns.h"

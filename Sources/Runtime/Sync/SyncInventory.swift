@@ -9,6 +9,10 @@ public struct SyncInventory: Sendable {
     /// manifests and indexes first (small), then layer blobs by size, smallest first, so a cut-off
     /// sync has finished as many objects as it could.
     public var objects: [SyncObject] = []
+    /// The containers of the selection (filled by the containers part of sync, ContainerDelta);
+    /// their delta blobs are among `objects`. The sync session carries them and lands them after
+    /// the images.
+    public var containers: [SyncContainer] = []
 
     public init() {}
 

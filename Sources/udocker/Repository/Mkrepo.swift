@@ -1,4 +1,5 @@
-// udocker mkrepo DIR [--store=DIR]: create a repository, optionally sharing a content store.
+// udocker mkrepo DIR [--store=DIR] [--from=SOURCE]: create a repository, optionally sharing a content
+// store, optionally filled from another repository (sync --from).
 import ArgumentParser
 import Runtime
 
@@ -11,20 +12,31 @@ struct Mkrepo: UdockerCommand {
         --store=<store-dir>        :keep image layers in this content store, which
                                     other repositories may share (default
                                     <directory>/store, or the storedir setting)
+        --from=<source>            :fill it with the images and containers of
+                                    <source> (a directory or ssh://host/path), as
+                                    'sync --from' does
+        --ssh=<command>            :with --from: use this instead of ssh
+        --remote-udocker=<path>    :with --from: udocker on the far host
         """
     static var helpLines: [HelpLine] {
         [HelpLine(usage: "mkrepo <top-repo-dir>", text: "Create another repository in location"),
-         HelpLine(usage: "mkrepo --store=<dir> <top-repo-dir>", text: "Create repository using a shared store")]
+         HelpLine(usage: "mkrepo --store=<dir> <top-repo-dir>", text: "Create repository using a shared store"),
+         HelpLine(usage: "mkrepo --from=<dir|ssh://host/dir> <dir>", text: "Create repository filled from another")]
     }
     static var helpGroup: HelpGroup { .repository }
     static var helpExamples: [String] {
         ["udocker mkrepo /data/myrepo",
          "udocker mkrepo --store=/data/store /data/otherrepo",
-         "udocker --repo=/data/myrepo showconf"]
+         "udocker --repo=/data/myrepo showconf",
+         "udocker mkrepo --from=ssh://login.cluster/~/.udocker /data/copy"]
     }
 
     @Argument var directory: String
     @Option(name: .customLong("store"), help: ArgumentHelp(valueName: "store-dir")) var store: String?
+    @Option(name: .customLong("from")) var from: String?
+    @Option(name: .customLong("ssh")) var ssh: String?
+    @Option(name: .customLong("remote-udocker")) var remoteUdocker: String?
+    @Flag(name: .customLong("install-remote")) var installRemote = false
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         let creation = try Repository.create(at: directory, storeDir: store,
@@ -32,6 +44,11 @@ struct Mkrepo: UdockerCommand {
         for action in creation.actions {
             context.output.info(action.description)
         }
-        return 0
+        guard let from else { return 0 }
+        let options = SyncRequestOptions(
+            location: try SyncLocation.parse(from), fromLocation: true,
+            ssh: SSHOptions(sshCommand: ssh, remoteUdocker: remoteUdocker, installRemote: installRemote,
+                            environment: context.environment))
+        return try SyncOutput.run(options, repository: creation.repository, context: context, quiet: false, reportFile: nil)
     }
 }

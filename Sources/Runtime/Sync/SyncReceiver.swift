@@ -1,0 +1,263 @@
+// The receiving side of a sync: answers the offer once with what the store lacks (and where a
+// partial blob stops), writes each arriving object through the store's ingest, unpacks layers as
+// they arrive, and records images (then containers) only when everything they need is there.
+import CAS
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SyncReceiver {
+    /// Blobs at least this large are written to a partial file that a rerun continues.
+    static let resumableSize: Int64 = 1 << 20
+    /// Failpoints: killed after the Nth object stored ("sync-receiver-object-N", N from 1), half-way
+    /// through the first large blob, and after every object but before any image is recorded.
+    static let failpointPrefix = "sync-receiver-object-"
+    static let midBlobFailpoint = "sync-receiver-mid-blob"
+    static let beforeRefsFailpoint = "sync-receiver-before-refs"
+    static let stopBeforeRefsFailpoint = "sync-receiver-stop-before-refs"
+
+    let connection: SyncConnection
+    /// The receiving repository: created when asked to (and missing), nil when it does not exist.
+    let openRepository: (_ create: Bool) throws -> Repository?
+    let arrival: SyncArrivalOptions
+    let maxLayerExpansion: UInt64?
+    var progress: (@Sendable (SyncEvent) -> Void)?
+
+    func run(dryRun: Bool) throws -> SyncResult {
+        let offer = try connection.expect(.offer, as: SyncOffer.self)
+        do {
+            return try receive(offer, dryRun: dryRun)
+        } catch {
+            if case RuntimeError.syncConnectionLost = error {} else if case RuntimeError.syncFarEndFailed = error {} else {
+                connection.sendFailure(error)
+            }
+            throw error
+        }
+    }
+
+    private func receive(_ offer: SyncOffer, dryRun: Bool) throws -> SyncResult {
+        guard let repo = try openRepository(!dryRun) else {
+            // A dry run into a repository that does not exist yet: everything would travel.
+            return try finish(offer, wants: offer.objects.map { SyncWant.Wanted(digest: $0.digest, offset: 0) }, dryRun: true)
+        }
+        let store = try repo.openStore()
+        let images = try ContainerStore.imageStore(repository: repo, store: store)
+        // Reserve before looking at what the store has: what is seen present cannot vanish before
+        // the records hold it, and what arrives is kept by a GC that runs meanwhile.
+        let holder = Holder.pending(tag: "sync-receive-" + String(UInt64.random(in: 0...UInt64.max), radix: 16))
+        let diffIDs = offer.images.flatMap { $0.record.layers.map(\.diffID) }
+        if !dryRun { try BlobContent.cas { try store.setRef(holder: holder, digests: offer.objects.map(\.digest) + diffIDs) } }
+        defer { if !dryRun { try? store.removeRef(holder: holder) } }
+
+        var wants = [SyncWant.Wanted]()
+        var prepared = [Digest: BlobWriter]()
+        defer { for w in prepared.values { w.keepPartial() } }
+        for o in offer.objects {
+            if try BlobContent.cas({ try store.blobRecord(o.digest) }) != nil { continue }
+            var offset: Int64 = 0
+            if dryRun {
+                offset = min(Int64(store.partialBlobSize(o.digest)), o.size)
+            } else if o.size >= Self.resumableSize,
+                      let w = try BlobContent.cas({ try store.beginResumableBlob(expected: o.digest, expectedSize: UInt64(o.size), mediaType: o.mediaType) }) {
+                offset = Int64(w.bytesWritten)
+                prepared[o.digest] = w
+            }
+            wants.append(.init(digest: o.digest, offset: offset))
+        }
+        if dryRun { return try finish(offer, wants: wants, dryRun: true) }
+        try connection.send(.want, json: SyncWant(objects: wants))
+        let objects = Dictionary(offer.objects.map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
+        progress?(.plan(objects: wants.map { w in (w.digest, (objects[w.digest]?.size ?? 0) - w.offset) },
+                        present: offer.objects.count - wants.count))
+
+        var layerDiffID = [Digest: Digest]()
+        for i in offer.images { for l in i.record.layers { layerDiffID[l.digest] = l.diffID } }
+        let unpacks = BackgroundUnpacks(store: store, limit: 2, maxExpansion: maxLayerExpansion)
+        // Also on a failure: an unpack still running when the process exits would leave its temp
+        // directory behind (and a temp of a live owner is not swept).
+        defer { unpacks.waitQuietly() }
+        var midBlobArmed = Failpoint.armed(Self.midBlobFailpoint)
+        var index = 0
+        while true {
+            guard let f = try connection.receive() else { throw RuntimeError.syncConnectionLost("early") }
+            switch f.type {
+            case .object:
+                let h = try SyncConnection.objectHeader(f)
+                guard index < wants.count, wants[index].digest == h.digest, let o = objects[h.digest],
+                      UInt64(wants[index].offset) == h.offset, UInt64(o.size) == h.size else {
+                    throw RuntimeError.syncBadStream("the sender sent \(h.digest) at offset \(h.offset), which was not asked for there")
+                }
+                let writer = try prepared.removeValue(forKey: h.digest)
+                    ?? BlobContent.cas { try store.beginBlob(expected: h.digest, expectedSize: h.size, mediaType: o.mediaType) }
+                let diffID = layerDiffID[h.digest]
+                // A layer is unpacked while it arrives, as pull does; a resumed blob is unpacked
+                // from the file once complete (its first bytes came in an earlier run).
+                let stream = h.offset == 0 && diffID != nil
+                    ? try? store.beginStreamingUnpack(blob: h.digest, expectedSize: h.size, diffID: diffID, maxExpansion: maxLayerExpansion)
+                    : nil
+                do {
+                    while writer.bytesWritten < h.size {
+                        let c = try connection.expect(.chunk)
+                        try BlobContent.cas { try writer.write(c.payload) }
+                        stream?.feed(c.payload)
+                        progress?(.progress(index: index, bytes: Int64(writer.bytesWritten - h.offset)))
+                        if midBlobArmed && o.size >= Self.resumableSize && writer.bytesWritten >= h.size / 2 {
+                            midBlobArmed = false
+                            Failpoint.hit(Self.midBlobFailpoint)
+                        }
+                    }
+                    _ = try BlobContent.cas { try writer.commit() }
+                } catch {
+                    stream?.abandon()
+                    // A cut connection keeps what came of a large blob for the rerun; anything
+                    // damaged or refused goes.
+                    if case RuntimeError.syncConnectionLost = error { writer.keepPartial() } else { writer.abort() }
+                    throw error
+                }
+                if let diffID { unpacks.add(blob: h.digest, diffID: diffID, stream: stream) }
+                progress?(.done(index: index))
+                index += 1
+                Failpoint.hit(Self.failpointPrefix + String(index))
+            case .refs:
+                guard index == wants.count else {
+                    throw RuntimeError.syncBadStream("the sender ended after \(index) of the \(wants.count) objects asked for")
+                }
+                let refs = try SyncConnection.decode(SyncRefs.self, f)
+                try unpacks.wait()
+                return try land(offer, refs: refs, wants: wants, store: store, images: images)
+            case .failure:
+                throw RuntimeError.syncFarEndFailed(try SyncConnection.decode(SyncFailure.self, f).message)
+            default:
+                throw RuntimeError.syncBadStream("a \(f.type) frame came among the objects")
+            }
+        }
+    }
+
+    /// Every object is here: check the images' layers, record the images, then the containers.
+    private func land(_ offer: SyncOffer, refs: SyncRefs, wants: [SyncWant.Wanted], store: Store,
+                      images: ImageStore) throws -> SyncResult {
+        let landing = offer.images.filter { refs.images.contains($0.name) }
+        for image in landing {
+            for d in image.record.blobs where !store.hasBlob(d) {
+                throw RuntimeError.layerMissing("\(d) of \(image.name), which the sender did not send")
+            }
+            for l in image.record.layers where try BlobContent.cas({ try store.layerRecord(diffID: l.diffID) }) == nil {
+                let m = try BlobContent.cas { try store.unpackLayer(blob: l.digest, maxExpansion: maxLayerExpansion) }
+                guard m.diffID == l.diffID else {
+                    throw RuntimeError.syncBadStream("layer \(l.digest) of \(image.name) unpacks to \(m.diffID), not \(l.diffID)")
+                }
+            }
+        }
+        Failpoint.hit(Self.beforeRefsFailpoint)
+        // A test stops here (SIGSTOP) to run a GC while everything has arrived but nothing holds it
+        // except this sync's reservation.
+        Failpoint.stop(Self.stopBeforeRefsFailpoint)
+        for image in landing {
+            try images.write(image.record, as: try ImageName(parsing: image.name))
+        }
+        let containers = offer.containers.filter { refs.containers.contains($0.id) }
+        try landContainers(containers, images: images)
+        return try finish(offer, wants: wants, dryRun: false, landed: landing, landedContainers: containers)
+    }
+
+    /// Where containers arrive, after their images are recorded: the containers part of sync
+    /// (ContainerArrival) makes each from this store with its delta, in `arrival`'s modes.
+    private func landContainers(_ containers: [SyncContainer], images: ImageStore) throws {
+        _ = containers
+        _ = arrival
+    }
+
+    /// The result, sent to the sender as the report and returned.
+    private func finish(_ offer: SyncOffer, wants: [SyncWant.Wanted], dryRun: Bool,
+                        landed: [SyncImage]? = nil, landedContainers: [SyncContainer]? = nil) throws -> SyncResult {
+        if dryRun {
+            try connection.send(.want, json: SyncWant(objects: wants))
+            _ = try connection.expect(.refs, as: SyncRefs.self)
+        }
+        let wanted = Set(wants.map(\.digest))
+        let sizes = Dictionary(offer.objects.map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
+        var report = SyncReport()
+        report.objectsSent = wants.count
+        report.objectsPresent = offer.objects.count - wants.count
+        report.objectBytes = wants.reduce(0) { $0 + (sizes[$1.digest]?.size ?? 0) - $1.offset }
+        let items = (landed ?? offer.images).map { image -> SyncedItem in
+            let own = Set(image.record.blobs)
+            let sent = own.intersection(wanted).count
+            return SyncedItem(name: image.name, objectsSent: sent, objectsPresent: own.count - sent)
+        }
+        report.images = items.count
+        let containerItems = (landedContainers ?? offer.containers).map { c -> SyncedItem in
+            let sent = wanted.contains(c.delta.digest) ? 1 : 0
+            return SyncedItem(name: c.names.first ?? c.id, objectsSent: sent, objectsPresent: 1 - sent)
+        }
+        report.containers = containerItems.count
+        report.bytesOnWire = connection.bytesOnWire
+        let result = SyncResult(report: report, images: items, containers: containerItems,
+                                wouldSend: dryRun ? wants.compactMap { w in
+                                    sizes[w.digest].map { SyncObject(digest: $0.digest, size: $0.size - w.offset, mediaType: $0.mediaType) }
+                                } : [],
+                                dryRun: dryRun)
+        try connection.send(.report, json: result)
+        return result
+    }
+}
+
+/// Layers unpacked in the background while later objects arrive, at most `limit` at a time.
+final class BackgroundUnpacks: Sendable {
+    private let store: Store
+    private let maxExpansion: UInt64?
+    private let slots: DispatchSemaphore
+    private let group = DispatchGroup()
+    private let failure = Mutex<(any Error)?>(nil)
+
+    init(store: Store, limit: Int, maxExpansion: UInt64?) {
+        self.store = store; self.maxExpansion = maxExpansion
+        slots = DispatchSemaphore(value: limit)
+    }
+
+    /// Finishes the streamed unpack of `blob` (committed), or unpacks it from the blob file.
+    func add(blob: Digest, diffID: Digest, stream: StreamingUnpack?) {
+        slots.wait()
+        group.enter()
+        let job = UnpackJob(store: store, blob: blob, diffID: diffID, stream: stream, maxExpansion: maxExpansion)
+        let thread = Thread { [self] in
+            defer { slots.signal(); group.leave() }
+            do { try job.run() } catch { failure.withLock { if $0 == nil { $0 = error } } }
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Waits for every unpack; throws the first failure.
+    func wait() throws {
+        group.wait()
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+
+    func waitQuietly() { group.wait() }
+}
+
+/// One layer to adopt or unpack. @unchecked Sendable: the StreamingUnpack is handed over after
+/// its last feed, and only the unpack thread touches it from then on.
+private struct UnpackJob: @unchecked Sendable {
+    let store: Store
+    let blob: Digest
+    let diffID: Digest
+    let stream: StreamingUnpack?
+    let maxExpansion: UInt64?
+
+    func run() throws {
+        if try store.layerRecord(diffID: diffID) != nil, stream == nil { return }
+        let m: LayerManifest
+        do {
+            m = try stream?.finish() ?? store.unpackLayer(blob: blob, maxExpansion: maxExpansion)
+        } catch let e as CASError {
+            throw RuntimeError.syncBadStream("layer \(blob) cannot be unpacked: \(e)")
+        }
+        guard m.diffID == diffID else {
+            throw RuntimeError.syncBadStream("layer \(blob) unpacks to \(m.diffID), not the \(diffID) its image names")
+        }
+    }
+}
