@@ -67,6 +67,11 @@ final class RegistrySyncRepo {
         for tag in ["oci", "zstd"] { #expect(try dst.digests("test/busybox", tag) == src.digests("test/busybox", tag)) }
         let verify = dst.run(["store", "verify"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        // mkrepo --from=docker://… makes a new repository filled from the namespace.
+        let made = dst.run(["mkrepo", "--from=\(place)", dst.tmp + "/made"])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stdout.split(separator: "\n").last?.hasPrefix("Info: synced 2 image(s) and 0 container(s) from \(place)") == true, "\(made.stdout)")
+        #expect(FileIO.exists(dst.tmp + "/made/repos/test/busybox/zstd/image.json"))
         let quiet = dst.run(["sync", "-q", "--from=\(place)", "test/busybox:oci"])
         #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(quiet)")
     }

@@ -79,7 +79,7 @@ struct Sync: UdockerCommand {
         if case .registry(let host, let namespace) = location {
             return try SyncRegistryOutput.run(host: host, namespace: namespace, selection: selection, from: from != nil,
                                               arrival: options.arrival, dryRun: dryRun, quiet: quiet, reportFile: report,
-                                              context: context)
+                                              repository: try context.repository(), context: context)
         }
         let repo = try context.repository()
         return try SyncOutput.run(options, repository: repo, context: context, quiet: quiet, reportFile: report)

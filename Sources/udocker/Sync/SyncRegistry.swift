@@ -10,7 +10,8 @@ import Runtime
 
 enum SyncRegistryOutput {
     static func run(host: String, namespace: String, selection: SyncSelection, from: Bool, arrival: SyncArrivalOptions,
-                    dryRun: Bool, quiet: Bool, reportFile: String?, context: CommandContext) throws -> Int32 {
+                    dryRun: Bool, quiet: Bool, reportFile: String?, repository: Repository,
+                    context: CommandContext) throws -> Int32 {
         let output = context.output
         let silent = quiet || output.level < Output.info
         let bars = !silent && !dryRun && isatty(2) == 1
@@ -25,7 +26,6 @@ enum SyncRegistryOutput {
         } else if !silent && !dryRun {
             access.item = { item in Output.write(2, line(item)) }
         }
-        let repository = try context.repository()
         let result: RegistrySyncResult
         if from {
             result = try RegistrySync.pull(repository: repository, host: host, namespace: namespace, names: selection.names,
