@@ -72,6 +72,11 @@ final class RegistrySyncRepo {
         #expect(made.status == 0, "\(made.stderr)")
         #expect(made.stdout.split(separator: "\n").last?.hasPrefix("Info: synced 2 image(s) and 0 container(s) from \(place)") == true, "\(made.stdout)")
         #expect(FileIO.exists(dst.tmp + "/made/repos/test/busybox/zstd/image.json"))
+        // --containers leaves the images where they are.
+        let none = RegistrySyncRepo(registry: "https://registry.invalid")
+        let containersOnly = none.run(["sync", "--containers", "--from=\(place)"])
+        #expect(containersOnly.stdout.split(separator: "\n").last?.hasPrefix("Info: synced 0 image(s) and 0 container(s)") == true,
+                "\(containersOnly.stdout)\(containersOnly.stderr)")
         let quiet = dst.run(["sync", "-q", "--from=\(place)", "test/busybox:oci"])
         #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(quiet)")
     }

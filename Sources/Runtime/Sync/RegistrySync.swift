@@ -125,15 +125,19 @@ public enum RegistrySync {
     /// (local names, as `push` had them), else every repository of the namespace the registry's
     /// catalog lists, every tag. An image already here with the same manifest is not pulled again;
     /// otherwise only the blobs the store lacks are downloaded.
+    /// `images` / `containers` false (`--containers` / `--images`) leave that kind where it is.
     public static func pull(repository: Repository, host: String, namespace: String, names: [String],
+                            images: Bool = true, containers: Bool = true,
                             options: SyncArrivalOptions = SyncArrivalOptions(),
                             configuration: Configuration, environment: [String: String],
                             access: RegistrySyncAccess = RegistrySyncAccess()) throws -> RegistrySyncResult {
-        try pull(repository: repository, host: host, namespace: namespace, names: names, options: options,
-                 configuration: configuration, environment: environment, access: access, hooks: .standard)
+        try pull(repository: repository, host: host, namespace: namespace, names: names, images: images,
+                 containers: containers, options: options, configuration: configuration, environment: environment,
+                 access: access, hooks: .standard)
     }
 
     static func pull(repository: Repository, host: String, namespace: String, names: [String],
+                     images wantImages: Bool = true, containers wantContainers: Bool = true,
                      options: SyncArrivalOptions, configuration: Configuration, environment: [String: String],
                      access: RegistrySyncAccess, hooks: ContainerHooks?) throws -> RegistrySyncResult {
         var session = try Session(host: host, namespace: namespace, configuration: configuration,
@@ -145,12 +149,12 @@ public enum RegistrySync {
         var result = RegistrySyncResult()
         let puller = ImagePuller(client: session.client, store: store)
         // Images first: a container's image may be one of them.
-        for target in targets where !target.isContainer {
+        for target in targets where !target.isContainer && wantImages {
             let item = try session.pull(target, puller: puller, images: containers.images)
             result.add(item)
             access.item?(item)
         }
-        guard let hooks else { return result }
+        guard let hooks, wantContainers else { return result }
         for target in targets where target.isContainer {
             let item = try session.pullContainer(target, puller: puller, repository: repository, images: containers.images,
                                                  options: options, land: hooks.land)

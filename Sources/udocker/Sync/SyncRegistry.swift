@@ -29,7 +29,7 @@ enum SyncRegistryOutput {
         let result: RegistrySyncResult
         if from {
             result = try RegistrySync.pull(repository: repository, host: host, namespace: namespace, names: selection.names,
-                                           options: arrival, configuration: context.configuration,
+                                           images: selection.images, containers: selection.containers, options: arrival, configuration: context.configuration,
                                            environment: context.environment, access: access)
         } else {
             result = try RegistrySync.push(repository: repository, selection: selection, host: host, namespace: namespace,
