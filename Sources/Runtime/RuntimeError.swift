@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Registry
 
 public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A line of a udocker.conf file that cannot be parsed.
@@ -126,6 +127,14 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case syncDeltaFailed(container: String, reason: String)
     // MARK: sync bundle
     // MARK: sync registry
+    /// A local image or container name that has no registry repository name under the naming rule (name, why).
+    case syncRegistryName(String, reason: String)
+    /// The registry of a docker:// location refused or failed a request (location, what was being done, the error).
+    case syncRegistryFailed(location: String, what: String, RegistryError)
+    /// Names given to `sync --from=docker://…` that the namespace does not hold (names, location, what it holds).
+    case syncRegistryNamesNotFound([String], location: String, available: [String])
+    /// A container image in the registry whose udocker annotation cannot be used (repository:tag, why).
+    case syncRegistryBadContainer(String, reason: String)
 
     public var description: String {
         switch self {
@@ -260,6 +269,16 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "container \(c) could not be moved: \(reason)"
         // MARK: sync bundle
         // MARK: sync registry
+        case .syncRegistryName(let name, let reason):
+            return "'\(name)' cannot be sent to a registry: \(reason) (give it another name with 'udocker tag' or 'udocker name')"
+        case .syncRegistryFailed(let location, let what, let error):
+            return "sync with \(location) failed while \(what): \(error)"
+        case .syncRegistryNamesNotFound(let names, let location, let available):
+            return "\(location) has no image or container named \(names.joined(separator: ", "))"
+                + (available.isEmpty ? "" : " (it holds: \(available.joined(separator: ", ")))")
+                + "; name images as 'udocker images' shows them (repo/image:tag) and containers by name or id"
+        case .syncRegistryBadContainer(let ref, let reason):
+            return "\(ref) looks like a udocker container but cannot be brought back: \(reason); pull it as an image with 'udocker pull' instead"
         }
     }
 

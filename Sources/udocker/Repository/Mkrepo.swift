@@ -13,8 +13,8 @@ struct Mkrepo: UdockerCommand {
                                     other repositories may share (default
                                     <directory>/store, or the storedir setting)
         --from=<source>            :fill it with the images and containers of
-                                    <source> (a directory or ssh://host/path), as
-                                    'sync --from' does
+                                    <source> (a directory, ssh://host/path or
+                                    docker://host/namespace), as 'sync --from' does
         --ssh=<command>            :with --from: use this instead of ssh
         --remote-udocker=<path>    :with --from: udocker on the far host
         """
@@ -45,8 +45,14 @@ struct Mkrepo: UdockerCommand {
             context.output.info(action.description)
         }
         guard let from else { return 0 }
+        let location = try SyncLocation.parse(from)
+        if case .registry(let host, let namespace) = location {
+            return try SyncRegistryOutput.run(host: host, namespace: namespace, selection: SyncSelection(), from: true,
+                                              arrival: SyncArrivalOptions(), dryRun: false, quiet: false, reportFile: nil,
+                                              repository: creation.repository, context: context)
+        }
         let options = SyncRequestOptions(
-            location: try SyncLocation.parse(from), fromLocation: true,
+            location: location, fromLocation: true,
             ssh: SSHOptions(sshCommand: ssh, remoteUdocker: remoteUdocker, installRemote: installRemote,
                             environment: context.environment))
         return try SyncOutput.run(options, repository: creation.repository, context: context, quiet: false, reportFile: nil)

@@ -17,6 +17,8 @@ struct Sync: UdockerCommand {
         sync --from=<source> [options] [<repo/image:tag>|<container>...]
         <target>, <source>: a repository directory, or ssh://[user@]host[:port]/path
         (created as mkrepo would when it does not exist); no names: everything
+        or docker://host[:port]/namespace: a registry namespace (images as they are,
+        containers as images: namespace/container-<name>:latest)
         --from=<source>            :bring images and containers here from <source>
         --images                   :images only
         --containers               :containers only
@@ -37,7 +39,8 @@ struct Sync: UdockerCommand {
     static var helpGroup: HelpGroup { .transfer }
     static var helpExamples: [String] {
         ["udocker sync /data/otherrepo", "udocker sync busybox:latest ssh://node1/~/.udocker",
-         "udocker sync --from=ssh://login.cluster/~/.udocker --dry-run"]
+         "udocker sync --from=ssh://login.cluster/~/.udocker --dry-run",
+         "udocker sync busybox:latest docker://registry.example.org/team/udocker"]
     }
 
     @Option(name: .customLong("from")) var from: String?
@@ -73,6 +76,11 @@ struct Sync: UdockerCommand {
             arrival: SyncArrivalOptions(force: force, materialize: materialize, execmode: execmode), dryRun: dryRun,
             ssh: SSHOptions(sshCommand: ssh, remoteUdocker: remoteUdocker, installRemote: installRemote,
                             environment: context.environment))
+        if case .registry(let host, let namespace) = location {
+            return try SyncRegistryOutput.run(host: host, namespace: namespace, selection: selection, from: from != nil,
+                                              arrival: options.arrival, dryRun: dryRun, quiet: quiet, reportFile: report,
+                                              repository: try context.repository(), context: context)
+        }
         let repo = try context.repository()
         return try SyncOutput.run(options, repository: repo, context: context, quiet: quiet, reportFile: report)
     }
