@@ -81,6 +81,40 @@ final class RegistrySyncRepo {
         #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(quiet)")
     }
 
+    @Test func aContainerChangedByARunComesBackAsImageAndContainerAndRuns() throws {
+        let shared = try SharedRegistry.get().registry
+        let target = try TestRegistry()
+        defer { target.stop() }
+        let place = "docker://\(target.hostPort)/ns"
+        let src = RegistrySyncRepo(registry: shared.url)
+        let p = src.run(["pull", "test/busybox:oci"])
+        try #require(p.status == 0, "\(p.stderr)")
+        let create = src.run(["create", "--name=web", "test/busybox:oci"])
+        try #require(create.status == 0, "\(create.stderr)")
+        let changed = src.run(["run", "web", "/bin/sh", "-c", "echo hello from web > /added.txt && mkdir /gone && echo x > /gone/f && /bin/busybox ls /bin > /listing"])
+        try #require(changed.status == 0, "\(changed.stderr)")
+
+        let up = src.run(["sync", "web", place])
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(up.stdout.hasPrefix("Info: synced 1 image(s) and 1 container(s) to \(place)"), "\(up.stdout)")
+        #expect(target.manifestRepositories().contains("ns/container-web"), "\(target.manifestRepositories())")
+
+        let dst = RegistrySyncRepo(registry: "https://registry.invalid")
+        let back = dst.run(["sync", "--from=\(place)", "web"])
+        #expect(back.status == 0, "\(back.stderr)")
+        // Named alone, the container is what is counted; its image comes with it.
+        #expect(back.stdout.split(separator: "\n").last?.hasPrefix("Info: synced 0 image(s) and 1 container(s) from \(place)") == true,
+                "\(back.stdout)|\(back.stderr)")
+        let images = dst.run(["images"])
+        #expect(images.stdout.contains("test/busybox:oci"), "\(images.stdout)")
+        let cat = dst.run(["run", "web", "/bin/busybox", "cat", "/added.txt"])
+        #expect(cat.status == 0 && cat.stdout == "hello from web\n", "\(cat)")
+        let listing = dst.run(["run", "web", "/bin/busybox", "cat", "/listing", "/gone/f"])
+        #expect(listing.status == 0 && listing.stdout.contains("sh\n") && listing.stdout.hasSuffix("x\n"), "\(listing)")
+        let verify = dst.run(["store", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+
     @Test func unknownNamesAndARefusingRegistry() throws {
         let shared = try SharedRegistry.get().registry
         let target = try TestRegistry()

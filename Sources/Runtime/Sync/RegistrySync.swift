@@ -197,8 +197,12 @@ struct ContainerHooks: Sendable {
     var prepare: @Sendable (Repository, ContainerInfo) throws -> SyncContainer
     var land: @Sendable (Repository, SyncContainer, SyncArrivalOptions) throws -> Void
 
-    /// Containers travel once ContainerDelta and ContainerArrival are there.
-    static let standard: ContainerHooks? = nil
+    /// The real ones: ContainerDelta makes the delta, ContainerArrival lands it.
+    static let standard: ContainerHooks? = ContainerHooks(
+        prepare: { repository, info in try ContainerDelta.prepare(repository: repository, container: info.id) },
+        land: { repository, container, options in
+            _ = try ContainerArrival.land(repository: repository, container: container, options: options)
+        })
 }
 
 /// One repository of the registry at one tag, as `pull` found it.
