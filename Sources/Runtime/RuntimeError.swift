@@ -114,6 +114,12 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// An object that arrived whole but does not match its digest (digest, what its content hashes to).
     case syncObjectMismatch(String, actual: String)
     // MARK: sync ssh
+    /// ssh could not reach the far host or log in (its exit status 255, what it said).
+    case syncSSHFailed(location: String, stderr: String)
+    /// The far host has no udocker where --remote-udocker (default: PATH) says.
+    case syncRemoteUdockerMissing(location: String, remote: String, stderr: String)
+    /// --install-remote could not copy this binary to the far host.
+    case syncInstallRemoteFailed(location: String, reason: String)
     // MARK: sync containers (delta, arrival, mode conversion)
     /// A container whose image (name, as imagerepo.name has it) is not in the repository, so its delta cannot be computed.
     case syncContainerImageMissing(container: String, image: String)
@@ -256,6 +262,14 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .syncObjectMismatch(let digest, let actual):
             return "the object \(digest) that arrived does not match its digest (its content is \(actual)); nothing of it was stored: run 'udocker store verify' on the sending side, whose copy may be damaged"
         // MARK: sync ssh
+        case .syncSSHFailed(let location, let stderr):
+            return "ssh could not reach \(location)" + (stderr.isEmpty ? "" : " (\(stderr))")
+                + ": check that plain ssh to that host works (host name, port, user, keys); --ssh=COMMAND or UDOCKER_SSH give ssh other options"
+        case .syncRemoteUdockerMissing(let location, let remote, let stderr):
+            return "there is no udocker '\(remote)' on the far host of \(location)" + (stderr.isEmpty ? "" : " (\(stderr))")
+                + ": give its path with --remote-udocker=PATH, or add --install-remote to copy this udocker to ~/.cache/udocker/bin/ there"
+        case .syncInstallRemoteFailed(let location, let reason):
+            return "--install-remote could not copy udocker to the far host of \(location): \(reason); check the far user's home has room and is writable"
         // MARK: sync containers
         case .syncContainerImageMissing(let c, let image):
             return "container \(c) was created from image \(image), which is not in this repository, so what it changed cannot be computed: pull or load \(image) again"

@@ -46,7 +46,12 @@ public enum SyncSession {
         let c = far.connection
         defer { far.finish() }
         do { try c.exchangeHello() } catch RuntimeError.syncConnectionLost {
-            throw far.endedBeforeHello()
+            let ended = far.endedBeforeHello()
+            if case .ssh(let s) = options.location, case .syncFarEndEnded(_, _, let said) = ended,
+               let clearer = SSHTransport.farEndFailure(s, options: options.ssh, status: far.wait(), stderr: said) {
+                throw clearer
+            }
+            throw ended
         }
         try c.send(.request, json: SyncRequest(farEnd: options.fromLocation ? .send : .receive, selection: options.selection,
                                                arrival: options.arrival, dryRun: options.dryRun,
