@@ -383,6 +383,10 @@ final class SyncRepos {
         try writeFile(broken, "echo 'sh: 1: udocker: not found' >&2\nexit 127\n")
         let gone = s.run(["sync", "--ssh=/bin/sh " + broken, "ssh://far/data/repo"])
         #expect(gone.status == 1, "\(gone)")
-        #expect(gone.stderr.contains("ended before it answered: it exited with status 127; it said: sh: 1: udocker: not found"), "\(gone.stderr)")
+        #expect(gone.stderr.contains("Error: there is no udocker 'udocker' on the far host of ssh://far/data/repo (sh: 1: udocker: not found): give its path with --remote-udocker=PATH, or add --install-remote"), "\(gone.stderr)")
+        // Another early end keeps the far end's own words and status.
+        try writeFile(broken, "echo 'far: out of memory' >&2\nexit 3\n")
+        let died = s.run(["sync", "--ssh=/bin/sh " + broken, "ssh://far/data/repo"])
+        #expect(died.stderr.contains("ended before it answered: it exited with status 3; it said: far: out of memory"), "\(died.stderr)")
     }
 }
