@@ -8,7 +8,7 @@
 #
 # Run as root on a machine set up by scripts/setup-host.sh (users udocker-test and udocker-peer, the
 # test sshd on 127.0.0.1:22722). Environment: BENCH_WORK (default /var/tmp/udocker-bench-sync), RUNS
-# (default 2: rounds, each into new target directories, the three ways interleaved), SMALL_FILES
+# (default 3: rounds, each into new target directories, the three ways interleaved), SMALL_FILES
 # (default 20000), BENCH_BINARY (default: the release build, made unless SKIP_BUILD=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +17,7 @@ source "$here/benchmarks/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "sync.sh: run it as root (it runs the tools as udocker-test and udocker-peer)" >&2; exit 1; }
 source /etc/udocker-test-sshd/peer.env
 WORK=${BENCH_WORK:-/var/tmp/udocker-bench-sync}
-RUNS=${RUNS:-2}
+RUNS=${RUNS:-3}
 SMALL_FILES=${SMALL_FILES:-20000}
 BENCH_USER=udocker-test
 PEER=$UDOCKER_TEST_PEER_USER
@@ -115,13 +115,15 @@ for run in $(seq "$RUNS"); do
     T[$way-first-$run]=$(timed "$WORK/out/$way-first-$run.log" sync_$way "$way-$tag" "$WORK/out/$way-first-$run.wire")
     B[$way-first-$run]=$(wire_bytes "$WORK/out/$way-first-$run.wire")
   done
-  for way in ours rsync; do
+  # Ours and rsync take turns going first, so neither always meets the caches the other warmed.
+  order="ours rsync"; [ $((run % 2)) -eq 0 ] && order="rsync ours"
+  for way in $order; do
     T[$way-second-$run]=$(timed "$WORK/out/$way-second-$run.log" sync_$way "$way-$tag" "$WORK/out/$way-second-$run.wire")
     B[$way-second-$run]=$(wire_bytes "$WORK/out/$way-second-$run.wire")
   done
   # One changed file: a new 4 KB file in the changed container.
   ours run --nobanner c-run /bin/sh -c "head -c 4096 /dev/urandom > /changed-$run" >/dev/null
-  for way in ours rsync; do
+  for way in $order; do
     T[$way-changed-$run]=$(timed "$WORK/out/$way-changed-$run.log" sync_$way "$way-$tag" "$WORK/out/$way-changed-$run.wire")
     B[$way-changed-$run]=$(wire_bytes "$WORK/out/$way-changed-$run.wire")
   done
