@@ -66,22 +66,26 @@ public enum Launcher {
         }
     }
 
-    /// Runs `argv` to completion with its output collected (for probes such as --version).
-    /// Returns nil when it cannot start.
-    public static func capture(_ argv: [String], environment: [String] = ["PATH=/usr/bin:/bin"]) -> (status: Int32, output: String)? {
+    /// Runs `argv` to completion with its output (stdout and stderr) collected, reading `stdin`
+    /// (for probes such as --version; a file to send, for a copy through ssh). With `searchPath`,
+    /// argv[0] is looked up on the environment's PATH. Returns nil when it cannot start.
+    public static func capture(_ argv: [String], environment: [String] = ["PATH=/usr/bin:/bin"],
+                               stdin: String = "/dev/null", searchPath: Bool = false) -> (status: Int32, output: String)? {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return nil }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
         var pid: pid_t = 0
         let rc: Int32 = (try? withCStrings(argv) { a in
-            try withCStrings(environment) { e in posix_spawn(&pid, argv[0], &actions, nil, a, e) }
+            try withCStrings(environment) { e in
+                searchPath ? posix_spawnp(&pid, argv[0], &actions, nil, a, e) : posix_spawn(&pid, argv[0], &actions, nil, a, e)
+            }
         }) ?? EINVAL
         close(fds[1])
         defer { close(fds[0]) }

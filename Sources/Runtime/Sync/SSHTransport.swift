@@ -1,9 +1,6 @@
 // How a sync reaches a repository on another host: the ssh command line that starts this binary's
 // sync server there, and what to tell the user when the far end cannot be started.
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The ssh settings of a sync: `--ssh`/UDOCKER_SSH, `--remote-udocker`, `--install-remote`.
 public struct SSHOptions: Sendable, Equatable {
@@ -73,36 +70,9 @@ public enum SSHTransport {
         }
     }
 
-    /// Runs `argv` (looked up on PATH) with `stdinFile` as its input; its stdout and stderr collected.
+    /// Runs `argv` (looked up on PATH) with `stdinFile` as its input; the last 4 KB of what it printed.
     private static func run(_ argv: [String], stdinFile: String) -> (status: Int32, output: String)? {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return nil }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stdinFile, O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        var pid: pid_t = 0
         let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        let rc: Int32 = (try? withCStrings(argv) { a in
-            try withCStrings(env) { e in posix_spawnp(&pid, argv[0], &actions, nil, a, e) }
-        }) ?? EINVAL
-        close(fds[1])
-        defer { close(fds[0]) }
-        guard rc == 0 else { return nil }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(fds[0], &buf, buf.count)
-            if n > 0 { out += buf[0..<n]; continue }
-            if n < 0 && errno == EINTR { continue }
-            break
-        }
-        var ws: Int32 = 0
-        while waitpid(pid, &ws, 0) < 0 && errno == EINTR {}
-        return ((ws & 0x7f) == 0 ? (ws >> 8) & 0xff : 128 + (ws & 0x7f), String(decoding: out.suffix(4096), as: UTF8.self))
+        return Launcher.capture(argv, environment: env, stdin: stdinFile, searchPath: true).map { ($0.status, String($0.output.suffix(4096))) }
     }
 }
