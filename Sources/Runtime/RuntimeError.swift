@@ -132,6 +132,14 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The container delta could not be made or applied (container, what went wrong).
     case syncDeltaFailed(container: String, reason: String)
     // MARK: sync bundle
+    /// A bundle given to import --repo that is not one, or is damaged (the bundle, what is wrong).
+    case bundleBad(String, String)
+    /// A bundle of a format this udocker does not read (bundle, its format, ours, who wrote it).
+    case bundleFormat(String, format: Int, known: Int, writtenBy: String)
+    /// Objects the bundle left out (export --have) that this store lacks (bundle, how many, the first).
+    case bundleOmittedMissing(String, count: Int, first: String)
+    /// A have file (store have) that cannot be used (path, why).
+    case bundleHaveFile(String, String)
     // MARK: sync registry
     /// A local image or container name that has no registry repository name under the naming rule (name, why).
     case syncRegistryName(String, reason: String)
@@ -282,6 +290,14 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .syncDeltaFailed(let c, let reason):
             return "container \(c) could not be moved: \(reason)"
         // MARK: sync bundle
+        case .bundleBad(let source, let why):
+            return "\(source) is not a usable repository bundle: \(why); nothing of it was recorded (write bundles with 'udocker export --repo')"
+        case .bundleFormat(let source, let format, let known, let writtenBy):
+            return "\(source) is a repository bundle of format \(format) (written by \(writtenBy)), this udocker reads format \(known): import it with a udocker of that version"
+        case .bundleOmittedMissing(let source, let count, let first):
+            return "\(source) leaves out \(count) object(s) (\(first) first) because its have file said this store holds them, but it does not: nothing was recorded; write a new have file here with 'udocker store have -o FILE' and export the bundle again with --have=FILE, or without --have"
+        case .bundleHaveFile(let path, let why):
+            return "cannot use the have file \(path): \(why); write it on the target with 'udocker store have -o FILE'"
         // MARK: sync registry
         case .syncRegistryName(let name, let reason):
             return "'\(name)' cannot be sent to a registry: \(reason) (give it another name with 'udocker tag' or 'udocker name')"

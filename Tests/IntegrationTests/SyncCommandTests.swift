@@ -49,8 +49,13 @@ final class SyncRepos {
 
     /// `sync ARGS --report=FILE`: the result and the report's figures.
     func sync(_ args: [String], _ extra: [String: String] = [:]) -> (status: Int32, stdout: String, stderr: String, report: [String: Int64]) {
+        reported(["sync"], args, extra)
+    }
+
+    /// `COMMAND --report=FILE ARGS` (sync, export --repo, import --repo): the result and the report's figures.
+    func reported(_ command: [String], _ args: [String], _ extra: [String: String] = [:]) -> (status: Int32, stdout: String, stderr: String, report: [String: Int64]) {
         let file = source.tmp + "/report-\(UInt32.random(in: 0...UInt32.max)).json"
-        let r = run(["sync", "--report=" + file] + args, extra)
+        let r = run(command + ["--report=" + file] + args, extra)
         var figures = [String: Int64]()
         if let bytes = try? FileIO.readFile(file), let top = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
            let report = top["report"] as? [String: Any] {

@@ -136,44 +136,15 @@ struct SyncReceiver {
         }
     }
 
-    /// Every object is here: check the images' layers, record the images, then the containers.
+    /// Every object is here: the images and containers the sender named land (SyncLanding).
     private func land(_ offer: SyncOffer, refs: SyncRefs, wants: [SyncWant.Wanted], store: Store,
                       images: ImageStore) throws -> SyncResult {
         let landing = offer.images.filter { refs.images.contains($0.name) }
-        for image in landing {
-            for d in image.record.blobs where !store.hasBlob(d) {
-                throw RuntimeError.layerMissing("\(d) of \(image.name), which the sender did not send")
-            }
-            for l in image.record.layers where try BlobContent.cas({ try store.layerRecord(diffID: l.diffID) }) == nil {
-                let m = try BlobContent.cas { try store.unpackLayer(blob: l.digest, maxExpansion: maxLayerExpansion) }
-                guard m.diffID == l.diffID else {
-                    throw RuntimeError.syncBadStream("layer \(l.digest) of \(image.name) unpacks to \(m.diffID), not \(l.diffID)")
-                }
-            }
-        }
-        Failpoint.hit(Self.beforeRefsFailpoint)
-        // A test stops here (SIGSTOP) to run a GC while everything has arrived but nothing holds it
-        // except this sync's reservation.
-        Failpoint.stop(Self.stopBeforeRefsFailpoint)
-        for image in landing {
-            try images.write(image.record, as: try ImageName(parsing: image.name))
-        }
         let containers = offer.containers.filter { refs.containers.contains($0.id) }
-        try landContainers(containers, images: images)
+        try SyncLanding(store: store, images: images, arrival: arrival, maxLayerExpansion: maxLayerExpansion,
+                        beforeRefsFailpoint: Self.beforeRefsFailpoint, stopBeforeRefsFailpoint: Self.stopBeforeRefsFailpoint)
+            .land(images: landing, containers: containers, source: "the sender")
         return try finish(offer, wants: wants, dryRun: false, landed: landing, landedContainers: containers)
-    }
-
-    /// Where containers arrive, after their images are recorded: the containers part of sync
-    /// (ContainerArrival) makes each from this store with its delta, in `arrival`'s modes.
-    /// Every container is tried; the first failure is thrown after the others landed.
-    private func landContainers(_ containers: [SyncContainer], images: ImageStore) throws {
-        var firstError: Error? = nil
-        for c in containers {
-            do { _ = try ContainerArrival.land(repository: images.repository, container: c, options: arrival) } catch {
-                if firstError == nil { firstError = error }
-            }
-        }
-        if let firstError { throw firstError }
     }
 
     /// The result, sent to the sender as the report and returned.

@@ -8,7 +8,7 @@ import Runtime
 struct StoreGroup: UdockerCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
-        subcommands: [StoreIngest.self, StoreUnpack.self, StoreVerify.self, StoreGC.self, StoreStatsCommand.self])
+        subcommands: [StoreIngest.self, StoreUnpack.self, StoreVerify.self, StoreGC.self, StoreStatsCommand.self, StoreHaveCommand.self])
 
     static let helpText = """
         store: work on the content store of the repository (blobs and unpacked layers)
@@ -20,9 +20,11 @@ struct StoreGroup: UdockerCommand {
                                     --repair rebuilds the index, removes corrupt objects
         store gc [--dry-run]       :remove blobs and layers nothing references
         store stats                :counts, sizes, dedup ratio, index location
+        store have [-o <file>]     :list the blobs this store holds (JSON), for
+                                    export --repo --have=<file> on another host
         """
     static var helpLines: [HelpLine] {
-        [HelpLine(usage: "store ingest|unpack|verify|gc|stats", text: "Work on the content store")]
+        [HelpLine(usage: "store ingest|unpack|verify|gc|stats|have", text: "Work on the content store")]
     }
     static var helpGroup: HelpGroup { .repository }
     static var helpExamples: [String] { ["udocker store verify", "udocker store gc --dry-run"] }

@@ -94,16 +94,7 @@ enum SyncOutput {
         var options = request
         let silent = quiet || context.output.level < Output.info
         let bars = !silent && !options.dryRun && isatty(2) == 1
-        let display = TransferProgress(style: bars ? .bars : .none)
-        if bars {
-            options.progress = { event in
-                switch event {
-                case .plan(let objects, _): display.plan(objects.map { ($0.digest.description, $0.bytes) })
-                case .progress(let i, let bytes): display.progress(i, bytes: UInt64(max(0, bytes)), state: request.fromLocation ? "receiving" : "sending")
-                case .done(let i): display.done(i, size: 0, state: "done", complete: true, line: "")
-                }
-            }
-        }
+        if bars { options.progress = progressBars(state: request.fromLocation ? "receiving" : "sending") }
         let result = try SyncSession.run(options, repository: repository, maxLayerExpansion: try context.configuration.maxLayerExpansion)
         if let reportFile { try writeReport(result, to: reportFile) }
         let r = result.report
@@ -115,14 +106,29 @@ enum SyncOutput {
             return 0
         }
         guard !silent else { return 0 }
-        if !bars {
-            for i in result.images { Output.write(2, "\(i.name): \(i.objectsSent) object(s) sent, \(i.objectsPresent) already there\n") }
-            for c in result.containers { Output.write(2, "container \(c.name): \(c.objectsSent) object(s) sent, \(c.objectsPresent) already there\n") }
-        }
+        if !bars { itemLines(result, sent: "sent", present: "already there") }
         context.output.info("synced \(r.images) image(s) and \(r.containers) container(s) \(request.fromLocation ? "from" : "to") \(place): "
             + "\(r.objectsSent) object(s) sent (\(formatBytes(UInt64(r.objectBytes)))), \(formatBytes(UInt64(r.bytesOnWire))) on the wire, "
             + "\(r.objectsPresent) object(s) the target already had")
         return 0
+    }
+
+    /// Bars for the objects of a sync or bundle, as pull shows its layers.
+    static func progressBars(state: String) -> @Sendable (SyncEvent) -> Void {
+        let display = TransferProgress(style: .bars)
+        return { event in
+            switch event {
+            case .plan(let objects, _): display.plan(objects.map { ($0.digest.description, $0.bytes) })
+            case .progress(let i, let bytes): display.progress(i, bytes: UInt64(max(0, bytes)), state: state)
+            case .done(let i): display.done(i, size: 0, state: "done", complete: true, line: "")
+            }
+        }
+    }
+
+    /// A line per image and container, for output that is not a terminal.
+    static func itemLines(_ result: SyncResult, sent: String, present: String) {
+        for i in result.images { Output.write(2, "\(i.name): \(i.objectsSent) object(s) \(sent), \(i.objectsPresent) \(present)\n") }
+        for c in result.containers { Output.write(2, "container \(c.name): \(c.objectsSent) object(s) \(sent), \(c.objectsPresent) \(present)\n") }
     }
 
     static func writeReport(_ result: SyncResult, to path: String) throws {
