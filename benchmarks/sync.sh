@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sync benchmark: a repository of three images (the 100 MB image of benchmarks/pull.sh, the 20,000-file
-# image, busybox) and six containers (link, auto, copy, one changed by a run, one set up in F3, one in
+# image, a small image of host programs) and six containers (link, auto, copy, one changed by a run, one set up in F3, one in
 # R1) sent to an empty repository of another user over ssh on loopback: our `sync` against `rsync -aH`
 # of the repository directory over the same ssh, and against udocker 1.3.17's way (save | ssh load for
 # each image, export --clone | ssh import --clone for each container); then a second sync of the same
@@ -57,25 +57,39 @@ NOTES=()
 # The inputs, in both tools' repositories.
 build_big_image "$WORK/big" 5
 build_small_files_image "$WORK/small" "$SMALL_FILES"
+# The third image is the small base one: host programs with their libraries and loader (see
+# build_host_tree), not busybox, because F3 needs dynamically linked programs (busybox is static).
+if [ ! -f "$WORK/host/index.json" ]; then
+  rm -rf "$WORK/host" "$WORK/host.tree"
+  build_host_tree "$WORK/host.tree"
+  build_oci_image "$WORK/host" latest '["/bin/sh"]' "$WORK/host.tree"
+  rm -rf "$WORK/host.tree"
+fi
 start_registry "$WORK/registry"
 BENCH_PIDS+=("$REGISTRY_PID")
 push_oci "$WORK/big" latest bench/big:latest
 push_oci "$WORK/small" latest bench/small:latest
-push_oci "$WORK/small" latest bench/busybox:latest
+push_oci "$WORK/host" latest bench/host:latest
 REG="http://127.0.0.1:$REGISTRY_PORT"
-IMAGES=(bench/big:latest bench/small:latest bench/busybox:latest)
-if [ ! -d "$SRC/containers" ] || [ -z "$(ls "$SRC/containers" 2>/dev/null)" ]; then
+IMAGES=(bench/big:latest bench/small:latest bench/host:latest)
+FAKECHROOT_SO=/usr/lib/x86_64-linux-gnu/fakechroot/libfakechroot.so
+BENCH_ENV+=("UDOCKER_FAKECHROOT_SO=$FAKECHROOT_SO" "UDOCKER_USE_PATCHELF_EXECUTABLE=$(command -v patchelf || true)"
+            "UDOCKER_USE_RUNC_EXECUTABLE=$(command -v runc || true)" "UDOCKER_USE_PROOT_EXECUTABLE=$(command -v proot || true)")
+SETUP_VERSION=2   # what the source repositories hold; older ones are made again
+if [ "$(cat "$SRC/.bench-setup" 2>/dev/null)" != "$SETUP_VERSION" ] || [ -z "$(ls "$SRC/containers" 2>/dev/null)" ]; then
   rm -rf "$SRC" "$OLDSRC"
   for i in "${IMAGES[@]}"; do ours -q pull --registry="$REG" "$i"; old pull --registry="$REG" "$i" >/dev/null 2>&1; done
   for m in link auto copy; do ours create --name=c-$m --materialize=$m bench/small:latest >/dev/null; done
   ours create --name=c-run --materialize=copy bench/small:latest >/dev/null
   ours run --nobanner c-run /bin/sh -c 'set -e; echo new > /added; echo more >> /usr/share/d000/f00000; rm /usr/share/d001/f00001; chmod 600 /usr/share/d002/f00002; ln -s added /link; ln /added /hard; mkdir /empty' >/dev/null
-  ours create --name=c-f3 bench/busybox:latest >/dev/null
-  # bench/busybox is a static busybox: F3 needs a dynamic loader in the image, so it stays in P1 here.
-  ours setup --execmode=F3 c-f3 >/dev/null 2>&1 || NOTES+=("c-f3 could not be set up in F3 (its image has no dynamic loader); it travels as a P1 container.")
-  ours create --name=c-r1 bench/busybox:latest >/dev/null
-  ours setup --execmode=R1 c-r1 >/dev/null 2>&1 || NOTES+=("c-r1 could not be set up in R1 here; it travels in P1.")
-  for c in c-link c-auto c-copy c-run c-f3 c-r1; do old create --name=$c bench/small:latest >/dev/null 2>&1; done
+  for m in f3 r1; do
+    ours create --name=c-$m bench/host:latest >/dev/null
+    ours setup --execmode=${m^^} c-$m >"$WORK/out/setup-$m.log" 2>&1 && ours run --nobanner c-$m /bin/true >>"$WORK/out/setup-$m.log" 2>&1 \
+      || { echo "sync.sh: c-$m could not be set up and run in ${m^^}:" >&2; tail -5 "$WORK/out/setup-$m.log" >&2; exit 1; }
+  done
+  for c in c-link c-auto c-copy c-run; do old create --name=$c bench/small:latest >/dev/null 2>&1; done
+  for c in c-f3 c-r1; do old create --name=$c bench/host:latest >/dev/null 2>&1; done
+  echo "$SETUP_VERSION" > "$SRC/.bench-setup"
 fi
 CONTAINERS=(c-link c-auto c-copy c-run c-f3 c-r1)
 

@@ -208,4 +208,25 @@ private enum ContainerLink {
         let v = f.run(f.b, ["store", "verify"])
         #expect(v.status == 0, "store verify: \(v.stdout)\(v.stderr)")
     }
+
+    /// kill -9 of the sending side while it writes a container's delta: nothing lands, the source
+    /// container is unchanged, and the rerun sweeps the temp delta and lands the container.
+    @Test func aSenderKilledWhileItWritesADeltaLeavesNothingAndTheRerunLandsIt() throws {
+        let f = try TwoRepos()
+        let c = f.run(f.a, ["create", "--name=job", "hostimg:travel"])
+        try #require(c.status == 0, "create: \(c.stderr)")
+        let id = c.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try writeFile(f.root(f.a, id) + "/added.txt", "made here\n")
+        let before = try f.snapshot(f.root(f.a, id))
+        let killed = runUdocker(["sync", f.b], env: ["UDOCKER_DIR": f.a, "UDOCKER_FAILPOINT": "container-delta-before-store"])
+        #expect(killed.status == 128 + SIGKILL, "\(killed.stderr)")
+        #expect(try FileIO.listDirectory(f.a + "/sync").contains { $0.hasPrefix(".tmp.\(id).") }, "killed before the delta was written")
+        #expect(!FileIO.exists(f.b + "/containers/" + id))
+        #expect(try f.snapshot(f.root(f.a, id)).differences(from: before) == [], "the source container changed")
+        let again = f.run(f.a, ["sync", f.b])
+        try #require(again.status == 0, "rerun: \(again.stdout)\(again.stderr)")
+        #expect(try FileIO.listDirectory(f.a + "/sync").filter { $0.hasPrefix(".tmp.") } == [], "the killed sync's temp delta is left")
+        #expect(try FileIO.readFile(f.root(f.b, id) + "/added.txt") == Array("made here\n".utf8))
+        #expect(f.run(f.b, ["store", "verify"]).status == 0)
+    }
 }

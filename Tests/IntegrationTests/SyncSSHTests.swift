@@ -64,6 +64,29 @@ struct SyncSSHTests {
         #expect(repos.on(back, ["store", "verify"]).status == 0)
     }
 
+    /// Two repositories sync into one far repository that does not exist yet, at once: both create
+    /// it, both land, each object is stored once and the far store verifies.
+    @Test func twoSyncsIntoOneFarTargetAtOnceBothLand() throws {
+        let peer = try #require(SSHPeer.shared)
+        let a = try SyncRepos(images: ["test/busybox:oci", "test/many:t00"], big: true)
+        let b = try SyncRepos(images: ["test/busybox:oci", "test/busybox:zstd"], big: false)
+        let remote = "sync-tests/both-\(UInt32.random(in: 0...UInt32.max))"
+        let udocker = udockerBinaryPath()
+        let args = ["sync", "-q", "--ssh=" + peer.sshCommand, "--remote-udocker=" + udocker, peer.url(remote)]
+        let pa = startUdocker(args, env: a.source.env.merging(["HOME": a.source.tmp]) { $1 })
+        let pb = startUdocker(args, env: b.source.env.merging(["HOME": b.source.tmp]) { $1 })
+        #expect(waitForExit(pa) == 0)
+        #expect(waitForExit(pb) == 0)
+        let listed = try peer.run("\(udocker) --repo=$HOME/\(remote) images")
+        for n in ["test/busybox:oci", "test/busybox:zstd", "test/many:t00", "test/big:1"] {
+            #expect(listed.output.contains(n), "\(n) missing: \(listed.output)")
+        }
+        let verify = try peer.run("\(udocker) --repo=$HOME/\(remote) store verify")
+        #expect(verify.status == 0, "\(verify.output)")
+        let temps = try peer.run("ls -A $HOME/\(remote)/store/tmp")
+        #expect(temps.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "temp files left: \(temps.output)")
+    }
+
     @Test func aFlippedByteIsRefusedAndLandsNothing() throws {
         let peer = try #require(SSHPeer.shared)
         let repos = try SyncRepos(images: ["test/busybox:oci"], big: true)

@@ -259,6 +259,9 @@ final class TravelRepos {
         // --execmode sets a mode up on arrival (patched for the target's paths).
         let rm = f.udocker(f.b, ["rm", "fc"])
         try #require(rm.status == 0, "rm on B: \(rm.stderr)")
+        // rm released the delta the arrival recorded for the container: a sync would send it again.
+        #expect(!FileIO.exists(try repoB.openStore().blobPath(c.container.delta.digest)))
+        try f.carryDelta(c.container)
         #expect(try ContainerArrival.land(repository: repoB, container: c.container, options: SyncArrivalOptions(execmode: "F3")) == .created)
         #expect(try String(decoding: FileIO.readFile(f.b + "/containers/\(id)/execmode"), as: UTF8.self).hasPrefix("F3"))
         let f3 = f.udocker(f.b, ["run", "fc", "/bin/echo", "ran in F3 on B"])

@@ -41,7 +41,9 @@ public enum BundleImport {
         defer { if fd != 0 { _ = close(fd) } }
         let store = try repository.openStore()
         let images = try ContainerStore.imageStore(repository: repository, store: store)
-        let state = ImportState(source: name, store: store, maxLayerExpansion: request.maxLayerExpansion, progress: request.progress)
+        let landing = SyncLanding(store: store, images: images, arrival: request.arrival, maxLayerExpansion: request.maxLayerExpansion,
+                                  beforeRefsFailpoint: beforeRefsFailpoint, stopBeforeRefsFailpoint: stopBeforeRefsFailpoint)
+        let state = ImportState(source: name, landing: landing, progress: request.progress)
         defer { state.finish() }
         do {
             try TarEntries.read(fd: fd, source: name) { tar, entry, _ in try state.entry(tar, entry) }
@@ -64,9 +66,8 @@ public enum BundleImport {
         if !lackingOmitted.isEmpty {
             throw RuntimeError.bundleOmittedMissing(name, count: lackingOmitted.count, first: lackingOmitted[0].description)
         }
-        try SyncLanding(store: store, images: images, arrival: request.arrival, maxLayerExpansion: request.maxLayerExpansion,
-                        beforeRefsFailpoint: beforeRefsFailpoint, stopBeforeRefsFailpoint: stopBeforeRefsFailpoint)
-            .land(images: manifest.images, containers: manifest.containers, source: "the bundle")
+        try state.landing.land(images: manifest.images, containers: state.containers ?? ContainerLanding(landing: state.landing, images: [], containers: []),
+                               source: "the bundle")
 
         let stored = state.stored
         var report = SyncReport()
@@ -92,10 +93,13 @@ public enum BundleImport {
 /// What one import has read so far; the tar loop calls `entry` for each entry in order.
 private final class ImportState {
     let source: String
-    let store: Store
-    let maxLayerExpansion: UInt64?
+    let landing: SyncLanding
+    var store: Store { landing.store }
+    var maxLayerExpansion: UInt64? { landing.maxLayerExpansion }
     let progress: (@Sendable (SyncEvent) -> Void)?
     private(set) var manifest: BundleManifest?
+    /// The bundle's containers, landed as soon as what they need is stored (from bundle.json on).
+    private(set) var containers: ContainerLanding?
     private(set) var unpacks: BackgroundUnpacks?
     private(set) var stored = Set<Digest>()
     private(set) var storedBytes: Int64 = 0
@@ -107,13 +111,15 @@ private final class ImportState {
     private var layerDiffID = [Digest: Digest]()
     private var holder: String?
 
-    init(source: String, store: Store, maxLayerExpansion: UInt64?, progress: (@Sendable (SyncEvent) -> Void)?) {
-        self.source = source; self.store = store; self.maxLayerExpansion = maxLayerExpansion; self.progress = progress
+    init(source: String, landing: SyncLanding, progress: (@Sendable (SyncEvent) -> Void)?) {
+        self.source = source; self.landing = landing; self.progress = progress
     }
 
-    /// Waits for the unpacks still running and drops the reservation (the records hold what landed).
+    /// Waits for the unpacks and landings still running and drops the reservation (the records hold
+    /// what landed).
     func finish() {
         unpacks?.waitQuietly()
+        _ = containers?.abandon()
         if let holder { try? store.removeRef(holder: holder) }
     }
 
@@ -178,6 +184,8 @@ private final class ImportState {
         holder = h
         unpacks = BackgroundUnpacks(store: store, limit: 2, maxExpansion: maxLayerExpansion)
         manifest = m
+        containers = ContainerLanding(landing: landing, images: m.images, containers: m.containers)
+        containers?.start()
         let omitted = Set(m.omitted)
         let coming = objects.values.filter { !omitted.contains($0.digest) && !store.hasBlob($0.digest) }
         for (i, o) in coming.enumerated() { planIndex[o.digest] = i }
@@ -214,6 +222,7 @@ private final class ImportState {
             throw error
         }
         if let diffID { unpacks?.add(blob: digest, diffID: diffID, stream: stream) }
+        containers?.poke()
         stored.insert(digest)
         storedBytes += size
         progress?(.done(index: index))

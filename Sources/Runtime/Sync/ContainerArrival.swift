@@ -94,8 +94,8 @@ public enum ContainerArrival {
                 throw RuntimeError.io("rename", dest, errno)
             }
             try ContainerStore.io { try store.setRef(holder: containers.holder(c.id), digests: holds) }
-            DeltaCache.remove(repository, id: c.id)
             for n in c.names where containers.resolve(n) != c.id { try containers.setName(c.id, n) }
+            ContainerDelta.recordArrival(repository: repository, containers: containers, id: c.id, delta: c.delta)
         } catch {
             try? ContainerTree.remove(tmp)
             if !FileIO.exists(containers.directory(c.id)) { _ = try? store.release(holder: containers.holder(c.id)) }

@@ -84,6 +84,22 @@ public enum ContainerDelta {
         return (withDirs, report)
     }
 
+    /// After an arrival: the tree just made from the image and `delta` is what `delta` describes, so
+    /// the stat cache records `delta` with the tree's signature, and the next prepare here (the
+    /// receiver's check of a second sync) is one stat walk instead of a walk that hashes every copied
+    /// file. A setup on arrival moves the signature, so nothing stale is ever reused.
+    static func recordArrival(repository: Repository, containers: ContainerStore, id: String, delta: SyncObject) {
+        DeltaCache.remove(repository, id: id)
+        guard let info = try? containers.require(id), let image = (try? containers.images.image(named: info.image)) ?? nil else { return }
+        let source = containers.execMode(id) ?? ContainerStore.defaultExecMode
+        guard let view = try? ModeConversion.view(containerDir: containers.directory(id), execmode: source, cache: DeltaCache(),
+                                                  convertDir: DeltaCache.directory(repository) + "/convert"),
+              let signature = try? quickSignature(root: info.root, view: view) else { return }
+        let base = ([source] + image.record.layers.map(\.diffID.hex)).joined(separator: ",")
+        try? containers.store.setRef(holder: deltaHolder(containers, id), digests: [delta.digest])
+        DeltaCache(base: base, signature: signature, delta: delta, patched: view.hashed).save(repository, id: id, withFiles: false)
+    }
+
     /// A digest of every path of ROOT with its type and stat (the view's hidden entries left out):
     /// when it is what the last prepare recorded, the container did not change and its delta is
     /// reused without reading a file. A file with several links (a store file in link and auto mode)
@@ -158,6 +174,8 @@ public enum ContainerDelta {
             try walk.emit(into: w)
             try w.finish()
         }
+        // kill -9 tests: the delta is written but not stored.
+        Failpoint.hit("container-delta-before-store")
         if lseek(fd, 0, SEEK_SET) != 0 { throw RuntimeError.io("seek", tmp, errno) }
         let rec = try ContainerStore.io { try store.ingest(fd: fd, mediaType: mediaType) }
         return SyncObject(digest: rec.digest, size: Int64(rec.size), mediaType: mediaType)

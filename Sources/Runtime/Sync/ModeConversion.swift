@@ -224,7 +224,8 @@ public enum ModeConversion {
         guard let tool = candidates.first(where: { access($0, X_OK) == 0 }) else { return nil }
         var st = stat()
         guard lstat(host, &st) == 0, (try? FileIO.mkdirs(dir, mode: 0o700)) != nil else { return nil }
-        let tmp = out + ".tmp-\(getpid())"
+        // Unique per call: two containers sharing a patched file may be prepared at once.
+        let tmp = out + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         _ = unlink(tmp)
         guard (try? copyKeepingMetadata(host, to: tmp)) != nil else { return nil }
         _ = chmod(tmp, 0o600)

@@ -2,12 +2,14 @@
 // and every store object they consist of, once each, in the order they are best sent.
 import CAS
 import Foundation
+import Synchronization
 
 public struct SyncInventory: Sendable {
     public var images: [SyncImage] = []
-    /// Every object the images (and, once added, the containers) need, each once: configs,
-    /// manifests and indexes first (small), then layer blobs by size, smallest first, so a cut-off
-    /// sync has finished as many objects as it could.
+    /// Every object the images and containers need, each once: configs, manifests and indexes
+    /// first (small), then the containers' deltas and their images' layers, then the other layers,
+    /// each part by size, smallest first, so a cut-off sync has finished as many objects as it
+    /// could and containers can land while the rest streams.
     public var objects: [SyncObject] = []
     /// The containers of the selection (filled by the containers part of sync, ContainerDelta);
     /// their delta blobs are among `objects`. The sync session carries them and lands them after
@@ -49,8 +51,7 @@ public struct SyncInventory: Sendable {
             }
         }
         // A container travels with its image (by the name imagerepo.name gives) and its delta.
-        for id in containerIDs {
-            let c = try ContainerDelta.prepare(repository: repository, container: id)
+        for c in try prepareDeltas(repository: repository, ids: containerIDs) {
             inv.containers.append(c)
             if chosen[c.image] == nil, let i = try images.image(named: c.image) { chosen[i.name.description] = i }
         }
@@ -58,14 +59,37 @@ public struct SyncInventory: Sendable {
             guard let img = chosen[name] else { continue }
             inv.images.append(SyncImage(name: name, record: img.record))
         }
-        inv.objects = try objects(of: inv.images.map(\.record), store: store)
-        var seen = Set(inv.objects.map(\.digest))
-        for c in inv.containers where seen.insert(c.delta.digest).inserted { inv.objects.append(c.delta) }
+        // Containers' deltas and their images' layers go first, so that containers can land while
+        // the rest streams.
+        var needed = Set(inv.containers.map(\.delta.digest))
+        for c in inv.containers {
+            if let i = inv.images.first(where: { $0.name == c.image }) { needed.formUnion(i.record.layers.map(\.digest)) }
+        }
+        let (meta, layers) = try objectParts(of: inv.images.map(\.record), store: store)
+        var seen = Set((meta + layers).map(\.digest))
+        let deltas = inv.containers.map(\.delta).filter { seen.insert($0.digest).inserted }
+        inv.objects = meta + deltas + layers.filter { needed.contains($0.digest) } + layers.filter { !needed.contains($0.digest) }
         return inv
     }
 
-    /// The objects of `records`, once each, small metadata first and layers by size.
-    static func objects(of records: [ImageRecord], store: Store) throws -> [SyncObject] {
+    /// The deltas of containers `ids`, in that order, two at a time (a stat walk of each tree, bound
+    /// by the kernel's per-directory work, shares out over two CPUs). The first failure is thrown.
+    static func prepareDeltas(repository: Repository, ids: [String]) throws -> [SyncContainer] {
+        let done = Mutex<[Int: Result<SyncContainer, any Error>]>([:])
+        try ParallelWalk<Int>(threads: min(2, ids.count)).run(Array(ids.indices), fill: { i, _ in
+            let r = Result { try ContainerDelta.prepare(repository: repository, container: ids[i]) }
+            done.withLock { $0[i] = r }
+            return []
+        }, discard: { _ in })
+        let results = done.withLock { $0 }
+        return try ids.indices.map { i in
+            guard let r = results[i] else { throw RuntimeError.internalFailure("the delta of container \(ids[i]) was not made") }
+            return try r.get()
+        }
+    }
+
+    /// The objects of `records`, once each: configs, manifests and indexes, and the layer blobs by size.
+    static func objectParts(of records: [ImageRecord], store: Store) throws -> (meta: [SyncObject], layers: [SyncObject]) {
         var seen = Set<Digest>(), meta = [SyncObject](), layers = [SyncObject]()
         for r in records {
             for l in r.layers where seen.insert(l.digest).inserted {
@@ -79,6 +103,6 @@ public struct SyncInventory: Sendable {
                 meta.append(SyncObject(digest: d, size: Int64(rec.size), mediaType: rec.mediaType ?? type))
             }
         }
-        return meta + layers.sorted { ($0.size, $0.digest.hex) < ($1.size, $1.digest.hex) }
+        return (meta, layers.sorted { ($0.size, $0.digest.hex) < ($1.size, $1.digest.hex) })
     }
 }

@@ -77,6 +77,13 @@ struct SyncReceiver {
         // Also on a failure: an unpack still running when the process exits would leave its temp
         // directory behind (and a temp of a live owner is not swept).
         defer { unpacks.waitQuietly() }
+        // Containers land as soon as what they need is here.
+        let landing = SyncLanding(store: store, images: images, arrival: arrival, maxLayerExpansion: maxLayerExpansion,
+                                  beforeRefsFailpoint: Self.beforeRefsFailpoint, stopBeforeRefsFailpoint: Self.stopBeforeRefsFailpoint)
+        let containers = ContainerLanding(landing: landing, images: offer.images, containers: offer.containers)
+        containers.start()
+        var landed = false
+        defer { if !landed { _ = containers.abandon() } }
         var midBlobArmed = Failpoint.armed(Self.midBlobFailpoint)
         var index = 0
         while true {
@@ -118,6 +125,7 @@ struct SyncReceiver {
                     throw error
                 }
                 if let diffID { unpacks.add(blob: h.digest, diffID: diffID, stream: stream) }
+                containers.poke()
                 progress?(.done(index: index))
                 index += 1
                 Failpoint.hit(Self.failpointPrefix + String(index))
@@ -127,7 +135,9 @@ struct SyncReceiver {
                 }
                 let refs = try SyncConnection.decode(SyncRefs.self, f)
                 try unpacks.wait()
-                return try land(offer, refs: refs, wants: wants, store: store, images: images)
+                let result = try land(offer, refs: refs, wants: wants, landing: landing, containers: containers)
+                landed = true
+                return result
             case .failure:
                 throw RuntimeError.syncFarEndFailed(try SyncConnection.decode(SyncFailure.self, f).message)
             default:
@@ -136,15 +146,13 @@ struct SyncReceiver {
         }
     }
 
-    /// Every object is here: the images and containers the sender named land (SyncLanding).
-    private func land(_ offer: SyncOffer, refs: SyncRefs, wants: [SyncWant.Wanted], store: Store,
-                      images: ImageStore) throws -> SyncResult {
-        let landing = offer.images.filter { refs.images.contains($0.name) }
-        let containers = offer.containers.filter { refs.containers.contains($0.id) }
-        try SyncLanding(store: store, images: images, arrival: arrival, maxLayerExpansion: maxLayerExpansion,
-                        beforeRefsFailpoint: Self.beforeRefsFailpoint, stopBeforeRefsFailpoint: Self.stopBeforeRefsFailpoint)
-            .land(images: landing, containers: containers, source: "the sender")
-        return try finish(offer, wants: wants, dryRun: false, landed: landing, landedContainers: containers)
+    /// Every object is here: the images and containers that did not land while they streamed.
+    private func land(_ offer: SyncOffer, refs: SyncRefs, wants: [SyncWant.Wanted], landing: SyncLanding,
+                      containers: ContainerLanding) throws -> SyncResult {
+        // The sender names everything it offered (the refs frame marks the end of the objects).
+        _ = refs
+        try landing.land(images: offer.images, containers: containers, source: "the sender")
+        return try finish(offer, wants: wants, dryRun: false, landed: offer.images, landedContainers: offer.containers)
     }
 
     /// The result, sent to the sender as the report and returned.
