@@ -125,6 +125,16 @@ enum SyncOutput {
         }
     }
 
+    /// The end of export --repo and import --repo: the JSON report, then (unless silent) a line per
+    /// image and container when there were no bars, and the `summary` line.
+    static func conclude(_ result: SyncResult, reportFile: String?, silent: Bool, bars: Bool, sent: String, present: String,
+                         context: CommandContext, summary: (SyncReport) -> String) throws {
+        if let reportFile { try writeReport(result, to: reportFile) }
+        guard !silent else { return }
+        if !bars { itemLines(result, sent: sent, present: present) }
+        context.output.info(summary(result.report))
+    }
+
     /// A line per image and container, for output that is not a terminal.
     static func itemLines(_ result: SyncResult, sent: String, present: String) {
         for i in result.images { Output.write(2, "\(i.name): \(i.objectsSent) object(s) \(sent), \(i.objectsPresent) \(present)\n") }

@@ -95,13 +95,12 @@ struct Export: UdockerCommand {
                                                                    containers: !imagesOnly || containersOnly),
                                           haveFile: have, progress: bars ? SyncOutput.progressBars(state: "writing") : nil)
         let result = try BundleExport.run(request, repository: try context.repository())
-        if let report { try SyncOutput.writeReport(result, to: report) }
-        guard !silent else { return 0 }
-        if !bars { SyncOutput.itemLines(result, sent: "written", present: "left out (the target has them)") }
-        let r = result.report
-        context.output.info("exported \(r.images) image(s) and \(r.containers) container(s) to \(output == "-" ? "standard output" : output): "
-            + "\(r.objectsSent) object(s) written (\(formatBytes(UInt64(r.objectBytes))))"
-            + (have == nil ? "" : ", \(r.objectsPresent) left out that the target has"))
+        try SyncOutput.conclude(result, reportFile: report, silent: silent, bars: bars, sent: "written",
+                                present: "left out (the target has them)", context: context) { [have] r in
+            "exported \(r.images) image(s) and \(r.containers) container(s) to \(output == "-" ? "standard output" : output): "
+                + "\(r.objectsSent) object(s) written (\(formatBytes(UInt64(r.objectBytes))))"
+                + (have == nil ? "" : ", \(r.objectsPresent) left out that the target has")
+        }
         return 0
     }
 }

@@ -102,12 +102,11 @@ struct Import: UdockerCommand {
                                           maxLayerExpansion: try context.configuration.maxLayerExpansion,
                                           progress: bars ? SyncOutput.progressBars(state: "storing") : nil)
         let result = try BundleImport.run(request, repository: try context.repository())
-        if let report { try SyncOutput.writeReport(result, to: report) }
-        guard !silent else { return 0 }
-        if !bars { SyncOutput.itemLines(result, sent: "stored", present: "already here") }
-        let r = result.report
-        context.output.info("imported \(r.images) image(s) and \(r.containers) container(s) from \(source == "-" ? "standard input" : source): "
-            + "\(r.objectsSent) object(s) stored (\(formatBytes(UInt64(r.objectBytes)))), \(r.objectsPresent) object(s) this store already had")
+        try SyncOutput.conclude(result, reportFile: report, silent: silent, bars: bars, sent: "stored", present: "already here",
+                                context: context) { r in
+            "imported \(r.images) image(s) and \(r.containers) container(s) from \(source == "-" ? "standard input" : source): "
+                + "\(r.objectsSent) object(s) stored (\(formatBytes(UInt64(r.objectBytes)))), \(r.objectsPresent) object(s) this store already had"
+        }
         return 0
     }
 }
