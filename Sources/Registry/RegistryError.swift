@@ -45,7 +45,7 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
         case .transport(let url, let code, let message):
             return "cannot reach \(url): \(message) (curl error \(code)). Check the network, the registry name, and --httpproxy/http_proxy/https_proxy"
         case .tls(let url, let message):
-            return "TLS verification failed for \(url): \(message). If you trust this registry, give its CA certificate (CURL_CA_BUNDLE=FILE or SSL_CERT_FILE=FILE), or use --insecure"
+            return "TLS verification failed for \(url): \(message). If you trust this registry, give its CA certificate (UDOCKER_CA_BUNDLE=FILE, or CURL_CA_BUNDLE or SSL_CERT_FILE), or use --insecure"
         case .plainHTTP(let url, let http):
             return "\(url) answers in plain HTTP, not HTTPS: name the registry with its scheme, \(http) (e.g. --registry=\(http) or UDOCKER_REGISTRY=\(http))"
         case .httpStatus(let url, let status, let message):

@@ -6,6 +6,7 @@ enum Commands {
         [
             Help.self,
             Version.self,
+            Completion.self,
             Showconf.self,
             Install.self,
             Info.self,

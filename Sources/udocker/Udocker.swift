@@ -2,11 +2,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Runtime
 
 @main
 struct Udocker {
     static func main() {
-        let status = Runner.run(arguments: CommandLine.arguments, environment: environment())
+        var env = environment()
+        Release.adopt(&env)
+        let status = Runner.run(arguments: CommandLine.arguments, environment: env)
         exit(status)
     }
 

@@ -51,17 +51,19 @@ import Glibc
 
     // MARK: command line
 
-    @Test func versionHasAnImplementationLine() {
+    @Test func versionHasAnImplementationAndABuildLine() {
         let r = runUdocker(["version"])
         #expect(r.status == 0 && r.stderr == "", "\(r.stderr)")
         let l = Self.lines(r.stdout)
-        #expect(l.count == 4, "\(r.stdout)")
+        #expect(l.count == 5, "\(r.stdout)")
         // udocker 1.3.17's own version and tarball lines, as it prints them.
         #expect(l.first == "version: 1.3.17", "\(r.stdout)")
         #expect(l.dropFirst().first == "tarball: https://download.a.incd.pt/udocker/udocker-englib-1.2.11.tar.gz "
             + "https://raw.githubusercontent.com/jorge-lip/udocker-builds/master/tarballs/udocker-englib-1.2.11.tar.gz", "\(r.stdout)")
         #expect(l.dropFirst(2).first == "tarball_release: 1.2.11", "\(r.stdout)")
-        #expect(l.last?.hasPrefix("implementation: udocker-swift ") == true, "\(r.stdout)")
+        #expect(l.dropFirst(3).first?.hasPrefix("implementation: udocker-swift ") == true, "\(r.stdout)")
+        // Not from a release: no launcher named one.
+        #expect(l.last == "build: development (not a release)", "\(r.stdout)")
         #expect(runUdocker(["--version"]).stdout == r.stdout && runUdocker(["-V"]).stdout == r.stdout)
     }
 

@@ -8,9 +8,15 @@ import CAS
 import Registry
 
 public enum RegistryAccess {
-    /// Environment variables naming a PEM bundle of CA certificates to trust instead of the system's,
-    /// in the order curl reads them.
-    public static let caBundleVariables = ["CURL_CA_BUNDLE", "SSL_CERT_FILE"]
+    /// Environment variables naming a PEM bundle of CA certificates to trust instead of the system's:
+    /// udocker's own, then in the order curl reads them.
+    public static let caBundleVariables = ["UDOCKER_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"]
+    /// Where distributions keep the system's CA bundle (Debian and Ubuntu, RHEL and Fedora, openSUSE,
+    /// Alpine, old RHEL): used by a release, whose libcurl came from another distribution and looks
+    /// only where that one keeps it.
+    public static let systemCABundles = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                                         "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem", "/etc/pki/tls/cacert.pem",
+                                         "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"]
 
     /// The registry a command talks to: `option` (--registry=URL, "https://" assumed when no scheme is
     /// given, as udocker does), else the configured `dockerio_registry_url` (UDOCKER_REGISTRY).
@@ -47,6 +53,12 @@ public enum RegistryAccess {
             }
             options.caFile = file
             break
+        }
+        if options.caFile == nil, Release.directory != nil {
+            options.caFile = systemCABundles.first { path in
+                var st = stat()
+                return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+            }
         }
         options.timeoutSeconds = try configuration.timeout
         options.downloadTimeoutSeconds = try configuration.downloadTimeout

@@ -51,6 +51,10 @@ public enum SSHTransport {
     /// unless the one there has the same sha256. Written to a temp name and renamed, so a sync already
     /// running the old one there is not disturbed.
     static func install(_ location: SSHLocation, options: SSHOptions) throws {
+        guard Release.directory == nil else {
+            throw RuntimeError.syncInstallRemoteFailed(location: location.description, reason:
+                "this udocker runs from a release (its loader and libraries beside it), which is not one file to copy: unpack the release tarball on the far host and name its udocker with --remote-udocker=PATH")
+        }
         let me = FarEndProcess.selfExecutable()
         let dir = "\"$HOME/.cache/udocker/bin\""
         let local = Launcher.capture(["/usr/bin/sha256sum", me])?.output.split(separator: " ").first.map(String.init)

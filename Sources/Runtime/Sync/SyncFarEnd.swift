@@ -31,12 +31,7 @@ final class FarEndProcess {
         }
     }
 
-    static func selfExecutable() -> String {
-        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        guard n > 0 else { return CommandLine.arguments.first ?? "udocker" }
-        return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    static func selfExecutable() -> String { Release.selfCommand }
 
     /// Starts `argv` (looked up on PATH when it has no '/') with pipes on its stdin, stdout and stderr.
     init(argv: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {

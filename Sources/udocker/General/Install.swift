@@ -13,8 +13,9 @@ struct Install: UdockerCommand {
         --purge                    :remove files (be careful): empty bin/ and lib/
         --from=<file|url>          :tools bundle to install: a file, or a file://,
                                     http:// or https:// URL (default: UDOCKER_TARBALL
-                                    when it names a local file); make one with
-                                    scripts/build-tools-bundle.sh
+                                    when it names a local file, else the bundle in
+                                    the release udocker runs from, tools/); make one
+                                    with scripts/build-tools-bundle.sh
         Without a bundle nothing is downloaded: install reports where each
         tool (proot, runc, crun, patchelf, libfakechroot, apptainer/singularity)
         is found: setting, repository or host.
@@ -39,7 +40,7 @@ struct Install: UdockerCommand {
             for f in removed { context.output.debug("removed \(f)") }
             context.output.info("purged \(removed.count) entries from \(repo.bindir) and \(repo.libdir)")
         }
-        if let source = from ?? ToolsInstaller.configuredSource(context.configuration) {
+        if let source = from ?? ToolsInstaller.configuredSource(context.configuration) ?? Release.toolsBundles.last {
             context.output.info("installing tools bundle from \(source)")
             let options = try RegistryAccess.httpOptions(configuration: context.configuration,
                                                          environment: context.environment, debug: context.httpDebug)

@@ -1,4 +1,5 @@
-// udocker version (also -V, --version): the version and the tools tarball, as udocker 1.3 prints.
+// udocker version (also -V, --version): the version and the tools tarball, as udocker 1.3 prints, then
+// this implementation's version and build (the release's commit).
 import ArgumentParser
 import Runtime
 
@@ -17,6 +18,7 @@ struct Version: UdockerCommand {
         context.output.out("tarball: \(conf.tarball)")
         context.output.out("tarball_release: \(conf.tarballRelease)")
         context.output.out("implementation: \(UdockerVersion.implementationName) \(UdockerVersion.implementation)")
+        context.output.out("build: " + (Release.build ?? "development (not a release)"))
         return 0
     }
 }

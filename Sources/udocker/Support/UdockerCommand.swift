@@ -48,6 +48,8 @@ protocol UdockerCommand: ParsableCommand, CommandBody {
     /// Whether the configuration files must be read first (false only for help, which must work
     /// even when a configuration file is broken).
     static var needsConfiguration: Bool { get }
+    /// Whether the command is left out of help listings and completion (sync-serve, for udocker's own use).
+    static var isHidden: Bool { get }
     /// The command's arguments as the parser should see them (default: unchanged). For spellings
     /// swift-argument-parser cannot take, such as an option given an empty value (`--entrypoint=`).
     static func prepareArguments(_ args: [String]) -> [String]
@@ -64,6 +66,7 @@ extension UdockerCommand {
     static var helpLines: [HelpLine] { [] }
     static var helpExamples: [String] { [] }
     static var needsConfiguration: Bool { true }
+    static var isHidden: Bool { false }
     static func prepareArguments(_ args: [String]) -> [String] { args }
     static func quickParse(_ args: [String]) -> (any CommandBody)? { nil }
     static var name: String { configuration.commandName ?? "" }

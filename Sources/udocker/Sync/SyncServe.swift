@@ -15,6 +15,7 @@ struct SyncServe: UdockerCommand {
         started by 'udocker sync'; not for use by hand
         """
     static var helpGroup: HelpGroup { .transfer }
+    static var isHidden: Bool { true }
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         // Stdout is the connection: anything printed (Info lines) must go to stderr instead.
