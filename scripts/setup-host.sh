@@ -16,6 +16,8 @@ APT_PACKAGES=(
   skopeo hyperfine bc python3 xfsprogs
   # sync over ssh: a second user reached by key login through a dedicated sshd on loopback; rsync is a yardstick
   openssh-server openssh-client rsync
+  # the release (scripts/release.sh: strip, objdump) and its check in other distributions
+  binutils debootstrap curl file
 )
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
 # A second unprivileged user without subordinate ids: the store-protection tests run again as it,

@@ -46,4 +46,19 @@ if [ -z "${UDOCKER_TEST_FILTER:-}" ] || [ -n "${UDOCKER_TEST_NOSUB_FILTER:-}" ];
   nosub_status=${PIPESTATUS[0]}
   if [ "$status" -eq 0 ]; then status=$nosub_status; fi
 fi
+
+# The release: built as the test user, then checked as root in bullseye and trixie root filesystems
+# (debootstrap, cached) as an unprivileged user there (scripts/release-check.sh).
+if [ -z "${UDOCKER_TEST_FILTER:-}" ] || [ -n "${UDOCKER_TEST_RELEASE:-}" ]; then
+  echo "==> building the release (as $TEST_USER) and checking it in other distributions"
+  commit=$(git -C "$here" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  if as_user "RELEASE_COMMIT=$commit bash scripts/release.sh '$BUILD_TREE/dist' 2>&1 | tail -4"; then
+    bash "$here/scripts/release-check.sh" "$BUILD_TREE/dist/udocker-"*"-linux-x86_64.tar.gz" 2>&1 | tee "$BUILD_TREE/release-check.log"
+    release_status=${PIPESTATUS[0]}
+  else
+    echo "scripts/release.sh failed"
+    release_status=1
+  fi
+  if [ "$status" -eq 0 ]; then status=$release_status; fi
+fi
 exit "$status"
