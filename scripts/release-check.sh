@@ -31,7 +31,7 @@ trap cleanup EXIT
 # Known failures: "suite: check" and why; reported as such, not counted, and said when they pass.
 declare -A known=(
   ["bullseye: run in R1"]="the tools bundle's runc and crun are Debian 12's and need glibc 2.34 (bullseye has 2.31)"
-  ["trixie: run in R1"]="the tools bundle's crun does not find libyajl.so.2 (which is in the repository's lib/) when udocker starts it for R1; not understood yet"
+  ["trixie: run in R1"]="the tools bundle's crun re-executes itself from a memfd copy, where its RUNPATH \$ORIGIN/../lib leads nowhere, so it finds libyajl.so.2 only when the host has it"
 )
 fail() {
   local what=${1%%: *} rest
