@@ -64,10 +64,14 @@ cat > "$top/udocker" <<'SH'
 # udocker release launcher: runs the binary with the loader and libraries shipped beside it. The loader
 # is given the library directory (--library-path), so no LD_LIBRARY_PATH reaches the programs udocker
 # runs; UDOCKER_RELEASE_DIR tells udocker where its release is (it removes the variable at start).
+# No process is started on the way unless udocker was found on PATH or through a symlink: the start
+# of every command (run is started hundreds of times per job) pays for each one.
 self=$0
 case $self in */*) ;; *) self=$(command -v -- "$self") ;; esac
-real=$(readlink -f -- "$self" 2>/dev/null) || real=$self
-dir=$(cd -- "$(dirname -- "$real")" && pwd -P) || exit 1
+real=$self
+if [ -L "$self" ]; then real=$(readlink -f -- "$self") || real=$self; fi
+dir=${real%/*}
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 UDOCKER_RELEASE_DIR=$dir
 export UDOCKER_RELEASE_DIR
 exec "$dir/lib/ld-linux-x86-64.so.2" --library-path "$dir/lib" --argv0 "$self" "$dir/libexec/udocker" "$@"
