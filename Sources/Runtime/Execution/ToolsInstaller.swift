@@ -181,7 +181,10 @@ public struct ToolsInstaller: Sendable {
         if !force, let installed = installedManifest(), installed == manifest, installedFilesIntact(manifest) {
             return .alreadyInstalled
         }
-        return .installed(removed: try moveIntoPlace(bundle, manifest))
+        _ = unlink(adaptedPath)
+        let removed = try moveIntoPlace(bundle, manifest)
+        if let release = Release.directory { try adaptToRelease(manifest, release: release) }
+        return .installed(removed: removed)
     }
 
     /// The installed bundle's manifest, or nil when none is installed (or it is unreadable).
@@ -278,14 +281,16 @@ public struct ToolsInstaller: Sendable {
 
     /// Whether every file the manifest lists is in bin/ and lib/ as listed.
     func installedFilesIntact(_ manifest: ToolsBundleManifest) -> Bool {
-        manifest.entries.allSatisfy { e in
+        let adapted = adaptedDigests()
+        if Release.directory != nil, !manifest.entries.contains(where: { adapted[$0.path] != nil }) { return false }
+        return manifest.entries.allSatisfy { e in
             let dest = destination(e.path)
             if let target = e.symlink { return ContainerStore.readLink(dest) == target }
             let fd = Glibc.open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if fd < 0 { return false }
             defer { _ = close(fd) }
             guard let (digest, size) = try? SHA256Hasher.hash(fd: fd, path: dest) else { return false }
-            return digest.hex == e.sha256 && Int64(size) == e.size
+            return (digest.hex == e.sha256 && Int64(size) == e.size) || digest.hex == adapted[e.path]
         }
     }
 
@@ -346,7 +351,7 @@ public struct ToolsInstaller: Sendable {
         }
     }
 
-    private func copyFile(_ from: String, _ to: String) throws {
+    func copyFile(_ from: String, _ to: String) throws {
         let src = Glibc.open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if src < 0 { throw RuntimeError.io("open", from, errno) }
         defer { _ = close(src) }
