@@ -282,7 +282,8 @@ public struct ToolsInstaller: Sendable {
     /// Whether every file the manifest lists is in bin/ and lib/ as listed.
     func installedFilesIntact(_ manifest: ToolsBundleManifest) -> Bool {
         let adapted = adaptedDigests()
-        if Release.directory != nil, !manifest.entries.contains(where: { adapted[$0.path] != nil }) { return false }
+        // From a release, tools installed by a udocker that did not adapt them are installed again.
+        if Release.directory != nil, manifest.entries.contains(where: { $0.path == "bin/patchelf" }), adapted.isEmpty { return false }
         return manifest.entries.allSatisfy { e in
             let dest = destination(e.path)
             if let target = e.symlink { return ContainerStore.readLink(dest) == target }

@@ -37,10 +37,8 @@ extension ToolsInstaller {
         }
         let loader = glibcDir + "/ld-linux-x86-64.so.2"
         let patchelf = bindir + "/patchelf"
-        guard FileIO.exists(loader), FileIO.exists(patchelf) else {
-            throw RuntimeError.toolsInstallFailed("the release has no loader, or the bundle no patchelf, to adapt the tools with",
-                                                  "install a tools bundle made by scripts/build-tools-bundle.sh")
-        }
+        // A bundle without patchelf (made some other way) is left as it is: its programs use the host's glibc.
+        guard FileIO.exists(loader), FileIO.exists(patchelf) else { return }
         let paths = libdir + ":" + glibcDir
         var adapted: [String: String] = [:]
         // patchelf last: the others are changed by the original, which then changes a copy of itself.
