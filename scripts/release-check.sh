@@ -188,6 +188,17 @@ if id "$host_user" >/dev/null 2>&1; then
      && echo "$out" | grep -q '^ran-in-R1$'; then
     pass "host: run in R1 with the release's tools ($(as_host './udocker/udocker info' 2>/dev/null | grep -E '^ *(runc|crun) ' | awk '{print $1 ": " $2}' | tr '\n' ' '))"
   else fail "host: run in R1: $out"; fi
+  # sync --install-remote from a release copies the release to the far host and runs it there.
+  if [ -f /etc/udocker-test-sshd/peer.env ]; then
+    source /etc/udocker-test-sshd/peer.env
+    ssh_cmd="ssh -i $UDOCKER_TEST_PEER_KEY -o BatchMode=yes -o StrictHostKeyChecking=yes"
+    far="ssh://$UDOCKER_TEST_PEER_USER@127.0.0.1:$UDOCKER_TEST_SSHD_PORT/~/release-check-sync"
+    runuser -u "$UDOCKER_TEST_PEER_USER" -- sh -c 'rm -rf "$HOME"/release-check-sync "$HOME"/.cache/udocker/release-*'
+    if out=$(as_host "./udocker/udocker sync --ssh='$ssh_cmd' --install-remote check/busybox:1 '$far' && ./udocker/udocker sync --ssh='$ssh_cmd' --install-remote check/busybox:1 '$far'" 2>&1) \
+       && runuser -u "$UDOCKER_TEST_PEER_USER" -- sh -c 'ls "$HOME"/.cache/udocker/release-*/udocker' >/dev/null 2>&1; then
+      pass "host: sync --install-remote copies the release to the far host and syncs through it"
+    else fail "host: sync --install-remote from a release: $out"; fi
+  fi
 fi
 
 if [ "$failures" -gt 0 ]; then

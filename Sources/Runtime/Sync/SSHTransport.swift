@@ -26,8 +26,12 @@ public enum SSHTransport {
                                      udockerArguments: [String]) throws -> [String] {
         var remote = options.remoteUdocker
         if options.installRemote {
-            try install(location, options: options)
-            remote = installedPath
+            if let release = Release.directory {
+                remote = try installRelease(release, location, options: options)
+            } else {
+                try install(location, options: options)
+                remote = installedPath
+            }
         }
         return try location.command(sshCommand: options.sshCommand, remoteArguments: [remote] + udockerArguments)
     }
@@ -51,10 +55,6 @@ public enum SSHTransport {
     /// unless the one there has the same sha256. Written to a temp name and renamed, so a sync already
     /// running the old one there is not disturbed.
     static func install(_ location: SSHLocation, options: SSHOptions) throws {
-        guard Release.directory == nil else {
-            throw RuntimeError.syncInstallRemoteFailed(location: location.description, reason:
-                "this udocker runs from a release (its loader and libraries beside it), which is not one file to copy: unpack the release tarball on the far host and name its udocker with --remote-udocker=PATH")
-        }
         let me = FarEndProcess.selfExecutable()
         let dir = "\"$HOME/.cache/udocker/bin\""
         let local = Launcher.capture(["/usr/bin/sha256sum", me])?.output.split(separator: " ").first.map(String.init)
@@ -72,6 +72,32 @@ public enum SSHTransport {
             throw RuntimeError.syncInstallRemoteFailed(location: location.description,
                                                        reason: "the copy exited with status \(done.status): \(done.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
+    }
+
+    /// From a release, the whole release goes (the binary needs its loader and libraries): to the far
+    /// host's ~/.cache/udocker/release-<digest of the binary>/, unpacked aside and renamed into place,
+    /// skipped when it is there already. Returns the far udocker to start: that release's launcher.
+    static func installRelease(_ release: String, _ location: SSHLocation, options: SSHOptions) throws -> String {
+        let fail = { (why: String) in RuntimeError.syncInstallRemoteFailed(location: location.description, reason: why) }
+        guard let sum = Launcher.capture(["/usr/bin/sha256sum", release + "/libexec/udocker"])?.output.prefix(16), sum.count == 16 else {
+            throw fail("cannot read \(release)/libexec/udocker")
+        }
+        let dir = "\"$HOME/.cache/udocker/release-\(sum)\""
+        let remote = "~/.cache/udocker/release-\(sum)/udocker"
+        let check = try location.command(sshCommand: options.sshCommand, remoteArguments: ["sh", "-c", "test -x \(dir)/udocker && echo present || true"])
+        if let there = run(check, stdinFile: "/dev/null"), there.status == 0, there.output.contains("present") { return remote }
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let tarball = tmp + "/udocker-release-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tar.gz"
+        defer { _ = unlink(tarball) }
+        guard let packed = Launcher.capture(["/bin/tar", "-C", release, "-czf", tarball, "."]), packed.status == 0 else {
+            throw fail("cannot pack \(release) into \(tarball): \(Launcher.capture(["/bin/tar", "--version"]) == nil ? "no /bin/tar" : "tar failed"); set TMPDIR to a directory with room")
+        }
+        let script = "mkdir -p \"$HOME/.cache/udocker\" && t=\(dir).new.$$ && rm -rf \"$t\" && mkdir \"$t\" && tar -xzf - -C \"$t\" && rm -rf \(dir) && mv \"$t\" \(dir)"
+        let copy = try location.command(sshCommand: options.sshCommand, remoteArguments: ["sh", "-c", script])
+        guard let done = run(copy, stdinFile: tarball) else { throw fail("\(copy[0]) cannot be started") }
+        if done.status == 255 { throw RuntimeError.syncSSHFailed(location: location.description, stderr: done.output.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard done.status == 0 else { throw fail("the copy exited with status \(done.status): \(done.output.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        return remote
     }
 
     /// Runs `argv` (looked up on PATH) with `stdinFile` as its input; the last 4 KB of what it printed.
