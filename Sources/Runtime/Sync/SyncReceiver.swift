@@ -133,9 +133,10 @@ struct SyncReceiver {
                 guard index == wants.count else {
                     throw RuntimeError.syncBadStream("the sender ended after \(index) of the \(wants.count) objects asked for")
                 }
-                let refs = try SyncConnection.decode(SyncRefs.self, f)
+                // The sender names everything it offered: the frame marks the end of the objects.
+                _ = try SyncConnection.decode(SyncRefs.self, f)
                 try unpacks.wait()
-                let result = try land(offer, refs: refs, wants: wants, landing: landing, containers: containers)
+                let result = try land(offer, wants: wants, landing: landing, containers: containers)
                 landed = true
                 return result
             case .failure:
@@ -147,10 +148,8 @@ struct SyncReceiver {
     }
 
     /// Every object is here: the images and containers that did not land while they streamed.
-    private func land(_ offer: SyncOffer, refs: SyncRefs, wants: [SyncWant.Wanted], landing: SyncLanding,
+    private func land(_ offer: SyncOffer, wants: [SyncWant.Wanted], landing: SyncLanding,
                       containers: ContainerLanding) throws -> SyncResult {
-        // The sender names everything it offered (the refs frame marks the end of the objects).
-        _ = refs
         try landing.land(images: offer.images, containers: containers, source: "the sender")
         return try finish(offer, wants: wants, dryRun: false, landed: offer.images, landedContainers: offer.containers)
     }
