@@ -22,7 +22,7 @@ public struct BundleExportRequest: Sendable {
 
 public enum BundleExport {
     /// Archive entries' modification time: fixed, so the same content gives the same bundle bytes.
-    static let entryTime = timespec(tv_sec: 0, tv_nsec: 0)
+    static let entryTime = ImageSave.epoch
 
     /// Writes the bundle. The result counts what was written (`objectsSent`) and what the have file
     /// let out (`objectsPresent`). A file output appears under its name only when complete.
@@ -58,7 +58,9 @@ public enum BundleExport {
             try tar.file(BundleManifest.path, bytes: try encode(manifest), mtime: entryTime)
             request.progress?(.plan(objects: written.map { ($0.digest, $0.size) }, present: omitted.count))
             for (i, o) in written.enumerated() {
-                try writeBlob(o, store: store, tar: tar) { request.progress?(.progress(index: i, bytes: $0)) }
+                try ImageSave.writeBlob(store, o.digest, as: "blobs/sha256/" + o.digest.hex, to: tar, perm: 0o444) {
+                    request.progress?(.progress(index: i, bytes: $0))
+                }
                 request.progress?(.done(index: i))
             }
             try tar.finish()
@@ -114,30 +116,5 @@ public enum BundleExport {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try e.encode(value))
-    }
-
-    /// One blob as blobs/sha256/<hex>, read from the store in chunks; `progress` gets the bytes so far.
-    private static func writeBlob(_ o: SyncObject, store: Store, tar: ArchiveWriter, progress: (Int64) -> Void) throws {
-        let path = store.blobPath(o.digest)
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw RuntimeError.layerMissing("\(o.digest) (\(path): \(String(cString: strerror(errno))))") }
-        defer { _ = close(fd) }
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buf.deallocate() }
-        try tar.file("blobs/sha256/" + o.digest.hex, perm: 0o444, mtime: entryTime, size: o.size) { sink in
-            var position: Int64 = 0
-            while position < o.size {
-                let n = pread(fd, buf.baseAddress, min(buf.count, Int(o.size - position)), off_t(position))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw RuntimeError.io("read", path, errno)
-                }
-                if n == 0 { throw RuntimeError.layerMissing("\(o.digest) (\(path) is shorter than its \(o.size) bytes)") }
-                try sink(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-                position += Int64(n)
-                progress(position)
-            }
-        }
     }
 }

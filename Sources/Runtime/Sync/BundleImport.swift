@@ -50,7 +50,7 @@ public enum BundleImport {
         } catch RuntimeError.archiveRead(_, let why) {
             throw RuntimeError.bundleBad(name, why)
         }
-        guard let manifest = state.manifest else {
+        guard let manifest = state.manifest, let containers = state.containers else {
             throw RuntimeError.bundleBad(name, "it has no \(BundleManifest.path)")
         }
         try state.unpacks?.wait()
@@ -66,8 +66,7 @@ public enum BundleImport {
         if !lackingOmitted.isEmpty {
             throw RuntimeError.bundleOmittedMissing(name, count: lackingOmitted.count, first: lackingOmitted[0].description)
         }
-        try state.landing.land(images: manifest.images, containers: state.containers ?? ContainerLanding(landing: state.landing, images: [], containers: []),
-                               source: "the bundle")
+        try state.landing.land(images: manifest.images, containers: containers, source: "the bundle")
 
         let stored = state.stored
         var report = SyncReport()
@@ -119,7 +118,7 @@ private final class ImportState {
     /// what landed).
     func finish() {
         unpacks?.waitQuietly()
-        _ = containers?.abandon()
+        containers?.abandon()
         if let holder { try? store.removeRef(holder: holder) }
     }
 
@@ -203,25 +202,17 @@ private final class ImportState {
             tar.skip()
             return
         }
+        guard let unpacks else { throw bad("a blob comes before \(BundleManifest.path)") }
         let writer = try BlobContent.cas { try store.beginBlob(expected: digest, expectedSize: UInt64(size), mediaType: o.mediaType) }
-        let diffID = layerDiffID[digest]
         let index = planIndex[digest] ?? 0
-        let stream = diffID.flatMap { try? store.beginStreamingUnpack(blob: digest, expectedSize: UInt64(size), diffID: $0, maxExpansion: maxLayerExpansion) }
-        do {
+        try unpacks.ingest(writer, digest: digest, size: UInt64(size), diffID: layerDiffID[digest], whileArriving: true,
+                           keepPartial: { _ in false },
+                           mismatch: { self.bad("blob \(digest) does not match its digest (its content is \($0)); the bundle is damaged or was tampered with") }) { sink in
             try tar.pump("blobs/sha256/" + digest.hex) { chunk in
-                try BlobContent.cas { try writer.write(chunk) }
-                stream?.feed(chunk)
+                try sink(chunk)
                 progress?(.progress(index: index, bytes: Int64(writer.bytesWritten)))
             }
-            do { _ = try BlobContent.cas { try writer.commit() } } catch CASError.digestMismatch(_, let actual) {
-                throw bad("blob \(digest) does not match its digest (its content is \(actual)); the bundle is damaged or was tampered with")
-            }
-        } catch {
-            stream?.abandon()
-            writer.abort()
-            throw error
         }
-        if let diffID { unpacks?.add(blob: digest, diffID: diffID, stream: stream) }
         containers?.poke()
         stored.insert(digest)
         storedBytes += size

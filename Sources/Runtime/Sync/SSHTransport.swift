@@ -55,7 +55,7 @@ public enum SSHTransport {
     /// unless the one there has the same sha256. Written to a temp name and renamed, so a sync already
     /// running the old one there is not disturbed.
     static func install(_ location: SSHLocation, options: SSHOptions) throws {
-        let me = FarEndProcess.selfExecutable()
+        let me = Release.selfCommand
         let dir = "\"$HOME/.cache/udocker/bin\""
         let local = Launcher.capture(["/usr/bin/sha256sum", me])?.output.split(separator: " ").first.map(String.init)
         let check = try location.command(sshCommand: options.sshCommand,

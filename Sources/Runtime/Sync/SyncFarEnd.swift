@@ -22,7 +22,7 @@ final class FarEndProcess {
     static func command(for location: SyncLocation, ssh: SSHOptions) throws -> [String] {
         switch location {
         case .local(let path):
-            return [selfExecutable()] + (geteuid() == 0 ? ["--allow-root"] : []) + ["--repo=" + path, "sync-serve"]
+            return [Release.selfCommand] + (geteuid() == 0 ? ["--allow-root"] : []) + ["--repo=" + path, "sync-serve"]
         case .ssh(let s):
             return try SSHTransport.farEndCommand(s, options: ssh, udockerArguments: ["--repo=" + s.path, "sync-serve"])
         case .registry:
@@ -30,8 +30,6 @@ final class FarEndProcess {
                                                 "syncing with a registry is not available in this build; use 'udocker push' and 'udocker pull'")
         }
     }
-
-    static func selfExecutable() -> String { Release.selfCommand }
 
     /// Starts `argv` (looked up on PATH when it has no '/') with pipes on its stdin, stdout and stderr.
     init(argv: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {

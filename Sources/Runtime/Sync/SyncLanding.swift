@@ -2,7 +2,6 @@
 // once every object it needs is in the store (during the stream, for a sync, or once all arrived).
 import CAS
 import Foundation
-import Synchronization
 
 struct SyncLanding {
     let store: Store
@@ -33,8 +32,7 @@ struct SyncLanding {
         Failpoint.hit(beforeRefsFailpoint)
         Failpoint.stop(stopBeforeRefsFailpoint)
         try containers.record(landing)
-        let outcome = containers.finishAll()
-        if let first = outcome.failures.first { throw first }
+        if let first = containers.finishAll().first { throw first }
     }
 
     /// Whether everything `container` needs is in the store: its image's blobs and unpacked layers
@@ -63,12 +61,8 @@ struct SyncLanding {
 /// over two CPUs; one at a time, and only at the end, with --force (two arrivals could remove the
 /// same container that holds their names) or --execmode (setup runs one container per process).
 final class ContainerLanding: @unchecked Sendable {
-    // @unchecked: `pending`, `allArrived`, `abandoned`, `recorded` and `outcome` are only touched with
-    // `condition` locked; the rest is set in init and only read after.
-    struct Outcome {
-        var containers: Set<String> = []
-        var failures: [any Error] = []
-    }
+    // @unchecked: `pending`, `allArrived`, `abandoned`, `recorded`, `failures`, `running` and `started`
+    // are only touched with `condition` locked; the rest is set in init and only read after.
 
     private let landing: SyncLanding
     private var pending: [(container: SyncContainer, image: SyncImage?)]
@@ -78,7 +72,7 @@ final class ContainerLanding: @unchecked Sendable {
     private var allArrived = false
     private var abandoned = false
     private var recorded = Set<String>()
-    private var outcome = Outcome()
+    private var failures: [any Error] = []
     private var running = 0
     private var started = false
 
@@ -119,30 +113,36 @@ final class ContainerLanding: @unchecked Sendable {
     func record(_ images: [SyncImage]) throws {
         condition.lock()
         defer { condition.unlock() }
-        for image in images where !recorded.contains(image.name) {
-            try landing.images.write(image.record, as: try ImageName(parsing: image.name))
-            recorded.insert(image.name)
-        }
+        for image in images { try recordLocked(image) }
     }
 
-    /// Every object is here and the images are recorded: lands what is left and waits for all.
-    func finishAll() -> Outcome {
+    /// Writes `image`'s record unless it is written already; `condition` must be locked, so each
+    /// record is written once.
+    private func recordLocked(_ image: SyncImage) throws {
+        guard !recorded.contains(image.name) else { return }
+        try landing.images.write(image.record, as: try ImageName(parsing: image.name))
+        recorded.insert(image.name)
+    }
+
+    /// Every object is here and the images are recorded: lands what is left, waits for all, and
+    /// returns the failures (every container is tried).
+    func finishAll() -> [any Error] {
         start()
         return stop { $0.allArrived = true }
     }
 
     /// The stream failed: takes no more containers, waits for those being landed (they are complete).
-    func abandon() -> Outcome {
-        stop { $0.abandoned = true }
+    func abandon() {
+        _ = stop { $0.abandoned = true }
     }
 
-    private func stop(_ change: (ContainerLanding) -> Void) -> Outcome {
+    private func stop(_ change: (ContainerLanding) -> Void) -> [any Error] {
         condition.lock()
         defer { condition.unlock() }
         change(self)
         condition.broadcast()
         while running > 0 { condition.wait() }
-        return outcome
+        return failures
     }
 
     private func work() {
@@ -159,12 +159,9 @@ final class ContainerLanding: @unchecked Sendable {
             }
             let (c, image) = pending.remove(at: i)
             var failure: (any Error)?
-            // The image is recorded before its first container, with the lock held so it is written once.
-            if let image, !recorded.contains(image.name) {
-                do {
-                    try landing.images.write(image.record, as: try ImageName(parsing: image.name))
-                    recorded.insert(image.name)
-                } catch { failure = error }
+            // The image is recorded before its first container.
+            if let image {
+                do { try recordLocked(image) } catch { failure = error }
             }
             condition.unlock()
             if failure == nil {
@@ -173,8 +170,7 @@ final class ContainerLanding: @unchecked Sendable {
                 }
             }
             condition.lock()
-            outcome.containers.insert(c.id)
-            if let failure { outcome.failures.append(failure) }
+            if let failure { failures.append(failure) }
         }
     }
 }

@@ -83,7 +83,7 @@ struct SyncReceiver {
         let containers = ContainerLanding(landing: landing, images: offer.images, containers: offer.containers)
         containers.start()
         var landed = false
-        defer { if !landed { _ = containers.abandon() } }
+        defer { if !landed { containers.abandon() } }
         var midBlobArmed = Failpoint.armed(Self.midBlobFailpoint)
         var index = 0
         while true {
@@ -97,34 +97,22 @@ struct SyncReceiver {
                 }
                 let writer = try prepared.removeValue(forKey: h.digest)
                     ?? BlobContent.cas { try store.beginBlob(expected: h.digest, expectedSize: h.size, mediaType: o.mediaType) }
-                let diffID = layerDiffID[h.digest]
-                // A layer is unpacked while it arrives, as pull does; a resumed blob is unpacked
-                // from the file once complete (its first bytes came in an earlier run).
-                let stream = h.offset == 0 && diffID != nil
-                    ? try? store.beginStreamingUnpack(blob: h.digest, expectedSize: h.size, diffID: diffID, maxExpansion: maxLayerExpansion)
-                    : nil
-                do {
+                // A resumed blob is unpacked from the file once complete (its first bytes came in an
+                // earlier run). A cut connection keeps what came of a large blob for the rerun;
+                // anything damaged or refused goes.
+                try unpacks.ingest(writer, digest: h.digest, size: h.size, diffID: layerDiffID[h.digest], whileArriving: h.offset == 0,
+                                   keepPartial: { if case RuntimeError.syncConnectionLost = $0 { return true } else { return false } },
+                                   mismatch: { RuntimeError.syncObjectMismatch(h.digest.description, actual: $0.description) }) { sink in
                     while writer.bytesWritten < h.size {
                         let c = try connection.expect(.chunk)
-                        try BlobContent.cas { try writer.write(c.payload) }
-                        stream?.feed(c.payload)
+                        try sink(c.payload)
                         progress?(.progress(index: index, bytes: Int64(writer.bytesWritten - h.offset)))
                         if midBlobArmed && o.size >= Self.resumableSize && writer.bytesWritten >= h.size / 2 {
                             midBlobArmed = false
                             Failpoint.hit(Self.midBlobFailpoint)
                         }
                     }
-                    do { _ = try BlobContent.cas { try writer.commit() } } catch CASError.digestMismatch(let expected, let actual) {
-                        throw RuntimeError.syncObjectMismatch(expected.description, actual: actual.description)
-                    }
-                } catch {
-                    stream?.abandon()
-                    // A cut connection keeps what came of a large blob for the rerun; anything
-                    // damaged or refused goes.
-                    if case RuntimeError.syncConnectionLost = error { writer.keepPartial() } else { writer.abort() }
-                    throw error
                 }
-                if let diffID { unpacks.add(blob: h.digest, diffID: diffID, stream: stream) }
                 containers.poke()
                 progress?(.done(index: index))
                 index += 1
@@ -200,6 +188,33 @@ final class BackgroundUnpacks: Sendable {
     init(store: Store, limit: Int, maxExpansion: UInt64?) {
         self.store = store; self.maxExpansion = maxExpansion
         slots = DispatchSemaphore(value: limit)
+    }
+
+    /// Stores one object that arrives in chunks (a sync's frames, a bundle's tar entry) through
+    /// `writer`, verified at commit, then finishes its unpack here when it is a layer (`diffID`).
+    /// With `whileArriving` a layer is unpacked as it arrives, as pull does. `feed` calls its argument
+    /// with each chunk in order. On a failure the writer keeps its partial file when `keepPartial`
+    /// says so, else drops it; a digest mismatch is thrown as `mismatch(actual)`.
+    func ingest(_ writer: BlobWriter, digest: Digest, size: UInt64, diffID: Digest?, whileArriving: Bool,
+                keepPartial: (any Error) -> Bool, mismatch: (Digest) -> any Error,
+                feed: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        let stream = whileArriving
+            ? diffID.flatMap { try? store.beginStreamingUnpack(blob: digest, expectedSize: size, diffID: $0, maxExpansion: maxExpansion) }
+            : nil
+        do {
+            try feed { chunk in
+                try BlobContent.cas { try writer.write(chunk) }
+                stream?.feed(chunk)
+            }
+            do { _ = try BlobContent.cas { try writer.commit() } } catch CASError.digestMismatch(_, let actual) {
+                throw mismatch(actual)
+            }
+        } catch {
+            stream?.abandon()
+            if keepPartial(error) { writer.keepPartial() } else { writer.abort() }
+            throw error
+        }
+        if let diffID { add(blob: digest, diffID: diffID, stream: stream) }
     }
 
     /// Finishes the streamed unpack of `blob` (committed), or unpacks it from the blob file.

@@ -116,7 +116,9 @@ final class ArchiveWriter {
 
     /// A regular file of `size` bytes read from `fd` (from its current offset). Fails if the file
     /// is shorter than `size` (it changed while being archived); extra bytes are not written.
-    func file(_ path: String, perm: mode_t, owner: Owner, mtime: timespec, size: Int64, fd: Int32, source: String) throws {
+    /// `progress` gets the bytes written so far after each chunk.
+    func file(_ path: String, perm: mode_t, owner: Owner, mtime: timespec, size: Int64, fd: Int32, source: String,
+              progress: ((Int64) -> Void)? = nil) throws {
         begin(path, type: S_IFREG, perm: perm, owner: owner, mtime: mtime, size: size)
         try writeHeader(path)
         var left = size
@@ -129,6 +131,7 @@ final class ArchiveWriter {
             if n == 0 { throw RuntimeError.archiveWrite(destination, "\(source) became shorter while it was archived; try again when nothing writes to it") }
             try data(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), path)
             left -= Int64(n)
+            progress?(size - left)
         }
     }
 

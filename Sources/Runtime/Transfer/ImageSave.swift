@@ -55,8 +55,9 @@ public enum ImageSave {
 
     static let epoch = timespec(tv_sec: 0, tv_nsec: 0)
 
-    /// Writes a stored blob as an archive entry.
-    static func writeBlob(_ store: Store, _ d: Digest, as path: String, to w: ArchiveWriter) throws {
+    /// Writes a stored blob as an archive entry (mode `perm`); `progress` gets the bytes written so far.
+    static func writeBlob(_ store: Store, _ d: Digest, as path: String, to w: ArchiveWriter, perm: mode_t = 0o644,
+                          progress: ((Int64) -> Void)? = nil) throws {
         let p = store.blobPath(d)
         let fd = Glibc.open(p, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
@@ -66,7 +67,8 @@ public enum ImageSave {
         defer { _ = close(fd) }
         var st = stat()
         if fstat(fd, &st) != 0 { throw RuntimeError.io("stat", p, errno) }
-        try w.file(path, perm: 0o644, owner: ArchiveWriter.Owner(), mtime: epoch, size: Int64(st.st_size), fd: fd, source: p)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        try w.file(path, perm: perm, owner: ArchiveWriter.Owner(), mtime: epoch, size: Int64(st.st_size), fd: fd, source: p, progress: progress)
     }
 
     static func readBlob(_ store: Store, _ d: Digest) throws -> [UInt8] {
