@@ -12,7 +12,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 source "$here/scripts/lib/registry.sh"
 die() { echo "release-check.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run it as root (it uses debootstrap and chroot)"
-tarball=$(readlink -f "${1:?usage: release-check.sh TARBALL [SUITE...]}")
+[ -f "${1:-}" ] || die "usage: release-check.sh TARBALL [SUITE...] (${1:-no tarball given}: no such file; scripts/release.sh makes it)"
+tarball=$(readlink -f "$1")
 shift
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(bullseye trixie)
@@ -83,26 +84,13 @@ for a in sh echo cat true; do ln -s busybox "$work/img/bin/$a"; done
 build_oci_image "$work/layout" latest '["/bin/sh"]' "$work/img"
 start_registry "$work/registry"
 push_oci "$work/layout" latest check/busybox:1
-HTTP_PORT=$REGISTRY_PORT
+HTTP_PORT=$REGISTRY_PORT HTTP_PID=$REGISTRY_PID
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
   -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
-TLS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/tls.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry/storage
-http:
-  addr: 127.0.0.1:$TLS_PORT
-  tls:
-    certificate: $work/tls.crt
-    key: $work/tls.key
-YML
-docker-registry serve "$work/tls.yml" > "$work/tls.log" 2>&1 &
-TLS_PID=$!
-for _ in $(seq 100); do curl -s --cacert "$work/tls.crt" "https://127.0.0.1:$TLS_PORT/v2/" >/dev/null && break; sleep 0.1; done
+# The same storage over https, with the self-signed certificate.
+start_registry "$work/registry" "$work/tls.crt" "$work/tls.key"
+TLS_PORT=$REGISTRY_PORT TLS_PID=$REGISTRY_PID
+REGISTRY_PID=$HTTP_PID
 
 # --- each distribution ---------------------------------------------------------------------------
 check_suite() {

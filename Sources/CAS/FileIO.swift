@@ -58,6 +58,12 @@ public enum FileIO {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// Whether `path` (links followed) is a regular file.
+    public static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
     public static func readFile(_ path: String) throws -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         defer { _ = close(fd) }

@@ -1,13 +1,18 @@
 # Shell helpers shared by the demo and the benchmarks: a local Debian docker-registry on loopback and
 # OCI images built from Debian's busybox-static, pushed with skopeo. Source this file; needs bash.
 
-# start_registry DIR: starts docker-registry on a free 127.0.0.1 port with its storage in DIR,
-# waits until it answers, and sets REGISTRY_PORT and REGISTRY_PID. stop_registry stops it.
+# start_registry DIR [CERT KEY]: starts docker-registry on a free 127.0.0.1 port with its storage in
+# DIR (over https with CERT and KEY when given), waits until it answers, and sets REGISTRY_PORT and
+# REGISTRY_PID. stop_registry stops it.
 start_registry() {
-  local dir=$1
+  local dir=$1 cert=${2:-} key=${3:-} tls="" scheme=http
   mkdir -p "$dir/storage"
   REGISTRY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cat > "$dir/config.yml" <<YML
+  if [ -n "$cert" ]; then
+    scheme=https
+    tls=$(printf '  tls:\n    certificate: %s\n    key: %s' "$cert" "$key")
+  fi
+  cat > "$dir/config-$REGISTRY_PORT.yml" <<YML
 version: 0.1
 log:
   level: error
@@ -18,16 +23,17 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$REGISTRY_PORT
+$tls
 YML
-  docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
+  docker-registry serve "$dir/config-$REGISTRY_PORT.yml" > "$dir/registry-$REGISTRY_PORT.log" 2>&1 &
   REGISTRY_PID=$!
   for _ in $(seq 100); do
-    if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$REGISTRY_PORT/v2/')" 2>/dev/null; then
+    if python3 -c "import ssl,urllib.request; urllib.request.urlopen('$scheme://127.0.0.1:$REGISTRY_PORT/v2/', context=ssl._create_unverified_context())" 2>/dev/null; then
       return 0
     fi
     sleep 0.1
   done
-  echo "docker-registry did not start; see $dir/registry.log" >&2
+  echo "docker-registry did not start; see $dir/registry-$REGISTRY_PORT.log" >&2
   return 1
 }
 

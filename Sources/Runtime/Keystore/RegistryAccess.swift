@@ -46,8 +46,7 @@ public enum RegistryAccess {
         var options = HTTPOptions(httpProxy: proxy, insecure: try configuration.httpInsecure, environment: environment)
         for variable in caBundleVariables {
             guard let file = environment[variable], !file.isEmpty else { continue }
-            var st = stat()
-            guard stat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            guard FileIO.isRegularFile(file) else {
                 throw RuntimeError.badEnvironment(variable: variable, value: file,
                                                   expected: "the path of a PEM file of CA certificates")
             }
@@ -55,10 +54,7 @@ public enum RegistryAccess {
             break
         }
         if options.caFile == nil, Release.directory != nil {
-            options.caFile = systemCABundles.first { path in
-                var st = stat()
-                return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
-            }
+            options.caFile = systemCABundles.first(where: FileIO.isRegularFile)
         }
         options.timeoutSeconds = try configuration.timeout
         options.downloadTimeoutSeconds = try configuration.downloadTimeout

@@ -62,15 +62,21 @@ public enum SSHTransport {
                                          remoteArguments: ["sh", "-c", "sha256sum \(dir)/udocker 2>/dev/null || true"])
         if let local, let there = run(check, stdinFile: "/dev/null"), there.status == 0,
            there.output.split(separator: " ").first.map(String.init) == local { return }
-        let script = "mkdir -p \(dir) && t=\(dir)/.udocker.$$ && cat > \"$t\" && chmod 755 \"$t\" && mv -f \"$t\" \(dir)/udocker"
-        let copy = try location.command(sshCommand: options.sshCommand, remoteArguments: ["sh", "-c", script])
-        guard let done = run(copy, stdinFile: me) else {
-            throw RuntimeError.syncInstallRemoteFailed(location: location.description, reason: "\(copy[0]) cannot be started")
+        try copy(me, location, options: options,
+                 script: "mkdir -p \(dir) && t=\(dir)/.udocker.$$ && cat > \"$t\" && chmod 755 \"$t\" && mv -f \"$t\" \(dir)/udocker")
+    }
+
+    /// Runs `script` on the far host with the file `input` as its standard input: ssh's own failure
+    /// and any other non-zero status are errors.
+    private static func copy(_ input: String, _ location: SSHLocation, options: SSHOptions, script: String) throws {
+        let argv = try location.command(sshCommand: options.sshCommand, remoteArguments: ["sh", "-c", script])
+        guard let done = run(argv, stdinFile: input) else {
+            throw RuntimeError.syncInstallRemoteFailed(location: location.description, reason: "\(argv[0]) cannot be started")
         }
-        if done.status == 255 { throw RuntimeError.syncSSHFailed(location: location.description, stderr: done.output.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let said = done.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if done.status == 255 { throw RuntimeError.syncSSHFailed(location: location.description, stderr: said) }
         guard done.status == 0 else {
-            throw RuntimeError.syncInstallRemoteFailed(location: location.description,
-                                                       reason: "the copy exited with status \(done.status): \(done.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw RuntimeError.syncInstallRemoteFailed(location: location.description, reason: "the copy exited with status \(done.status): \(said)")
         }
     }
 
@@ -92,11 +98,8 @@ public enum SSHTransport {
         guard let packed = Launcher.capture(["/bin/tar", "-C", release, "-czf", tarball, "."]), packed.status == 0 else {
             throw fail("cannot pack \(release) into \(tarball): \(Launcher.capture(["/bin/tar", "--version"]) == nil ? "no /bin/tar" : "tar failed"); set TMPDIR to a directory with room")
         }
-        let script = "mkdir -p \"$HOME/.cache/udocker\" && t=\(dir).new.$$ && rm -rf \"$t\" && mkdir \"$t\" && tar -xzf - -C \"$t\" && rm -rf \(dir) && mv \"$t\" \(dir)"
-        let copy = try location.command(sshCommand: options.sshCommand, remoteArguments: ["sh", "-c", script])
-        guard let done = run(copy, stdinFile: tarball) else { throw fail("\(copy[0]) cannot be started") }
-        if done.status == 255 { throw RuntimeError.syncSSHFailed(location: location.description, stderr: done.output.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        guard done.status == 0 else { throw fail("the copy exited with status \(done.status): \(done.output.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        try copy(tarball, location, options: options,
+                 script: "mkdir -p \"$HOME/.cache/udocker\" && t=\(dir).new.$$ && rm -rf \"$t\" && mkdir \"$t\" && tar -xzf - -C \"$t\" && rm -rf \(dir) && mv \"$t\" \(dir)")
         return remote
     }
 

@@ -48,8 +48,13 @@ struct Completion: UdockerCommand {
         return found
     }
 
-    static let generalOptions = ["-h", "--help", "-V", "--version", "-D", "--debug", "-q", "--quiet", "--insecure",
-                                 "--repo=", "--allow-root", "--config="]
+    /// -h/--help and -V/--version, then the general options of `udocker --help` ("--repo=" for
+    /// "--repo=<directory>").
+    static var generalOptions: [String] {
+        ["-h", "--help", "-V", "--version"] + GeneralHelp.generalOptions.flatMap { line in
+            line.usage.components(separatedBy: ", ").map { String($0.prefix { $0 != "<" }) }
+        }
+    }
 
     static func bashScript() -> String {
         var cases = ""

@@ -12,12 +12,7 @@ enum GeneralHelp {
             "  udocker [-V|--version|version]  :Display udocker and tarball version and exits",
             "",
             "General options common to all commands must appear before the command:",
-            format(HelpLine(usage: "-D, --debug", text: "Debug")),
-            format(HelpLine(usage: "-q, --quiet", text: "Less verbosity")),
-            format(HelpLine(usage: "--insecure", text: "Allow insecure non authenticated https")),
-            format(HelpLine(usage: "--repo=<directory>", text: "Use repository at directory")),
-            format(HelpLine(usage: "--allow-root", text: "Allow execution by root NOT recommended")),
-            format(HelpLine(usage: "--config=<conf_file>", text: "Use configuration <conf_file>")),
+        ] + generalOptions.map(format) + [
             "",
             "Commands:",
         ]
@@ -49,6 +44,16 @@ enum GeneralHelp {
         ]
         return lines.joined(separator: "\n")
     }
+
+    /// The options that go before the command (completion offers them too).
+    static let generalOptions: [HelpLine] = [
+        HelpLine(usage: "-D, --debug", text: "Debug"),
+        HelpLine(usage: "-q, --quiet", text: "Less verbosity"),
+        HelpLine(usage: "--insecure", text: "Allow insecure non authenticated https"),
+        HelpLine(usage: "--repo=<directory>", text: "Use repository at directory"),
+        HelpLine(usage: "--allow-root", text: "Allow execution by root NOT recommended"),
+        HelpLine(usage: "--config=<conf_file>", text: "Use configuration <conf_file>"),
+    ]
 
     /// "  usage" padded to udocker's column 32, then ":text".
     static func format(_ line: HelpLine) -> String {
