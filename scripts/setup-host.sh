@@ -18,6 +18,8 @@ APT_PACKAGES=(
   openssh-server openssh-client rsync
   # the release (scripts/release.sh: strip, objdump) and its check in other distributions
   binutils debootstrap curl file
+  # group stores: the same store directory seen through FUSE, as a network filesystem is
+  bindfs fuse3
 )
 TEST_USER=${UDOCKER_TEST_USER:-udocker-test}
 # A second unprivileged user without subordinate ids: the store-protection tests run again as it,
@@ -86,7 +88,7 @@ AuthorizedKeysFile .ssh/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
-AllowUsers $PEER_USER $TEST_USER
+AllowUsers $PEER_USER $TEST_USER $NOSUB_USER
 UsePAM no
 PrintMotd no
 AcceptEnv LANG UDOCKER_*
@@ -97,10 +99,19 @@ install -d -m 700 -o "$TEST_USER" -g "$TEST_USER" "$home/.ssh"
 [ -f "$key" ] || runuser -u "$TEST_USER" -- ssh-keygen -q -t ed25519 -N '' -C udocker-sync-tests -f "$key"
 install -d -m 700 -o "$PEER_USER" -g "$PEER_USER" "$peer_home/.ssh"
 install -m 600 -o "$PEER_USER" -g "$PEER_USER" "$key.pub" "$peer_home/.ssh/authorized_keys"
+# The group-store tests reach the user without subordinate ids the same way.
+nosub_home=$(getent passwd "$NOSUB_USER" | cut -d: -f6)
+install -d -m 700 -o "$NOSUB_USER" -g "$NOSUB_USER" "$nosub_home/.ssh"
+install -m 600 -o "$NOSUB_USER" -g "$NOSUB_USER" "$key.pub" "$nosub_home/.ssh/authorized_keys"
 # UsePAM no: an account whose password field is locked ('!') is refused; '*' is "no password" and logs in by key.
 usermod -p '*' "$PEER_USER"
+usermod -p '*' "$NOSUB_USER"
 printf '[127.0.0.1]:%s %s\n' "$SSHD_PORT" "$(cut -d' ' -f1,2 "$SSHD_DIR/host_ed25519.pub")" > "$home/.ssh/known_hosts"
 chown "$TEST_USER": "$home/.ssh/known_hosts"
+if [ -f "$SSHD_DIR/sshd.pid" ] && kill -0 "$(cat "$SSHD_DIR/sshd.pid")" 2>/dev/null; then
+  kill -HUP "$(cat "$SSHD_DIR/sshd.pid")"   # re-reads sshd_config (AllowUsers may have changed)
+  sleep 0.5
+fi
 if ! { [ -f "$SSHD_DIR/sshd.pid" ] && kill -0 "$(cat "$SSHD_DIR/sshd.pid")" 2>/dev/null; }; then
   echo "==> starting the test sshd on 127.0.0.1:$SSHD_PORT"
   /usr/sbin/sshd -f "$SSHD_DIR/sshd_config"
@@ -121,3 +132,31 @@ if ! runuser -u "$TEST_USER" -- ssh -o BatchMode=yes -i "$key" -p "$SSHD_PORT" "
   echo "setup-host.sh: $TEST_USER cannot log in to $PEER_USER through the test sshd on port $SSHD_PORT" >&2
   exit 1
 fi
+
+# Group stores (Tests/TestSupport/GroupFixture.swift): the test users share one Unix group and a
+# project directory owned by it, as on a cluster, seen directly and through a FUSE mount of itself
+# (bindfs), which udocker treats as the network filesystem it is.
+GROUP=${UDOCKER_TEST_GROUP:-udocker-group}
+GROUP_DIR=/var/tmp/udocker-group
+GROUP_FUSE=/var/tmp/udocker-group-fuse
+groupadd -f "$GROUP"
+for u in "$TEST_USER" "$PEER_USER" "$NOSUB_USER"; do
+  id -nG "$u" | tr ' ' '\n' | grep -qx "$GROUP" || usermod -aG "$GROUP" "$u"
+done
+install -d -m 2775 -o root -g "$GROUP" "$GROUP_DIR"
+mkdir -p "$GROUP_FUSE"
+fuse_ok=0
+if mountpoint -q "$GROUP_FUSE"; then
+  fuse_ok=1
+elif [ -e /dev/fuse ] && bindfs -o allow_other "$GROUP_DIR" "$GROUP_FUSE" 2>/dev/null; then
+  fuse_ok=1
+else
+  echo "setup-host.sh: cannot mount $GROUP_DIR through FUSE (no /dev/fuse?); the FUSE group-store tests are skipped" >&2
+fi
+cat > /etc/udocker-test-group.env <<ENV
+UDOCKER_TEST_GROUP=$GROUP
+UDOCKER_TEST_GROUP_DIR=$GROUP_DIR
+UDOCKER_TEST_GROUP_FUSE=$([ "$fuse_ok" = 1 ] && echo "$GROUP_FUSE")
+UDOCKER_TEST_NOSUB_USER=$NOSUB_USER
+ENV
+chmod 644 /etc/udocker-test-group.env

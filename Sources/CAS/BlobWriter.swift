@@ -132,7 +132,11 @@ public final class BlobWriter {
 
         var typeWritten = false
         do {
-            try store.files.makeDirectory(layout.blobDir(actual))
+            if store.group != nil {
+                try store.makeGroupDirectory(layout.blobDir(actual))
+            } else {
+                try store.files.makeDirectory(layout.blobDir(actual))
+            }
             if let t = mediaType, !t.isEmpty, !FileIO.exists(layout.blobTypePath(actual)) {
                 // Before the blob, so a visible blob never lacks its type; first writer's type wins.
                 // Its directory is fsynced once below, for both names.

@@ -17,6 +17,12 @@ public enum CASError: Error, CustomStringConvertible, Equatable, Sendable {
     case locked(String)
     case internalFailure(String)
     case userNamespace(String)
+    /// A group store that cannot be used or made (not a member, wrong permissions): the whole sentence.
+    case groupStore(String)
+    /// A file of a layer's shared tree that no longer matches layer.json (its owner's run wrote it).
+    case sharedLayerChanged(Digest, String)
+    /// The store's filesystem refuses file locks (ENOLCK, ENOSYS): what was refused because of it.
+    case locksUnsupported(path: String, refused: String)
 
     public var description: String {
         switch self {
@@ -44,6 +50,12 @@ public enum CASError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(s) is locked by another udocker process: wait for it to finish and try again"
         case .userNamespace(let s):
             return "cannot protect the store's files through a user namespace: \(s). Check that newuidmap and newgidmap are setuid root and that /etc/subuid and /etc/subgid give this user a range, or set UDOCKER_STORE_PROTECTION=detect"
+        case .groupStore(let s):
+            return s
+        case .sharedLayerChanged(let d, let path):
+            return "/\(path) of unpacked layer \(d) was changed in place in the store (a run of the member who unpacked it wrote it), so it is not copied for your containers: that member (or anyone, with 'udocker store verify --repair') restores it"
+        case .locksUnsupported(let path, let refused):
+            return "the filesystem of \(path) does not support file locks (as Lustre mounted without 'flock', or an NFS server without a lock manager): \(refused), because without locks it could remove what a pull on another host is storing. Mount the filesystem with lock support (Lustre: -o flock; NFS: run rpc.statd/lockd), or run it on a host where locks work"
         case .internalFailure(let s):
             return "internal error: \(s); please report it"
         }

@@ -8,7 +8,7 @@ public enum Failpoint {
     /// Names used by the store. Listed so tests and docs can refer to them.
     public static let names = [
         "ingest-mid-write", "ingest-before-rename", "ingest-after-rename", "index-mid-txn", "unpack-mid",
-        "seal-mid", "container-checked",
+        "seal-mid", "container-checked", "no-locks",
     ]
 
     /// Whether UDOCKER_FAILPOINT names `name` (for code that must reach the point by another way).

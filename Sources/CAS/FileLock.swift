@@ -20,12 +20,7 @@ public final class FileLock {
             f = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         }
         if f < 0 { throw CASError.io("open lock file", path, errno) }
-        if ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0) != 0 {
-            let e = errno
-            _ = close(f)
-            if e == EAGAIN || e == EACCES { throw CASError.locked(path) }
-            throw CASError.io("lock", path, e)
-        }
+        try FileLock.lock(f, path: path, exclusive: exclusive, wait: wait)
         fd = f
     }
 
@@ -33,13 +28,29 @@ public final class FileLock {
     /// that open the file themselves (relative to a directory, without following links).
     public init(descriptor: Int32, path: String, exclusive: Bool = true, wait: Bool = true) throws {
         self.path = path
-        if ud_ofd_lock(descriptor, exclusive ? 1 : 0, wait ? 1 : 0) != 0 {
-            let e = errno
-            _ = close(descriptor)
-            if e == EAGAIN || e == EACCES { throw CASError.locked(path) }
-            throw CASError.io("lock", path, e)
-        }
+        try FileLock.lock(descriptor, path: path, exclusive: exclusive, wait: wait)
         fd = descriptor
+    }
+
+    /// Takes the OFD lock on `f`, closing it on failure. A filesystem that refuses locks (Lustre
+    /// without `flock`, NFS without a lock manager; the failpoint "no-locks" plays one) is
+    /// `CASError.locksUnsupported`, so callers can tell it from a lock held by someone else.
+    private static func lock(_ f: Int32, path: String, exclusive: Bool, wait: Bool) throws {
+        // The failpoint plays a store's filesystem: the store's locks, not a local index's.
+        let refused = Failpoint.armed("no-locks") && path.contains("/locks/")
+        var rc = refused ? -1 : ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0)
+        var e = refused ? ENOLCK : errno
+        if rc != 0 && e == EINTR {
+            rc = ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0)
+            e = errno
+        }
+        guard rc != 0 else { return }
+        _ = close(f)
+        if e == EAGAIN || e == EACCES { throw CASError.locked(path) }
+        if e == ENOLCK || e == ENOSYS || e == EOPNOTSUPP || e == EINVAL {
+            throw CASError.locksUnsupported(path: path, refused: "the lock was not taken")
+        }
+        throw CASError.io("lock", path, e)
     }
 
     /// Releases the lock (closing the descriptor drops it). Safe to call twice.
@@ -52,6 +63,17 @@ public final class FileLock {
     }
 
     deinit { unlock() }
+
+    /// Runs `body` holding the lock on `path`, or without it where the filesystem refuses locks: for
+    /// short ref and layer.json updates, which are atomic renames of their own and stay correct
+    /// unlocked except for the index's staleness counter (the index resyncs from the files). GC and
+    /// rmi's deletions never run unlocked.
+    public static func withIfSupported<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        let lock: FileLock
+        do { lock = try FileLock(path: path) } catch CASError.locksUnsupported { return try body() }
+        defer { lock.unlock() }
+        return try body()
+    }
 
     /// Runs `body` while holding the lock on `path`.
     public static func with<T>(_ path: String, exclusive: Bool = true, _ body: () throws -> T) throws -> T {

@@ -135,6 +135,8 @@ extension Store {
     /// added to the existing layer.json.
     func adoptLayer(tempDir: String, manifest m: LayerManifest) throws -> LayerManifest {
         try writeFileDurably(tempDir + "/layer.json", try StoreFiles.encode(m))
+        if onNetworkFilesystem { try settleFileTimes(tempDir + "/root", manifest: m) }
+        try shareTree(tempDir)
         _ = sealTempLayer(tempDir, manifest: m)
         try FileIO.fsyncDirectory(tempDir)
         Failpoint.hit("unpack-mid")
@@ -155,7 +157,7 @@ extension Store {
     /// Adds blobs to an existing layer's layer.json (under the layers lock, so concurrent additions
     /// are not lost).
     func addBlobs(_ blobs: [Digest], toLayer diffID: Digest) throws -> LayerManifest {
-        try FileLock.with(layout.layersLock) {
+        try FileLock.withIfSupported(layout.layersLock) {
             guard var m = try files.layerManifest(diffID) else { throw CASError.layerMissing(diffID) }
             if !Set(blobs).isSubset(of: Set(m.blobs)) {
                 m.blobs = Array(Set(m.blobs).union(blobs)).sorted()
@@ -166,6 +168,19 @@ extension Store {
                 try? index.write { t in try indexLayer(m, lastUse: mtime, withFiles: !known, t) }
             }
             return m
+        }
+    }
+
+    /// Sets every regular file's mtime again, by name and with an explicit atime, on a network
+    /// filesystem: some FUSE filesystems (bindfs 1.14) take UTIME_OMIT for "now" and set both times.
+    func settleFileTimes(_ root: String, manifest m: LayerManifest) throws {
+        var times = [timespec(), timespec()]
+        for e in m.entries where e.kind == .file {
+            times[0] = timespec(tv_sec: Int(e.mtime), tv_nsec: 0)
+            times[1] = times[0]
+            if utimensat(AT_FDCWD, root + "/" + e.path, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT {
+                throw CASError.io("set times of", root + "/" + e.path, errno)
+            }
         }
     }
 

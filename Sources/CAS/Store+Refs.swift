@@ -43,6 +43,18 @@ public enum Holder {
     /// need not be durable, only atomic.
     static func isPending(_ holder: String) -> Bool { holder.hasPrefix("pending/") }
 
+    /// How long a reservation of a process on another host (which this host cannot check) is honoured
+    /// after its last change: the same day temp files of other hosts are kept (TempName.maxAge).
+    public static let foreignPendingLifetime: Int64 = TempName.maxAge
+
+    /// Whether `holder` is a reservation of another host's process, last changed at `mtime`, that
+    /// has outlived `foreignPendingLifetime`.
+    static func isExpiredForeignPending(_ holder: String, mtime: Int64, now: Int64) -> Bool {
+        let c = holder.split(separator: "/")
+        guard c.count >= 3, c[0] == "pending", String(c[1]) != ProcessIdentity.host else { return false }
+        return now - mtime > foreignPendingLifetime
+    }
+
     /// Whether `holder` is a pending holder of a process that is gone (checked on this host only).
     public static func isDeadPending(_ holder: String) -> Bool {
         let c = holder.split(separator: "/")
@@ -99,7 +111,7 @@ extension Store {
         guard Holder.isValid(holder) else {
             throw CASError.internalFailure("invalid holder name '\(holder)': use letters, digits, '/' and . _ - : @ + = ,")
         }
-        try FileLock.with(layout.refsLock) {
+        try FileLock.withIfSupported(layout.refsLock) {
             let gen = files.refsGeneration() + 1
             // A reservation's change is not fsynced (see `Holder.isPending`). If a crash loses this
             // bump, the next durable change reuses the number and the index, a generation ahead or
@@ -169,7 +181,7 @@ extension Store {
             try t.get(.meta, Array("refs-generation".utf8)).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) }
         }
         if indexGen == fileGen { return }
-        try FileLock.with(layout.refsLock) {
+        try FileLock.withIfSupported(layout.refsLock) {
             try resyncRefsLocked(generation: files.refsGeneration())
         }
     }

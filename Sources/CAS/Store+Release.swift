@@ -11,6 +11,8 @@ public struct ReleaseReport: Sendable, Equatable {
     /// Digests of the holder that another holder (image, container, running pull) still holds.
     public var kept: [Digest] = []
     public var bytesFreed: UInt64 = 0
+    /// The store's filesystem refuses locks, so nothing was deleted (only the holder removed).
+    public var locksUnsupported = false
 }
 
 extension Store {
@@ -25,10 +27,20 @@ extension Store {
             throw CASError.internalFailure("invalid holder name '\(holder)': use letters, digits, '/' and . _ - : @ + = ,")
         }
         var report = ReleaseReport()
-        let gcLock = try FileLock(path: layout.gcLock)
-        defer { gcLock.unlock() }
-        let refsLock = try FileLock(path: layout.refsLock)
-        defer { refsLock.unlock() }
+        let gcLock: FileLock, refsLock: FileLock
+        do {
+            gcLock = try FileLock(path: layout.gcLock)
+            refsLock = try FileLock(path: layout.refsLock)
+        } catch CASError.locksUnsupported {
+            // Without locks nothing is deleted (a pull elsewhere may be reserving these digests): the
+            // holder goes, its objects stay for a GC where locks work.
+            let digests = (try? files.readRefFile(layout.refsDir + "/" + Holder.fileName(holder)))?.digests ?? []
+            try removeRef(holder: holder)
+            report.kept = Array(Set(digests)).sorted()
+            report.locksUnsupported = true
+            return report
+        }
+        defer { refsLock.unlock(); gcLock.unlock() }
 
         let path = layout.refsDir + "/" + Holder.fileName(holder)
         guard FileIO.exists(path) else { return report }

@@ -25,20 +25,32 @@ extension Store {
         sealed ? sealedFileMode(imageMode) : UInt32(LayerTreeWriter.storeFileMode(imageMode))
     }
 
+    /// The modes a store file may have: sealed, or as the unpacker leaves it (plus read access for
+    /// the group and others in a group store, see `shareTree`).
+    public static func storeFileModes(_ imageMode: UInt32, sealed: Bool) -> [UInt32] {
+        let m = storeFileMode(imageMode, sealed: sealed)
+        return sealed || m & 0o044 == 0o044 ? [m] : [m, m | 0o044]
+    }
+
     /// What a layer's `sealed` file holds: "<subuid>:<subgid>\n".
     static func sealText(_ owner: SealOwner) -> [UInt8] { Array("\(owner.subuid):\(owner.subgid)\n".utf8) }
 
     /// The owner recorded in the layer's `sealed` file, or nil when the layer is not (completely) sealed.
     public func sealOwner(ofLayer diffID: Digest) -> (uid: UInt32, gid: UInt32)? {
-        guard let bytes = try? FileIO.readFile(layout.layerSealFile(diffID)) else { return nil }
+        sealOwner(file: layout.layerSealFile(diffID))
+    }
+
+    /// The owner a seal marker (of a layer or a private copy) records.
+    func sealOwner(file: String) -> (uid: UInt32, gid: UInt32)? {
+        guard let bytes = try? FileIO.readFile(file) else { return nil }
         let f = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == ":" || $0 == "\n" })
         guard f.count >= 2, let u = UInt32(f[0]), let g = UInt32(f[1]) else { return nil }
         return (u, g)
     }
 
-    /// Whether the layer is sealed for this user's subordinate ids.
+    /// Whether the tree this user's containers link for the layer is sealed for its subordinate ids.
     public func isSealed(_ diffID: Digest) -> Bool {
-        guard let o = protection.owner, let s = sealOwner(ofLayer: diffID) else { return false }
+        guard let o = protection.owner, let s = sealOwner(file: layout.linkSealFile(diffID)) else { return false }
         return s.uid == o.subuid && s.gid == o.subgid
     }
 
@@ -71,6 +83,8 @@ extension Store {
             let marker = tempDir + "/sealed"
             let fd = try FileIO.open(marker, O_WRONLY | O_CREAT | O_EXCL, 0o444)
             defer { _ = close(fd) }
+            // Every member reads it (in a group store), whatever this one's umask.
+            _ = fchmod(fd, 0o444)
             try Self.sealText(owner).withUnsafeBytes { try FileIO.writeAll(fd, $0, path: marker) }
             return true
         } catch {

@@ -84,6 +84,13 @@ extension Store {
             r.notes.append("removed \(p), the media type of a blob that is not stored")
         }
         for d in try files.layerDiffIDs() { checkLayer(d, repair: repair, into: &r) }
+        for c in privateCopies() {
+            if FileIO.exists(layout.layerDir(c.diffID)) {
+                checkLayer(c.diffID, repair: repair, into: &r, privateOf: c.uid)
+            } else if repair && removePrivateCopy(uid: c.uid, c.diffID) {
+                r.notes.append("removed the private copy of user \(c.uid) of layer \(c.diffID), which is no longer in the store")
+            }
+        }
         for p in try files.badRefFiles() {
             let fixed = repair && (try? FileLock.with(layout.refsLock) { try FileIO.removeTree(p) }) != nil
             r.add(.badRefFile, p, "ref file \(p) is unreadable or misnamed", repaired: fixed)
@@ -182,15 +189,19 @@ extension Store {
         var file: VerifyProblem.ChangedFile
     }
 
-    func checkLayer(_ diffID: Digest, repair: Bool, into r: inout VerifyReport) {
+    /// Checks a layer's shared tree, or with `privateOf` that member's private copy of it (whose
+    /// repair is its removal: the member's next create makes it again).
+    func checkLayer(_ diffID: Digest, repair: Bool, into r: inout VerifyReport, privateOf uid: UInt32? = nil) {
         r.layersChecked += 1
         var bad = [String]()
         var changed = [Changed]()
         let manifest: LayerManifest?
         do { manifest = try files.layerManifest(diffID) } catch { manifest = nil }
-        let sealedBy = sealOwner(ofLayer: diffID)
+        let privateDir = uid.map { layout.privateLayerDir(uid: $0, diffID) }
+        let what = uid.map { "the private copy of user \($0) of unpacked layer \(diffID)" } ?? "unpacked layer \(diffID)"
+        let sealedBy = sealOwner(file: privateDir.map { $0 + "/sealed" } ?? layout.layerSealFile(diffID))
         if let m = manifest, m.diffID == diffID {
-            let root = layout.layerRoot(diffID)
+            let root = privateDir.map { $0 + "/root" } ?? layout.layerRoot(diffID)
             let rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             var rootSt = stat()
             if rootFD < 0 || fstat(rootFD, &rootSt) != 0 {
@@ -217,8 +228,9 @@ extension Store {
                         continue
                     }
                     let sealedMode = Self.storeFileMode(e.mode, sealed: true), plainMode = Self.storeFileMode(e.mode, sealed: false)
+                    let plainModes = Self.storeFileModes(e.mode, sealed: false)
                     var changes = e.changes(st, digest: d, size: n,
-                                            modes: sealedBy != nil ? [sealedMode] : partly != nil ? [plainMode, sealedMode] : [plainMode])
+                                            modes: sealedBy != nil ? [sealedMode] : partly != nil ? plainModes + [sealedMode] : plainModes)
                     let ownerOK: Bool
                     if let s = sealedBy {
                         ownerOK = st.st_uid == s.uid && st.st_gid == s.gid
@@ -243,12 +255,20 @@ extension Store {
             bad.append(manifest == nil ? "its layer.json is missing or unreadable" : "its layer.json names another layer")
         }
         if !bad.isEmpty {
-            let fixed = repair && removeLayer(diffID)
+            let fixed = repair && (uid.map { removePrivateCopy(uid: $0, diffID) } ?? removeLayer(diffID))
             let shown = bad.prefix(5).joined(separator: "; ") + (bad.count > 5 ? "; and \(bad.count - 5) more" : "")
-            r.add(.corruptLayer, diffID.description, "unpacked layer \(diffID) is corrupt: \(shown)", repaired: fixed)
+            r.add(.corruptLayer, diffID.description, "\(what) is corrupt: \(shown)", repaired: fixed)
             return
         }
         guard !changed.isEmpty, let m = manifest else { return }
+        if let uid {
+            let removed = repair && removePrivateCopy(uid: uid, diffID)
+            for c in changed {
+                r.add(.changedLayerFile, "\(diffID) \(c.path)", "/\(c.path) of \(what) has changed in place (\(c.what.joined(separator: ", ")))",
+                      repaired: removed, file: c.file)
+            }
+            return
+        }
         var restored = Set<String>()
         var removed = false
         if repair {
@@ -281,6 +301,7 @@ extension Store {
         let moved = rename(dir, aside) == 0
         let ok = (try? FileIO.removeTree(moved ? aside : dir)) != nil
         try? index.write { t in try unindexLayer(diffID, t) }
+        for c in privateCopies() where c.diffID == diffID { removePrivateCopy(uid: c.uid, diffID) }
         return ok
     }
 }

@@ -21,15 +21,17 @@ public final class Store: Sendable {
     public let notes: [String]
     /// How unpacked files are protected from the containers linked to them (see StoreProtection).
     public let protection: StoreProtection
+    /// The Unix group of a group store (see Store+Group.swift); nil for a store of one user.
+    public let group: SharedGroup?
 
     let index: StoreIndex
     var files: StoreFiles { StoreFiles(layout: layout) }
 
     private init(layout: StoreLayout, id: String, indexDirectory: String, magic: Int64, network: Bool,
-                 notes: [String], index: StoreIndex, protection: StoreProtection) {
+                 notes: [String], index: StoreIndex, protection: StoreProtection, group: SharedGroup?) {
         self.layout = layout; self.id = id; self.indexDirectory = indexDirectory
         self.filesystemMagic = magic; self.onNetworkFilesystem = network; self.notes = notes; self.index = index
-        self.protection = protection
+        self.protection = protection; self.group = group
     }
 
     /// Creates the store layout and store.json at `path` (if not there yet) and opens it.
@@ -62,25 +64,41 @@ public final class Store: Sendable {
     static func open(at path: String, environment env: [String: String]) throws -> Store {
         let layout = StoreLayout(root: path)
         let sf = try readStoreFile(layout)
-        // Creates directories a newer layout added; harmless when they exist or cannot be made.
-        try? makeSubdirectories(layout)
+        let group = sf.gid.map { SharedGroup(name: sf.group ?? SharedGroup.name(of: $0), gid: $0) }
+        if let group {
+            // Before anything is written: a member's files would otherwise be unusable to the others.
+            try? makeSubdirectories(layout, gid: group.gid)
+            for f in lockFiles(layout) where !FileIO.exists(f) { makeLockFile(f, gid: group.gid) }
+            let problems = groupProblems(layout, gid: group.gid)
+            if !problems.isEmpty {
+                throw CASError.groupStore("group store \(layout.root) of group \(group.name) cannot be used: " + problems.joined(separator: "; ")
+                                          + ". " + groupFix(layout, gid: group.gid))
+            }
+        } else {
+            // Creates directories a newer layout added; harmless when they exist or cannot be made.
+            try? makeSubdirectories(layout)
+        }
         var notes = [String]()
         let swept = TempSweeper.sweep(layout.tmpDir)
         if swept > 0 { notes.append("removed \(swept) temporary file(s) left by interrupted udocker processes") }
 
         let magic = try FilesystemKind.magic(of: layout.root)
         let network = FilesystemKind.isNetwork(magic: magic) || env["UDOCKER_ASSUME_NETWORK_FS"] == "1"
-        let indexDir = indexLocation(layout: layout, storeID: sf.id, onNetworkFilesystem: network,
+        // A group store's index is each member's own too: a shared LMDB file would let one member's
+        // crash or bug mislead every other member's GC.
+        let perUserIndex = network || group != nil
+        let indexDir = indexLocation(layout: layout, storeID: sf.id, onNetworkFilesystem: perUserIndex,
                                      environment: env, isNetworkPath: isOnNetworkFilesystem)
-        if network && indexDir.hasPrefix("/tmp/udocker-index-") { try makePrivateDirectory(FileIO.parent(of: indexDir)) }
-        let lockPath = network ? indexDir + ".lock" : layout.indexLock
+        if perUserIndex && indexDir.hasPrefix("/tmp/udocker-index-") { try makePrivateDirectory(FileIO.parent(of: indexDir)) }
+        let lockPath = perUserIndex ? indexDir + ".lock" : layout.indexLock
         let files = StoreFiles(layout: layout)
         let (index, indexNotes) = try StoreIndex.open(directory: indexDir, lockPath: lockPath, storeID: sf.id) {
             try files.snapshot()
         }
         notes += indexNotes
         return Store(layout: layout, id: sf.id, indexDirectory: indexDir, magic: magic, network: network,
-                     notes: notes, index: index, protection: StoreProtection.detect(environment: env, network: network))
+                     notes: notes, index: index, protection: StoreProtection.detect(environment: env, network: network),
+                     group: group)
     }
 
     static func readStoreFile(_ layout: StoreLayout) throws -> StoreFile {

@@ -17,6 +17,9 @@ struct RefFile: Codable {
 struct StoreFile: Codable {
     var format: Int
     var id: String
+    /// A group store's Unix group (name and gid); absent for a store of one user.
+    var group: String? = nil
+    var gid: UInt32? = nil
 }
 
 extension StoreLayout {
@@ -152,6 +155,27 @@ struct StoreFiles {
         return out
     }
 
+    /// One ref file: its holder and digests, who wrote it and when (GC keeps a member's private layer
+    /// copies for what that member's holders reference, and lets another host's reservations expire).
+    struct RefFileInfo {
+        var holder: String
+        var digests: [Digest]
+        var uid: UInt32
+        var mtime: Int64
+    }
+
+    func refFiles() throws -> [RefFileInfo] {
+        var out = [RefFileInfo]()
+        for name in try FileIO.listDirectory(layout.refsDir) where name.hasSuffix(".json") {
+            let path = layout.refsDir + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0, let r = try? readRefFile(path) else { continue }
+            out.append(RefFileInfo(holder: r.holder, digests: Array(Set(r.digests)).sorted(), uid: st.st_uid,
+                                   mtime: Int64(st.st_mtim.tv_sec)))
+        }
+        return out
+    }
+
     /// Ref files that cannot be parsed or whose name does not match their holder.
     func badRefFiles() throws -> [String] {
         var out = [String]()
@@ -190,7 +214,7 @@ struct StoreFiles {
             s.layers.append(StoreFiles.record(m, lastUse: last))
             s.files.append(contentsOf: IndexCodec.fileEntries(m, hasher: hasher))
         }
-        try FileLock.with(layout.refsLock) {
+        try FileLock.withIfSupported(layout.refsLock) {
             s.refsGeneration = refsGeneration()
             s.refs = try refs()
         }

@@ -21,6 +21,11 @@ public struct StoreLayout: Sendable, Hashable {
     public var locksDir: String { root + "/locks" }
     /// The default index location; on network filesystems the index lives on local disk instead.
     public var localIndexDir: String { root + "/index" }
+    /// A group store's private layer copies, one directory per member uid.
+    public var privateDir: String { root + "/private" }
+    public func privateCopiesDir(uid: UInt32) -> String { privateDir + "/" + String(uid) }
+    /// Member `uid`'s private copy of a layer another member unpacked (see Store+Private.swift).
+    public func privateLayerDir(uid: UInt32, _ diffID: Digest) -> String { privateCopiesDir(uid: uid) + "/" + diffID.hex }
     public var refsLock: String { locksDir + "/refs.lock" }
     public var gcLock: String { locksDir + "/gc.lock" }
 

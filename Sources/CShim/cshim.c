@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <linux/fs.h>
@@ -135,6 +136,8 @@ long ud_statfs_type(const char *path) {
 
 int ud_ficlone(int dst_fd, int src_fd) { return ioctl(dst_fd, FICLONE, src_fd); }
 
+int ud_syncfs(int fd) { return syncfs(fd); }
+
 int ud_openat_beneath(int dirfd, const char *path, int flags, mode_t mode, int nosymlinks) {
     struct open_how how;
     memset(&how, 0, sizeof how);
@@ -151,7 +154,21 @@ int ud_openat_beneath(int dirfd, const char *path, int flags, mode_t mode, int n
 }
 
 int ud_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
-    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+    int rc = (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+    if (rc == 0 || (errno != EINVAL && errno != ENOSYS)) return rc;
+    /* NFS, FUSE and older kernels refuse the flag (EINVAL). A file: link(2) fails with EEXIST when the
+       name is taken, which is the same promise. A directory: rename(2) refuses to replace a non-empty
+       one, and the store only ever moves non-empty directories this way. */
+    struct stat st;
+    if (fstatat(olddirfd, oldpath, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+    if (S_ISDIR(st.st_mode)) {
+        struct stat dst;
+        if (fstatat(newdirfd, newpath, &dst, AT_SYMLINK_NOFOLLOW) == 0) { errno = EEXIST; return -1; }
+        return renameat(olddirfd, oldpath, newdirfd, newpath);
+    }
+    if (linkat(olddirfd, oldpath, newdirfd, newpath, 0) != 0) return -1;
+    (void)unlinkat(olddirfd, oldpath, 0);
+    return 0;
 }
 
 int ud_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {

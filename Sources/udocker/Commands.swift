@@ -35,6 +35,7 @@ enum Commands {
             Save.self,
             Setup.self,
             StoreGroup.self,
+            GC.self,
             Search.self,
             Login.self,
             Logout.self,

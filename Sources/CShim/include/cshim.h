@@ -25,6 +25,8 @@ long ud_statfs_type(const char *path);
 
 /* ioctl(FICLONE): reflink dst to src. 0 or -1 with errno. */
 int ud_ficlone(int dst_fd, int src_fd);
+/* syncfs(2): flush the filesystem holding fd. 0 or -1 with errno. */
+int ud_syncfs(int fd);
 
 /* openat2 with RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS (and RESOLVE_NO_SYMLINKS when nosymlinks).
    Returns fd, or -1 with errno (ENOSYS on kernels without openat2). */

@@ -56,7 +56,7 @@ public struct MaterializeInfo: Codable, Sendable, Equatable {
     /// since (a later create seals older layers in place, and the links are those inodes).
     public func linksSealedFiles(store: StoreLayout) -> Bool {
         guard mode != MaterializeMode.copy.rawValue else { return false }
-        return protection == Self.sealed || (!layers.isEmpty && layers.allSatisfy { FileIO.exists(store.layerSealFile($0)) })
+        return protection == Self.sealed || (!layers.isEmpty && layers.allSatisfy { FileIO.exists(store.linkSealFile($0)) })
     }
 
     /// materialize.json as JSONDecoder would read it (read by hand: every run reads it, see SmallJSON).
@@ -284,7 +284,7 @@ public final class ContainerStore: Sendable {
             try Self.writeFile(tmp + "/" + Self.configFile, containerJSON)
             try Self.writeFile(tmp + "/" + Self.imageFile, Array(imageName.utf8))
             try Self.writeFile(tmp + "/" + Self.execModeFile, Array(Self.defaultExecMode.utf8))
-            let unsealed = policy.mode == .copy ? [] : store.sealLayers(diffIDs)
+            let unsealed = policy.mode == .copy ? [] : store.prepareLinkTrees(diffIDs)
             var report = try Materializer(store: store).materialize(layers: diffIDs, into: tmp + "/" + Self.rootDir, policy: policy)
             report.notes += Self.notes(unsealed)
             let info = MaterializeInfo(mode: policy.mode, linkDirs: policy.linkDirs, layers: diffIDs, report: report,
@@ -364,7 +364,7 @@ public final class ContainerStore: Sendable {
                 // Opened without following: a link put there since is refused, not read.
                 try Self.writeFile(tmp + "/" + f, try BeneathFiles.read(srcDir + "/" + f, beneath: srcDir))
             }
-            let unsealed = store.sealLayers(layers)
+            let unsealed = store.prepareLinkTrees(layers)
             var report = try ContainerTree.clone(store: store, layers: layers, from: srcDir + "/" + Self.rootDir,
                                                  to: tmp + "/" + Self.rootDir)
             report.notes += Self.notes(unsealed)

@@ -69,12 +69,12 @@ public struct StoreChangeCheck: Sendable {
             // The layer whose store file this is: the same inode.
             guard let layer = info.layers.reversed().first(where: { d in
                 var s = stat()
-                return lstat(store.layerRoot(d) + "/" + path, &s) == 0 && s.st_ino == st.st_ino && s.st_dev == st.st_dev
+                return lstat(store.linkRoot(d) + "/" + path, &s) == 0 && s.st_ino == st.st_ino && s.st_dev == st.st_dev
             }) else { continue }
             if layerFacts[layer] == nil {
                 let m = (try? FileIO.readFile(store.layerManifest(layer))).flatMap { try? JSONDecoder().decode(LayerManifest.self, from: Data($0)) }
                 layerFacts[layer] = (Dictionary((m?.entries ?? []).map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a }),
-                                     FileIO.exists(store.layerSealFile(layer)))
+                                     FileIO.exists(store.linkSealFile(layer)))
             }
             guard let facts = layerFacts[layer], let e = facts.entries[path] else { continue }
             let fd = open(root + "/" + path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
@@ -82,7 +82,7 @@ public struct StoreChangeCheck: Sendable {
             let hashed = try? SHA256Hasher.hash(fd: fd, path: path)
             _ = close(fd)
             guard let (digest, _) = hashed else { continue }
-            let found = e.changes(st, digest: digest, size: nil, modes: [Store.storeFileMode(e.mode, sealed: facts.sealed)])
+            let found = e.changes(st, digest: digest, size: nil, modes: Store.storeFileModes(e.mode, sealed: facts.sealed))
             let what = [FileChange.mode, .mtime, .content].filter(found.contains).map(\.rawValue)
             guard !what.isEmpty else { continue }
             let shared = sharers(of: st, path: path)

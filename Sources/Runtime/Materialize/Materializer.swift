@@ -412,7 +412,7 @@ final class MaterializeRun: @unchecked Sendable {
         }
         defer { _ = Glibc.close(src) }
         var st = stat()
-        if fstat(src, &st) != 0 { throw RuntimeError.io("stat", store.layerRoot(layers[node.layer]) + "/" + e.path, errno) }
+        if fstat(src, &st) != 0 { throw RuntimeError.io("stat", store.linkRoot(layers[node.layer]) + "/" + e.path, errno) }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw RuntimeError.storeLayerDamaged(layer: layers[node.layer].description, path: e.path,
                                                  reason: "not a regular file")
@@ -465,7 +465,7 @@ final class LayerDirCache {
     func directory(_ layer: Int, _ path: String) throws -> Int32 {
         if let c = current[layer], c.path == path { return c.fd }
         if rootFDs[layer] < 0 {
-            let root = store.layerRoot(layers[layer])
+            let root = store.linkRoot(layers[layer])
             let fd = open(root, AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
             if fd < 0 { throw RuntimeError.layerMissing(layers[layer].description) }
             rootFDs[layer] = fd

@@ -46,7 +46,7 @@ struct DeferredLinks<Payload> {
         var roots = [Int: Int32]()
         defer { for fd in roots.values { _ = close(fd) } }
         for b in batches where roots[b.layer] == nil {
-            let fd = open(store.layerRoot(layers[b.layer]), AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
+            let fd = open(store.linkRoot(layers[b.layer]), AtFile.oPath | O_DIRECTORY | O_CLOEXEC)
             if fd < 0 { throw RuntimeError.layerMissing(layers[b.layer].description) }
             roots[b.layer] = fd
         }

@@ -11,6 +11,9 @@ public enum RepositoryAction: Sendable, Equatable, CustomStringConvertible {
     case registered(id: String, store: String)
     case alreadyRegistered(id: String, store: String)
     case updatedRegistration(id: String, store: String)
+    case createdGroupStore(String, String)
+    case joinedGroupStore(String, String)
+    case madeGroupStore(String, String)
 
     public var description: String {
         switch self {
@@ -21,6 +24,9 @@ public enum RepositoryAction: Sendable, Equatable, CustomStringConvertible {
         case .registered(let id, let s): return "registered repository \(id) in store: \(s)"
         case .alreadyRegistered(let id, let s): return "repository \(id) is registered in store: \(s)"
         case .updatedRegistration(let id, let s): return "updated the path of repository \(id) in store: \(s)"
+        case .createdGroupStore(let s, let g): return "created group store of group \(g): \(s)"
+        case .joinedGroupStore(let s, let g): return "joined group store of group \(g): \(s)"
+        case .madeGroupStore(let s, let g): return "made the store a group store of group \(g) (gave the group what you own in it): \(s)"
         }
     }
 }
@@ -108,16 +114,19 @@ public struct Repository: Sendable, Equatable {
     /// empty directory), else `configuredStoreDir` (the `storedir` key; relative means relative to
     /// `dir`), else DIR/store. Idempotent: on an existing repository it only adds what is missing;
     /// it keeps the store already recorded in it, and fails if `storeDir` names a different one.
+    /// With `group` (a group name or number) the store is a group store of that Unix group: created
+    /// so, joined, or made so (see CAS's Store+Group.swift).
     @discardableResult
     public static func create(at dir: String, storeDir: String? = nil,
-                              configuredStoreDir: String? = nil) throws -> Creation {
+                              configuredStoreDir: String? = nil, group: String? = nil) throws -> Creation {
         let top = Paths.absolute(dir)
         return try create(topdir: top, directories: subdirectories.map { top + "/" + $0 },
-                          storeDir: storeDir, configuredStoreDir: configuredStoreDir)
+                          storeDir: storeDir, configuredStoreDir: configuredStoreDir, group: group)
     }
 
     static func create(topdir top: String, directories: [String], storeDir: String?,
-                       configuredStoreDir: String?) throws -> Creation {
+                       configuredStoreDir: String?, group groupName: String? = nil) throws -> Creation {
+        let group = try groupName.map { try SharedGroup.lookup($0) }
         // Check everything before changing anything, so a refused mkrepo leaves no trace.
         if FileIO.exists(top) && !FileIO.isDirectory(top) { throw RuntimeError.notADirectory(top) }
         let existed = isRepository(at: top)
@@ -140,7 +149,7 @@ public struct Repository: Sendable, Equatable {
         var actions: [RepositoryAction] = [existed ? .repositoryExists(top) : .createdRepository(top)]
         try MetadataFiles.mkdirs(top)
         for d in directories { try MetadataFiles.mkdirs(d) }
-        actions.append(try StoreAttachment.prepare(storeRoot))
+        actions.append(try StoreAttachment.prepare(storeRoot, group: group))
 
         var id = MetadataFiles.newID()
         if !(try MetadataFiles.createOnly(metadataFile(top), MetadataFiles.identityJSON(id: id))) {

@@ -1,12 +1,17 @@
 // Attaching a repository to a content store: checking the directory, creating the store, and the
 // registration of repositories in it.
 import CAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The registrations of repositories in a store (STORE/repositories/<uuid> → repository path).
 public enum StoreRegistry {
     public struct Registration: Sendable, Equatable {
         public let id: String
         public let path: String
+        /// The user who registered it (the registration file's owner): in a group store, the member.
+        public let uid: UInt32
     }
 
     /// Every repository registered in the store at `storeDir`, sorted by id.
@@ -15,7 +20,8 @@ public enum StoreRegistry {
         let names = try MetadataFiles.io { try FileIO.listDirectory(dir) }
         return try names.filter { !$0.hasPrefix(".") }.sorted().compactMap { name in
             guard let path = try MetadataFiles.readPathFile(dir + "/" + name) else { return nil }
-            return Registration(id: name, path: path)
+            var st = stat()
+            return Registration(id: name, path: path, uid: lstat(dir + "/" + name, &st) == 0 ? st.st_uid : 0)
         }
     }
 }
@@ -43,10 +49,16 @@ enum StoreAttachment {
     }
 
     /// Creates the store (layout, store.json, index) if missing; the CAS decides what a store is.
-    static func prepare(_ root: String) throws -> RepositoryAction {
+    static func prepare(_ root: String, group: SharedGroup? = nil) throws -> RepositoryAction {
         let existed = FileIO.exists(StoreLayout(root: root).storeFile)
-        _ = try Store.create(at: root)
-        return existed ? .usingStore(root) : .createdStore(root)
+        guard let group else {
+            _ = try Store.create(at: root)
+            return existed ? .usingStore(root) : .createdStore(root)
+        }
+        let wasGroup = SharedGroup.ofStore(at: root) != nil
+        _ = try Store.create(at: root, group: group)
+        return !existed ? .createdGroupStore(root, group.name) : wasGroup ? .joinedGroupStore(root, group.name)
+            : .madeGroupStore(root, group.name)
     }
 
     /// Records the repository in the store; the path is rewritten if the repository moved.

@@ -72,7 +72,7 @@ public enum ContainerArrival {
             if c.protected { try ContainerStore.writeFile(tmp + "/" + ContainerStore.protectFile, []) }
             var policy = MaterializePolicy(mode: mode, linkDirs: linkDirs)
             policy.copyFromLayer = diffIDs.count
-            let unsealed = mode == .copy ? [] : store.sealLayers(diffIDs)
+            let unsealed = mode == .copy ? [] : store.prepareLinkTrees(diffIDs)
             var report = try Materializer(store: store).materialize(layers: diffIDs + [deltaLayer.diffID],
                                                                     into: tmp + "/" + ContainerStore.rootDir, policy: policy)
             report.notes += ContainerStore.notes(unsealed)

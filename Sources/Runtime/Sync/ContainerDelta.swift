@@ -392,7 +392,7 @@ final class DeltaWalk {
     private func isStoreInode(_ path: String, layer: Int, _ st: stat) -> Bool {
         guard st.st_nlink > 1 else { return false }
         var s = stat()
-        return lstat(store.layerRoot(layers[layer]) + "/" + path, &s) == 0 && s.st_ino == st.st_ino && s.st_dev == st.st_dev
+        return lstat(store.linkRoot(layers[layer]) + "/" + path, &s) == 0 && s.st_ino == st.st_ino && s.st_dev == st.st_dev
     }
 
     /// Hashes (or takes from the cache) the possibly unchanged files: equal to the image's digest,

@@ -1,5 +1,5 @@
-// udocker mkrepo DIR [--store=DIR] [--from=SOURCE]: create a repository, optionally sharing a content
-// store, optionally filled from another repository (sync --from).
+// udocker mkrepo DIR [--store=DIR [--group=GROUP]] [--from=SOURCE]: create a repository, optionally
+// sharing a content store (with a Unix group), optionally filled from another repository (sync --from).
 import ArgumentParser
 import Runtime
 
@@ -12,6 +12,9 @@ struct Mkrepo: UdockerCommand {
         --store=<store-dir>        :keep image layers in this content store, which
                                     other repositories may share (default
                                     <directory>/store, or the storedir setting)
+        --group=<group>            :with --store: make the store a group store of
+                                    this Unix group (or join it): every member can
+                                    pull into it, layers are stored once for all
         --from=<source>            :fill it with the images and containers of
                                     <source> (a directory, ssh://host/path or
                                     docker://host/namespace), as 'sync --from' does
@@ -21,18 +24,21 @@ struct Mkrepo: UdockerCommand {
     static var helpLines: [HelpLine] {
         [HelpLine(usage: "mkrepo <top-repo-dir>", text: "Create another repository in location"),
          HelpLine(usage: "mkrepo --store=<dir> <top-repo-dir>", text: "Create repository using a shared store"),
+         HelpLine(usage: "mkrepo --store=<dir> --group=<group> <dir>", text: "Create repository using a group store"),
          HelpLine(usage: "mkrepo --from=<dir|ssh://host/dir> <dir>", text: "Create repository filled from another")]
     }
     static var helpGroup: HelpGroup { .repository }
     static var helpExamples: [String] {
         ["udocker mkrepo /data/myrepo",
          "udocker mkrepo --store=/data/store /data/otherrepo",
+         "udocker mkrepo --store=/project/udocker-store --group=lab ~/.udocker",
          "udocker --repo=/data/myrepo showconf",
          "udocker mkrepo --from=ssh://login.cluster/~/.udocker /data/copy"]
     }
 
     @Argument var directory: String
     @Option(name: .customLong("store"), help: ArgumentHelp(valueName: "store-dir")) var store: String?
+    @Option(name: .customLong("group")) var group: String?
     @Option(name: .customLong("from")) var from: String?
     @Option(name: .customLong("ssh")) var ssh: String?
     @Option(name: .customLong("remote-udocker")) var remoteUdocker: String?
@@ -40,7 +46,7 @@ struct Mkrepo: UdockerCommand {
 
     mutating func execute(_ context: CommandContext) throws -> Int32 {
         let creation = try Repository.create(at: directory, storeDir: store,
-                                             configuredStoreDir: context.configuration.storedir)
+                                             configuredStoreDir: context.configuration.storedir, group: group)
         for action in creation.actions {
             context.output.info(action.description)
         }

@@ -19,7 +19,9 @@ struct StoreGroup: UdockerCommand {
         store verify [--repair]    :rehash every blob and unpacked file, check the index;
                                     --repair rebuilds the index, removes corrupt objects
         store gc [--dry-run]       :remove blobs and layers nothing references
-        store stats                :counts, sizes, dedup ratio, index location
+                                    (the same as 'udocker gc')
+        store stats                :counts, sizes, dedup ratio, index location,
+                                    the repositories and users it serves
         store have [-o <file>]     :list the blobs this store holds (JSON), for
                                     export --repo --have=<file> on another host
         """

@@ -23,6 +23,13 @@ struct StoreStatsCommand: UdockerCommand {
         let u = try RepositoryUsage.measure(try context.containers())
         out.out("store on disk: \(formatBytes(u.store)) (blobs \(formatBytes(u.blobs)), unpacked layers \(formatBytes(u.layers)), index \(formatBytes(u.index)))"
                 + (u.repositoriesSharingStore > 1 ? ", shared by \(u.repositoriesSharingStore) repositories" : ""))
+        if let g = store.group { out.out("group: \(g.name) (gid \(g.gid)); protection for your containers: \(store.protection.owner != nil ? "sealed" : "detect only")") }
+        let registrations = try StoreRegistry.registrations(storeDir: store.layout.root)
+        let users = Set(registrations.map { SharedGroup.userName(of: $0.uid) }).sorted()
+        out.out("repositories: \(registrations.count) of \(users.count) user(s) (\(users.joined(separator: ", ")))")
+        for r in registrations {
+            out.out("  \(r.path) (user \(SharedGroup.userName(of: r.uid)), id \(r.id))")
+        }
         out.out("containers: \(u.containers) (own files \(formatBytes(u.containersOwn)) on disk)")
         out.out("repository on disk: \(formatBytes(u.total)) (store and containers' own files)")
         return 0
