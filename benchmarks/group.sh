@@ -5,7 +5,7 @@
 #    python:3-slim, whose blobs are 101 MB), against the disk of one udocker 1.3.17 container;
 # 2. 8 pulls of that image at once (4 per user) into a new group store, against one pull (and
 #    udocker 1.3.17: 8 pulls at once into 8 repositories, against one);
-# 3. `run --nobanner C /bin/true` (P1) in the group store, for the member who unpacked the layers and for
+# 3. `run --nobanner C /bin/busybox true` (P1; the image holds busybox only) in the group store, for the member who unpacked the layers and for
 #    the other (who links a private copy), against the same binary on a store of one user.
 # Pull and run rows are interleaved rounds in new directories; the best (pulls) or median (runs) kept.
 #
@@ -114,10 +114,10 @@ declare -A med
 for round in $(seq "$RUNS"); do
   json=$BASE/udocker-test/run-$round.json
   as udocker-test hyperfine -N -w 3 -r "$TRUE_RUNS" --export-json "$json" \
-    "$UD --repo=$BASE/udocker-test/private run --nobanner r /bin/true" \
-    "$UD --repo=$BASE/udocker-test/ours run --nobanner c1 /bin/true" >/dev/null 2>&1
+    "$UD --repo=$BASE/udocker-test/private run --nobanner r /bin/busybox true" \
+    "$UD --repo=$BASE/udocker-test/ours run --nobanner c1 /bin/busybox true" >/dev/null 2>&1
   as udocker-peer hyperfine -N -w 3 -r "$TRUE_RUNS" --export-json "$BASE/udocker-peer/run-$round.json" \
-    "$UD --repo=$BASE/udocker-peer/ours run --nobanner c1 /bin/true" >/dev/null 2>&1
+    "$UD --repo=$BASE/udocker-peer/ours run --nobanner c1 /bin/busybox true" >/dev/null 2>&1
   read -r a b < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$json")
   c=$(python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$BASE/udocker-peer/run-$round.json")
   for k in private:$a owner:$b member:$c; do
@@ -141,7 +141,7 @@ echo "| 8 at once (ours: 2 users, one group store; 1.3.17: 8 repositories) | ${b
 echo "| 8 at once / one | $(ratio "${best[old8]}" "${best[old1]}")x | $(ratio "${best[ours8]}" "${best[ours1]}")x (target < 1.5x) |"
 echo "| what the store holds after the 8 pulls | 8 copies | $blobs blob files, $layers unpacked layers |"
 echo
-echo "| run --nobanner C /bin/true (P1), best median of $RUNS x $TRUE_RUNS | ms | / store of one user |"
+echo "| run --nobanner C /bin/busybox true (P1), best median of $RUNS x $TRUE_RUNS | ms | / store of one user |"
 echo "|---|---|---|"
 echo "| store of one user | ${med[private]} | 1.00 |"
 echo "| group store, member who unpacked the layers | ${med[owner]} | $(ratio "${med[owner]}" "${med[private]}") |"
