@@ -131,6 +131,22 @@ public enum FileIO {
             throw CASError.io("opendir", path, errno)
         }
         defer { closedir(d) }
+        return names(in: d)
+    }
+
+    /// Entries except "." and ".." of the open directory `fd` (which stays open); `path` names it in errors.
+    public static func listDirectory(fd: Int32, path: String) throws -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0, let d = fdopendir(copy) else {
+            let e = errno
+            if copy >= 0 { _ = close(copy) }
+            throw CASError.io("opendir", path, e)
+        }
+        defer { closedir(d) }
+        return names(in: d)
+    }
+
+    private static func names(in d: OpaquePointer) -> [String] {
         var out = [String]()
         while let e = readdir(d) {
             // d_name is a NUL-terminated fixed-size array; decode up to the NUL.

@@ -45,11 +45,14 @@ public struct SharedGroup: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The login name of user `uid` on this host, or its number.
-    public static func userName(of uid: UInt32) -> String {
+    public static func userName(of uid: UInt32) -> String { loginName(of: uid) ?? String(uid) }
+
+    /// The login name of user `uid` on this host, or nil when it has none.
+    static func loginName(of uid: UInt32) -> String? {
         var pw = passwd()
         var result: UnsafeMutablePointer<passwd>? = nil
         var buf = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, let r = result, let n = r.pointee.pw_name else { return String(uid) }
+        guard getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, let r = result, let n = r.pointee.pw_name else { return nil }
         return String(cString: n)
     }
 
@@ -164,11 +167,9 @@ extension Store {
     /// owns: directories setgid and group-writable, files group-readable. Others' files are left to them.
     static func giveToGroup(_ layout: StoreLayout, gid: UInt32) {
         func visit(_ dirFD: Int32, _ path: String, depth: Int) {
-            guard depth < 512, let d = fdopendir(dup(dirFD)) else { return }
-            defer { closedir(d) }
-            while let e = readdir(d) {
-                let name = withUnsafePointer(to: e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-                if name == "." || name == ".." || (depth == 0 && name == "index") { continue }
+            guard depth < 512, let names = try? FileIO.listDirectory(fd: dirFD, path: path) else { return }
+            for name in names {
+                if depth == 0 && name == "index" { continue }
                 var st = stat()
                 guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_uid == geteuid() else { continue }
                 let kind = st.st_mode & S_IFMT
@@ -265,11 +266,7 @@ extension Store {
         var stack: [(fd: Int32, path: String)] = [(dup(fd), tempDir)]
         while let (dirFD, path) = stack.popLast() {
             defer { _ = close(dirFD) }
-            guard let d = fdopendir(dup(dirFD)) else { throw CASError.io("opendir", path, errno) }
-            defer { closedir(d) }
-            while let e = readdir(d) {
-                let name = withUnsafePointer(to: e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-                if name == "." || name == ".." { continue }
+            for name in try FileIO.listDirectory(fd: dirFD, path: path) {
                 var st = stat()
                 guard fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw CASError.io("stat", path + "/" + name, errno) }
                 switch st.st_mode & S_IFMT {

@@ -55,7 +55,7 @@ public enum StoreProtection: Sendable, Equatable {
         }
         let uid = getuid(), gid = getgid()
         if uid == 0 { return .detectOnly(reason: "running as root, whose subordinate ids would not protect anything") }
-        let name = userName(uid)
+        let name = SharedGroup.loginName(of: uid)
         // newuidmap and newgidmap read these files themselves: no other place would do.
         let subuidFile = "/etc/subuid", subgidFile = "/etc/subgid"
         guard let subuid = firstSubordinate(in: subuidFile, name: name, id: uid) else {
@@ -81,14 +81,6 @@ public enum StoreProtection: Sendable, Equatable {
             return start
         }
         return nil
-    }
-
-    private static func userName(_ uid: uid_t) -> String? {
-        var pw = passwd()
-        var result: UnsafeMutablePointer<passwd>? = nil
-        var buf = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, let r = result, let n = r.pointee.pw_name else { return nil }
-        return String(cString: n)
     }
 
     /// A setuid tool from the system directories (never PATH first: a user's PATH may hold anything).

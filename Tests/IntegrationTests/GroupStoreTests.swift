@@ -81,13 +81,9 @@ struct GroupStoreTests {
         let g = try GroupRepos()
         let peer = g.fixture.peer
         // Four pulls of the peer in one ssh session, four of this user, all at once.
-        let remote = Process()
-        remote.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
         _ = try g.on(peer, ["version"])
         let pulls = (0..<4).map { _ in "(" + g.line(peer, ["-q", "pull", "test/many:t00"]) + ") &" }.joined(separator: " ")
-        remote.arguments = ["-i", peer.key, "-o", "BatchMode=yes", "-p", String(peer.port), "-l", peer.user, "127.0.0.1",
-                            pulls + " fails=0; for j in $(jobs -p); do wait $j || fails=$((fails+1)); done; exit $fails"]
-        try remote.run()
+        let remote = try peer.start(pulls + " fails=0; for j in $(jobs -p); do wait $j || fails=$((fails+1)); done; exit $fails")
         let mine = (0..<4).map { _ in startUdocker(["-q", "pull", "test/many:t00"], env: g.env) }
         let statuses = mine.map(waitForExit)
         remote.waitUntilExit()
@@ -205,11 +201,7 @@ struct GroupStoreTests {
         let g = try GroupRepos()
         let peer = g.fixture.peer
         _ = try g.on(peer, ["version"])
-        let remote = Process()
-        remote.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-        remote.arguments = ["-i", peer.key, "-o", "BatchMode=yes", "-p", String(peer.port), "-l", peer.user, "127.0.0.1",
-                            g.line(peer, ["-q", "pull", "test/many:t00"])]
-        try remote.run()
+        let remote = try peer.start(g.line(peer, ["-q", "pull", "test/many:t00"]))
         let pid = startUdocker(["-q", "pull", "test/many:t00"], env: g.env)
         usleep(60_000)
         kill(pid, SIGKILL)

@@ -1,6 +1,7 @@
 // The group-store tests' setting from scripts/setup-host.sh: a Unix group holding the test user, the
 // peer (subordinate ids) and the user without subordinate ids, a project directory of that group, and
 // the same directory through a FUSE mount (bindfs). The other users are reached through the test sshd.
+import CAS
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -28,16 +29,10 @@ public struct GroupFixture: Sendable {
             if kv.count == 2 { v[kv[0]] = kv[1] }
         }
         guard let group = v["UDOCKER_TEST_GROUP"], let dir = v["UDOCKER_TEST_GROUP_DIR"], let nosubUser = v["UDOCKER_TEST_NOSUB_USER"],
-              let gr = getgrnam(group), isMember(gr.pointee.gr_gid), let pw = getpwnam(nosubUser), getuid() != pw.pointee.pw_uid,
+              let gr = getgrnam(group), SharedGroup.isMember(gr.pointee.gr_gid), let pw = getpwnam(nosubUser), getuid() != pw.pointee.pw_uid,
               getuid() != getpwnam(peer.user)?.pointee.pw_uid else { return nil }
         let nosub = SSHPeer(user: nosubUser, home: String(cString: pw.pointee.pw_dir), port: peer.port, key: peer.key)
         let fuse = v["UDOCKER_TEST_GROUP_FUSE"].flatMap { $0.isEmpty ? nil : $0 }
         return GroupFixture(group: group, dir: dir, fuse: fuse, peer: peer, nosub: nosub)
     }()
-
-    static func isMember(_ gid: gid_t) -> Bool {
-        var groups = [gid_t](repeating: 0, count: 256)
-        let n = getgroups(Int32(groups.count), &groups)
-        return getegid() == gid || (n > 0 && groups.prefix(Int(n)).contains(gid))
-    }
 }

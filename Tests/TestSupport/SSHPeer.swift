@@ -43,16 +43,26 @@ public struct SSHPeer: Sendable {
     /// ssh://user@127.0.0.1:PORT/~/PATH: a repository in the peer's home.
     public func url(_ pathInHome: String) -> String { "ssh://\(user)@127.0.0.1:\(port)/~/\(pathInHome)" }
 
-    /// Runs `command` (one shell line) as the peer, through ssh.
-    public func run(_ command: String) throws -> (status: Int32, output: String) {
+    /// Starts `command` (one shell line) as the peer, through ssh, without waiting for it; with
+    /// `output`, its standard output and error go there.
+    @discardableResult
+    public func start(_ command: String, output: Pipe? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
         p.arguments = ["-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-p", String(port),
                        "-l", user, "127.0.0.1", command]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
+        if let output {
+            p.standardOutput = output
+            p.standardError = output
+        }
         try p.run()
+        return p
+    }
+
+    /// Runs `command` (one shell line) as the peer, through ssh.
+    public func run(_ command: String) throws -> (status: Int32, output: String) {
+        let out = Pipe()
+        let p = try start(command, output: out)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
