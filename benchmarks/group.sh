@@ -47,6 +47,8 @@ BASE=$WORK/r$RUN_ID            # the users' repositories and homes
 GBASE=$UDOCKER_TEST_GROUP_DIR/bench-$RUN_ID   # the group stores
 mkdir -p "$BASE"
 install -d -m 2775 -g "$GROUP" "$GBASE"
+# The trees are gigabytes: remove them whatever way the script ends, or the group directory fills up.
+trap 'bench_cleanup; rm -rf "$GBASE" "$BASE" 2>/dev/null || true' EXIT
 chmod 755 "$BASE"
 for u in "${USERS[@]}"; do install -d -o "$u" -g "$u" "$BASE/$u"; done
 
@@ -147,4 +149,3 @@ echo "| store of one user | ${med[private]} | 1.00 |"
 echo "| group store, member who unpacked the layers | ${med[owner]} | $(ratio "${med[owner]}" "${med[private]}") |"
 echo "| group store, other member (private copy) | ${med[member]} | $(ratio "${med[member]}" "${med[private]}") |"
 echo "(target: within 5%)"
-rm -rf "$GBASE" "$BASE" 2>/dev/null || true

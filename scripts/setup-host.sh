@@ -144,6 +144,12 @@ for u in "$TEST_USER" "$PEER_USER" "$NOSUB_USER"; do
   id -nG "$u" | tr ' ' '\n' | grep -qx "$GROUP" || usermod -aG "$GROUP" "$u"
 done
 install -d -m 2775 -o root -g "$GROUP" "$GROUP_DIR"
+# A bindfs that was killed (a machine reused after its processes ended) leaves a dead mount behind:
+# every stat of it fails with "Transport endpoint is not connected". Drop it and mount again.
+if ! stat "$GROUP_FUSE" >/dev/null 2>&1 && grep -qs " $GROUP_FUSE " /proc/mounts; then
+  echo "setup-host.sh: $GROUP_FUSE is a dead FUSE mount; unmounting it" >&2
+  fusermount3 -uz "$GROUP_FUSE" 2>/dev/null || umount -l "$GROUP_FUSE"
+fi
 mkdir -p "$GROUP_FUSE"
 fuse_ok=0
 if mountpoint -q "$GROUP_FUSE"; then
