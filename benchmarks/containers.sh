@@ -27,7 +27,6 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 
 die() { echo "containers.sh: $*" >&2; exit 1; }
-is_root() { [ "$(id -u)" -eq 0 ]; }
 # give_to_user PATH...: makes PATH writable by $BENCH_USER when we are root and one is set.
 give_to_user() { if [ -n "${BENCH_USER:-}" ] && is_root; then chown -R "$BENCH_USER" "$@"; fi; }
 
@@ -36,46 +35,6 @@ LOOP_IMAGE=$WORK/loopfs.img
 LOOP_MNT=$WORK/loopfs
 NOTES=()
 
-# loop_fs_mkfs TYPE: the mkfs command line for TYPE (reflink made explicit where it is an option).
-loop_fs_mkfs() {
-  case $1 in
-    xfs) echo "mkfs.xfs -q -f -m reflink=1" ;;
-    btrfs) echo "mkfs.btrfs -q -f" ;;
-  esac
-}
-loop_fs_package() { case $1 in xfs) echo xfsprogs ;; btrfs) echo btrfs-progs ;; esac; }
-# loop_fs_check TYPE: prints why TYPE cannot be set up (and returns 1), else nothing.
-loop_fs_check() {
-  local mkfs need avail
-  mkfs=$(loop_fs_mkfs "$1"); mkfs=${mkfs%% *}
-  is_root || { echo "not running as root (mkfs on a loop image needs root)"; return 1; }
-  command -v "$mkfs" >/dev/null 2>&1 || { echo "$mkfs not found (Debian: apt-get install $(loop_fs_package "$1"))"; return 1; }
-  need=$(numfmt --from=iec "$LOOP_SIZE") || { echo "LOOP_SIZE=$LOOP_SIZE is not a size such as 32G"; return 1; }
-  avail=$(( $(df -k --output=avail "$WORK" | tail -1) * 1024 ))
-  if [ "$avail" -lt "$need" ]; then
-    echo "only $(numfmt --to=iec "$avail") free under $WORK, less than LOOP_SIZE=$LOOP_SIZE"; return 1
-  fi
-}
-# loop_fs_setup TYPE: makes and mounts a TYPE filesystem on a sparse image at $LOOP_MNT; prints why
-# not (and returns 1) when it cannot.
-loop_fs_setup() {
-  loop_fs_check "$1" || return 1
-  loop_fs_cleanup
-  mkdir -p "$LOOP_MNT"
-  truncate -s "$LOOP_SIZE" "$LOOP_IMAGE"
-  local err
-  if ! err=$($(loop_fs_mkfs "$1") "$LOOP_IMAGE" 2>&1); then echo "mkfs failed: $err"; return 1; fi
-  if ! err=$(mount -o loop "$LOOP_IMAGE" "$LOOP_MNT" 2>&1); then echo "cannot loop-mount the image: $err"; return 1; fi
-  give_to_user "$LOOP_MNT"
-}
-# loop_fs_cleanup: unmounts the image (which frees its loop device) and removes it; run at exit too.
-loop_fs_cleanup() {
-  if mountpoint -q "$LOOP_MNT" 2>/dev/null; then
-    umount "$LOOP_MNT" 2>/dev/null || { sleep 1; umount "$LOOP_MNT" 2>/dev/null; } || umount -l "$LOOP_MNT" || true
-  fi
-  rm -f "$LOOP_IMAGE"
-  rmdir "$LOOP_MNT" 2>/dev/null || true
-}
 trap 'bench_cleanup; loop_fs_cleanup' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -258,6 +217,7 @@ for t in "${targets[@]}"; do
     work) measure work "$WORK_FS" "$WORK/repos" no ;;
     *)
       if why=$(loop_fs_setup "$t"); then
+        give_to_user "$LOOP_MNT"
         NOTES+=("$t: a new filesystem ($(loop_fs_mkfs "$t") on a $LOOP_SIZE sparse file on $WORK_FS, loop-mounted), holding only the repositories, so df measures them.")
         measure "$t" "$t (loop image)" "$LOOP_MNT/repos" yes
       else

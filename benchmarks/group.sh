@@ -2,15 +2,17 @@
 # Group-store benchmark: two users (udocker-test and udocker-peer of scripts/setup-host.sh, members of
 # its group) sharing one group store, against udocker 1.3.17 with one repository per user, in one run:
 # 1. disk used by 2 users x 10 containers of the 100 MB image of benchmarks/pull.sh (standing in for
-#    python:3-slim, whose blobs are 101 MB), against the disk of one udocker 1.3.17 container;
+#    python:3-slim, whose blobs are 101 MB), against the disk of one udocker 1.3.17 container, on the
+#    group directory's filesystem and on a new XFS with reflink (a loop image; LOOP_SIZE, default 8G);
 # 2. 8 pulls of that image at once (4 per user) into a new group store, against one pull (and
 #    udocker 1.3.17: 8 pulls at once into 8 repositories, against one);
 # 3. `run --nobanner C /bin/busybox true` (P1; the image holds busybox only) in the group store, for the member who unpacked the layers and for
 #    the other (who links a private copy), against the same binary on a store of one user.
-# Pull and run rows are interleaved rounds in new directories; the best (pulls) or median (runs) kept.
+# Pull rows are interleaved rounds in new directories, the best kept; run rows the median over
+# RUN_ROUNDS interleaved rounds.
 #
 # Run as root. Environment: BENCH_WORK (default /var/tmp/udocker-bench-group; the group store goes in
-# the group's directory), RUNS (default 3), TRUE_RUNS (default 20), BENCH_BINARY (default: the release
+# the group's directory), RUNS (default 3; pull rounds), RUN_ROUNDS (default 12), TRUE_RUNS (default 10), BENCH_BINARY (default: the release
 # build, made unless SKIP_BUILD=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +22,8 @@ source "$here/benchmarks/lib.sh"
 source /etc/udocker-test-group.env
 WORK=${BENCH_WORK:-/var/tmp/udocker-bench-group}
 RUNS=${RUNS:-3}
-TRUE_RUNS=${TRUE_RUNS:-20}
+TRUE_RUNS=${TRUE_RUNS:-10}
+RUN_ROUNDS=${RUN_ROUNDS:-12}
 GROUP=$UDOCKER_TEST_GROUP
 USERS=(udocker-test udocker-peer)
 mkdir -p "$WORK/bin"
@@ -47,8 +50,9 @@ BASE=$WORK/r$RUN_ID            # the users' repositories and homes
 GBASE=$UDOCKER_TEST_GROUP_DIR/bench-$RUN_ID   # the group stores
 mkdir -p "$BASE"
 install -d -m 2775 -g "$GROUP" "$GBASE"
+LOOP_SIZE=${LOOP_SIZE:-8G} LOOP_IMAGE=$WORK/xfs.img LOOP_MNT=$WORK/xfs   # the XFS of the disk rows
 # The trees are gigabytes: remove them whatever way the script ends, or the group directory fills up.
-trap 'bench_cleanup; rm -rf "$GBASE" "$BASE" 2>/dev/null || true' EXIT
+trap 'bench_cleanup; loop_fs_cleanup; rm -rf "$GBASE" "$BASE" 2>/dev/null || true' EXIT
 chmod 755 "$BASE"
 for u in "${USERS[@]}"; do install -d -o "$u" -g "$u" "$BASE/$u"; done
 
@@ -75,6 +79,35 @@ ours_disk=$(du_bytes "$S" "$BASE/udocker-test/ours/containers" "$BASE/udocker-pe
 old_disk=$(du_bytes "$BASE/udocker-test/old" "$BASE/udocker-peer/old")
 one_old=$(du_bytes "$BASE/udocker-test/old/containers/$(ls "$BASE/udocker-test/old/containers" | grep -v '^\.' | head -1)")
 private=$(du_bytes "$S/private")
+stored_blobs=$(du_bytes "$S/blobs")
+stored_layers=$(du_bytes "$S/layers")
+
+# The same on a new XFS with reflink (a loop image, both users' repositories and the store on it, as
+# a group's project filesystem would hold them): private copies share the layers' blocks there. df,
+# not du, measures it: du counts reflinked blocks in full. udocker 1.3.17's one container is measured
+# on it the same way.
+used_kb() { sync; df -k --output=used "$LOOP_MNT" | tail -1 | tr -d ' '; }
+if xfs_why=$(loop_fs_setup xfs); then
+  X=$LOOP_MNT
+  chmod 755 "$X"
+  install -d -m 2775 -g "$GROUP" "$X/group"
+  for u in "${USERS[@]}"; do install -d -o "$u" -g "$u" "$X/$u"; done
+  x0=$(used_kb)
+  for u in "${USERS[@]}"; do
+    as "$u" "$UD" -q mkrepo --store="$X/group/store" --group="$GROUP" "$X/$u/ours"
+    as "$u" "$UD" -q --repo="$X/$u/ours" pull --registry="$REG" "$IMAGE"
+    for i in $(seq 10); do as "$u" "$UD" -q --repo="$X/$u/ours" create --name="c$i" "$IMAGE" >/dev/null; done
+  done
+  x1=$(used_kb)
+  as udocker-test env UDOCKER_DIR="$X/udocker-test/old" "$OLD" pull --registry="$REG" "$IMAGE" >/dev/null 2>&1
+  x2=$(used_kb)
+  as udocker-test env UDOCKER_DIR="$X/udocker-test/old" "$OLD" create --name=c1 "$IMAGE" >/dev/null 2>&1
+  x3=$(used_kb)
+  xfs_ours=$(( (x1 - x0) * 1024 )) xfs_one_old=$(( (x3 - x2) * 1024 ))
+  loop_fs_cleanup
+else
+  xfs_ours=n/a xfs_one_old=n/a
+fi
 
 # --- 2. pulls: 8 at once against one -----------------------------------------------------------------
 declare -A best
@@ -112,20 +145,28 @@ done
 as udocker-test "$UD" -q mkrepo "$BASE/udocker-test/private"
 as udocker-test "$UD" -q --repo="$BASE/udocker-test/private" pull --registry="$REG" "$IMAGE"
 as udocker-test "$UD" -q --repo="$BASE/udocker-test/private" create --name=r "$IMAGE" >/dev/null
-declare -A med
-for round in $(seq "$RUNS"); do
-  json=$BASE/udocker-test/run-$round.json
-  as udocker-test hyperfine -N -w 3 -r "$TRUE_RUNS" --export-json "$json" \
-    "$UD --repo=$BASE/udocker-test/private run --nobanner r /bin/busybox true" \
-    "$UD --repo=$BASE/udocker-test/ours run --nobanner c1 /bin/busybox true" >/dev/null 2>&1
-  as udocker-peer hyperfine -N -w 3 -r "$TRUE_RUNS" --export-json "$BASE/udocker-peer/run-$round.json" \
-    "$UD --repo=$BASE/udocker-peer/ours run --nobanner c1 /bin/busybox true" >/dev/null 2>&1
-  read -r a b < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$json")
-  c=$(python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$BASE/udocker-peer/run-$round.json")
-  for k in private:$a owner:$b member:$c; do
-    n=${k%%:*} v=${k#*:}
-    if [ -z "${med[$n]:-}" ] || (( $(echo "$v < ${med[$n]}" | bc -l) )); then med[$n]=$v; fi
+# One hyperfine per command and round, the three in a rotating order, and the median over the rounds:
+# this disk's noise (+-15% between back-to-back runs of one command) is larger than the effect sought.
+# run_median USER REPO CONTAINER: the median in ms of TRUE_RUNS runs.
+run_median() {
+  local json=$BASE/$1/run.json
+  as "$1" hyperfine -N -w 2 -r "$TRUE_RUNS" --export-json "$json" "$UD --repo=$2 run --nobanner $3 /bin/busybox true" >/dev/null 2>&1
+  python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$json"
+}
+declare -A runs
+order=(private owner member)
+for round in $(seq "$RUN_ROUNDS"); do
+  for k in 0 1 2; do
+    case ${order[$(( (round + k) % 3 ))]} in
+      private) runs[private]+=" $(run_median udocker-test "$BASE/udocker-test/private" r)" ;;
+      owner) runs[owner]+=" $(run_median udocker-test "$BASE/udocker-test/ours" c1)" ;;
+      member) runs[member]+=" $(run_median udocker-peer "$BASE/udocker-peer/ours" c1)" ;;
+    esac
   done
+done
+declare -A med
+for n in private owner member; do
+  med[$n]=$(echo "${runs[$n]}" | tr ' ' '\n' | grep . | sort -n | python3 -c 'import sys,statistics; print("%.2f" % statistics.median(float(x) for x in sys.stdin))')
 done
 
 echo
@@ -135,6 +176,12 @@ echo "| Disk, 2 users x 10 containers | udocker 1.3.17 (a repository per user) |
 echo "|---|---|---|"
 echo "| total | $(mb "$old_disk") MB | $(mb "$ours_disk") MB (the second user's private copies $(mb "$private") MB) |"
 echo "| in containers of udocker 1.3.17 ($(mb "$one_old") MB each) | $(ratio "$old_disk" "$one_old")x | $(ratio "$ours_disk" "$one_old")x (target < 2.2x) |"
+echo "| of which | | blobs $(mb "$stored_blobs") MB, unpacked layers $(mb "$stored_layers") MB, private copies $(mb "$private") MB, the rest containers' directories |"
+if [ "$xfs_ours" = n/a ]; then
+  echo "| XFS with reflink | not measured: $xfs_why | |"
+else
+  echo "| XFS with reflink (loop image; df), in containers of udocker 1.3.17 ($(mb "$xfs_one_old") MB) | | $(mb "$xfs_ours") MB, $(ratio "$xfs_ours" "$xfs_one_old")x (target < 2.2x) |"
+fi
 echo
 echo "| Pull of one image, best of $RUNS | udocker 1.3.17 | udocker (Swift) |"
 echo "|---|---|---|"
@@ -143,7 +190,7 @@ echo "| 8 at once (ours: 2 users, one group store; 1.3.17: 8 repositories) | ${b
 echo "| 8 at once / one | $(ratio "${best[old8]}" "${best[old1]}")x | $(ratio "${best[ours8]}" "${best[ours1]}")x (target < 1.5x) |"
 echo "| what the store holds after the 8 pulls | 8 copies | $blobs blob files, $layers unpacked layers |"
 echo
-echo "| run --nobanner C /bin/busybox true (P1), best median of $RUNS x $TRUE_RUNS | ms | / store of one user |"
+echo "| run --nobanner C /bin/busybox true (P1), median over $RUN_ROUNDS rounds of $TRUE_RUNS | ms | / store of one user |"
 echo "|---|---|---|"
 echo "| store of one user | ${med[private]} | 1.00 |"
 echo "| group store, member who unpacked the layers | ${med[owner]} | $(ratio "${med[owner]}" "${med[private]}") |"

@@ -178,3 +178,46 @@ build_host_tree() {
   printf 'root:x:0:\n' > "$tree/etc/group"
   cp /etc/os-release "$tree/etc/os-release"
 }
+
+# --- Filesystems on loop images (containers.sh, group.sh): the caller sets WORK (where the sparse
+# image may grow), LOOP_SIZE (e.g. 32G), LOOP_IMAGE and LOOP_MNT, and calls loop_fs_cleanup at exit.
+is_root() { [ "$(id -u)" -eq 0 ]; }
+# loop_fs_mkfs TYPE: the mkfs command line for TYPE (reflink made explicit where it is an option).
+loop_fs_mkfs() {
+  case $1 in
+    xfs) echo "mkfs.xfs -q -f -m reflink=1" ;;
+    btrfs) echo "mkfs.btrfs -q -f" ;;
+  esac
+}
+loop_fs_package() { case $1 in xfs) echo xfsprogs ;; btrfs) echo btrfs-progs ;; esac; }
+# loop_fs_check TYPE: prints why TYPE cannot be set up (and returns 1), else nothing.
+loop_fs_check() {
+  local mkfs need avail
+  mkfs=$(loop_fs_mkfs "$1"); mkfs=${mkfs%% *}
+  is_root || { echo "not running as root (mkfs on a loop image needs root)"; return 1; }
+  command -v "$mkfs" >/dev/null 2>&1 || { echo "$mkfs not found (Debian: apt-get install $(loop_fs_package "$1"))"; return 1; }
+  need=$(numfmt --from=iec "$LOOP_SIZE") || { echo "LOOP_SIZE=$LOOP_SIZE is not a size such as 32G"; return 1; }
+  avail=$(( $(df -k --output=avail "$WORK" | tail -1) * 1024 ))
+  if [ "$avail" -lt "$need" ]; then
+    echo "only $(numfmt --to=iec "$avail") free under $WORK, less than LOOP_SIZE=$LOOP_SIZE"; return 1
+  fi
+}
+# loop_fs_setup TYPE: makes and mounts a TYPE filesystem on a sparse image at $LOOP_MNT; prints why
+# not (and returns 1) when it cannot. The root of the new filesystem is root's: hand it on as needed.
+loop_fs_setup() {
+  loop_fs_check "$1" || return 1
+  loop_fs_cleanup
+  mkdir -p "$LOOP_MNT"
+  truncate -s "$LOOP_SIZE" "$LOOP_IMAGE"
+  local err
+  if ! err=$($(loop_fs_mkfs "$1") "$LOOP_IMAGE" 2>&1); then echo "mkfs failed: $err"; return 1; fi
+  if ! err=$(mount -o loop "$LOOP_IMAGE" "$LOOP_MNT" 2>&1); then echo "cannot loop-mount the image: $err"; return 1; fi
+}
+# loop_fs_cleanup: unmounts the image (which frees its loop device) and removes it; run at exit too.
+loop_fs_cleanup() {
+  if mountpoint -q "$LOOP_MNT" 2>/dev/null; then
+    umount "$LOOP_MNT" 2>/dev/null || { sleep 1; umount "$LOOP_MNT" 2>/dev/null; } || umount -l "$LOOP_MNT" || true
+  fi
+  rm -f "$LOOP_IMAGE"
+  rmdir "$LOOP_MNT" 2>/dev/null || true
+}

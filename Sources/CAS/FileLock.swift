@@ -1,4 +1,4 @@
-// OFD locks on files in STORE/locks, held only for ref updates, index creation and GC. Each lock has
+// OFD locks on files in STORE/locks, held only for ref updates, index creation, GC and claims on work. Each lock has
 // its own descriptor, so threads of one process exclude each other like processes and hosts do.
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +12,8 @@ public final class FileLock {
 
     /// Opens (creating it if needed) `path` and takes the lock, waiting unless `wait` is false.
     /// Throws CASError.locked when `wait` is false and another process holds it.
-    public init(path: String, exclusive: Bool = true, wait: Bool = true) throws {
+    /// With `byte`, only that byte of the file is locked, so one file holds many independent locks.
+    public init(path: String, byte: Int64? = nil, exclusive: Bool = true, wait: Bool = true) throws {
         self.path = path
         // 0666 before umask: in a group store every member must be able to take the lock.
         var f = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
@@ -20,7 +21,7 @@ public final class FileLock {
             f = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         }
         if f < 0 { throw CASError.io("open lock file", path, errno) }
-        try FileLock.lock(f, path: path, exclusive: exclusive, wait: wait)
+        try FileLock.lock(f, path: path, byte: byte, exclusive: exclusive, wait: wait)
         fd = f
     }
 
@@ -35,13 +36,17 @@ public final class FileLock {
     /// Takes the OFD lock on `f`, closing it on failure. A filesystem that refuses locks (Lustre
     /// without `flock`, NFS without a lock manager; the failpoint "no-locks" plays one) is
     /// `CASError.locksUnsupported`, so callers can tell it from a lock held by someone else.
-    private static func lock(_ f: Int32, path: String, exclusive: Bool, wait: Bool) throws {
+    private static func lock(_ f: Int32, path: String, byte: Int64? = nil, exclusive: Bool, wait: Bool) throws {
         // The failpoint plays a store's filesystem: the store's locks, not a local index's.
         let refused = Failpoint.armed("no-locks") && path.contains("/locks/")
-        var rc = refused ? -1 : ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0)
+        func take() -> Int32 {
+            if let byte { return ud_ofd_lock_byte(f, exclusive ? 1 : 0, wait ? 1 : 0, byte) }
+            return ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0)
+        }
+        var rc = refused ? -1 : take()
         var e = refused ? ENOLCK : errno
         if rc != 0 && e == EINTR {
-            rc = ud_ofd_lock(f, exclusive ? 1 : 0, wait ? 1 : 0)
+            rc = take()
             e = errno
         }
         guard rc != 0 else { return }

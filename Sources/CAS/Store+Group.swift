@@ -83,7 +83,7 @@ extension Store {
 
     /// The lock files every member must be able to open for writing.
     static func lockFiles(_ layout: StoreLayout) -> [String] {
-        [layout.refsLock, layout.gcLock, layout.layersLock, layout.indexLock]
+        [layout.refsLock, layout.gcLock, layout.layersLock, layout.indexLock, layout.claimsLock]
     }
 
     /// The directories of a store whose permissions a group store depends on.

@@ -38,6 +38,15 @@ extension Store {
         }
     }
 
+    /// `unpackLayer` for callers that need only the diff_id: a layer in the store is answered from
+    /// the index (its record checked against layer.json's mtime) without reading its manifest back,
+    /// which for a large layer is most of the work of pulling an image the store has.
+    public func unpackLayerID(blob: Digest, maxExpansion: UInt64? = nil) throws -> Digest {
+        let viaIndex = try index.read { t in try t.get(.blobLayers, blob.rawBytes).flatMap { IndexCodec.digest($0, at: 0) } }
+        if let d = viaIndex, let r = try layerRecord(diffID: d), r.blobs.contains(blob) { return d }
+        return try unpackLayer(blob: blob, maxExpansion: maxExpansion).diffID
+    }
+
     /// The smallest limit `maxExpansion` gives a layer, so a small blob may still hold a real tree.
     public static let minimumLayerLimit: UInt64 = 256 << 20
 

@@ -29,6 +29,8 @@ extension StoreLayout {
     var refsGenerationFile: String { refsDir + "/generation" }
     var layersLock: String { locksDir + "/layers.lock" }
     var indexLock: String { locksDir + "/index.lock" }
+    /// One byte per claimed digest (Store+Claims.swift).
+    var claimsLock: String { locksDir + "/claims.lock" }
     func refFile(holderHash: String) -> String { refsDir + "/" + holderHash + ".json" }
 }
 

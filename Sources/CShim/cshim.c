@@ -101,11 +101,13 @@ int ud_sha256_fd(int fd, unsigned char out[32], uint64_t *bytes) {
     return rc;
 }
 
-static int ofd_setlk(int fd, short type, int wait) {
+static int ofd_setlk(int fd, short type, int wait, off_t start, off_t len) {
     struct flock fl;
     memset(&fl, 0, sizeof fl);
     fl.l_type = type;
     fl.l_whence = SEEK_SET;
+    fl.l_start = start;
+    fl.l_len = len;
     int cmd = wait ? F_OFD_SETLKW : F_OFD_SETLK;
     for (;;) {
         int r = fcntl(fd, cmd, &fl);
@@ -123,10 +125,14 @@ static int ofd_setlk(int fd, short type, int wait) {
 }
 
 int ud_ofd_lock(int fd, int exclusive, int wait) {
-    return ofd_setlk(fd, exclusive ? F_WRLCK : F_RDLCK, wait);
+    return ofd_setlk(fd, exclusive ? F_WRLCK : F_RDLCK, wait, 0, 0);
 }
 
-int ud_ofd_unlock(int fd) { return ofd_setlk(fd, F_UNLCK, 0); }
+int ud_ofd_lock_byte(int fd, int exclusive, int wait, int64_t offset) {
+    return ofd_setlk(fd, exclusive ? F_WRLCK : F_RDLCK, wait, (off_t)offset, 1);
+}
+
+int ud_ofd_unlock(int fd) { return ofd_setlk(fd, F_UNLCK, 0, 0, 0); }
 
 long ud_statfs_type(const char *path) {
     struct statfs s;

@@ -152,8 +152,19 @@ public final class ImagePuller: @unchecked Sendable {
         return try state.results()
     }
 
+    /// Fetches and unpacks one layer under the store's claim on its blob: of several pulls of one
+    /// image at once (threads, processes, users of a group store, hosts), one downloads and unpacks
+    /// each layer while the others wait and then find it in the store.
     private func fetchLayer(_ repository: String, _ job: LayerJob, options: PullOptions,
                             state: ParallelState<LayerResult>) throws -> LayerResult {
+        try store.withClaim(on: job.digest, waiting: { options.progress?(.layerWaiting(index: job.index)) },
+                            cancelled: { state.isCancelled }) {
+            try fetchClaimedLayer(repository, job, options: options, state: state)
+        }
+    }
+
+    private func fetchClaimedLayer(_ repository: String, _ job: LayerJob, options: PullOptions,
+                                   state: ParallelState<LayerResult>) throws -> LayerResult {
         var downloaded = false
         var size: UInt64
         var unpack: StreamingUnpack? = nil
@@ -177,16 +188,16 @@ public final class ImagePuller: @unchecked Sendable {
             }
             downloaded = true
         }
-        let layer: LayerManifest
-        do { layer = try unpack?.finish() ?? store.unpackLayer(blob: job.digest, maxExpansion: options.maxLayerExpansion) } catch let e as CASError {
+        let diffID: Digest
+        do { diffID = try unpack?.finish()?.diffID ?? store.unpackLayerID(blob: job.digest, maxExpansion: options.maxLayerExpansion) } catch let e as CASError {
             let bound = options.maxLayerExpansion.map { "; a layer may unpack to \($0) times its size (max_layer_expansion)" } ?? ""
             throw RegistryError.store("layer \(job.digest) of \(repository) cannot be unpacked: \(e)\(bound)")
         }
-        if let expected = job.expectedDiffID, layer.diffID != expected {
-            throw RegistryError.diffIDMismatch(layer: job.digest, expected: expected, actual: layer.diffID)
+        if let expected = job.expectedDiffID, diffID != expected {
+            throw RegistryError.diffIDMismatch(layer: job.digest, expected: expected, actual: diffID)
         }
         options.progress?(.layerDone(index: job.index, digest: job.digest, size: size, downloaded: downloaded))
-        return LayerResult(diffID: layer.diffID, size: size, downloaded: downloaded)
+        return LayerResult(diffID: diffID, size: size, downloaded: downloaded)
     }
 
     /// A config (or other small blob): from the store when it is there, else downloaded and verified.

@@ -42,6 +42,8 @@ public enum PullEvent: Sendable, Equatable {
     case plan(manifest: Digest, layers: [(digest: Digest, size: Int64)])
     /// Layer `index` has `bytes` of its blob in hand (sent now and then while downloading).
     case layerProgress(index: Int, bytes: UInt64)
+    /// Layer `index` waits for another pull (thread, process or host) that is fetching the same blob.
+    case layerWaiting(index: Int)
     /// Layer `index` is stored and unpacked; `downloaded` is false when the store had its blob.
     case layerDone(index: Int, digest: Digest, size: UInt64, downloaded: Bool)
 
@@ -50,6 +52,7 @@ public enum PullEvent: Sendable, Equatable {
         case let (.plan(m1, l1), .plan(m2, l2)):
             return m1 == m2 && l1.map(\.digest) == l2.map(\.digest) && l1.map(\.size) == l2.map(\.size)
         case let (.layerProgress(i1, b1), .layerProgress(i2, b2)): return i1 == i2 && b1 == b2
+        case let (.layerWaiting(i1), .layerWaiting(i2)): return i1 == i2
         case let (.layerDone(i1, d1, s1, w1), .layerDone(i2, d2, s2, w2)): return i1 == i2 && d1 == d2 && s1 == s2 && w1 == w2
         default: return false
         }

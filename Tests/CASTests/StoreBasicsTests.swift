@@ -262,6 +262,31 @@ struct StoreBasicsTests {
         let reopened = try Store.open(at: dir.path)
         #expect(list(reopened.layout.tmpDir).isEmpty, "\(list(reopened.layout.tmpDir))")
     }
+
+    /// A claim on a digest makes the next claimant wait for the holder (told once), lets claims on other
+    /// digests through, and a cancelled claimant stops waiting.
+    @Test func aClaimWaitsForItsHolderOnlyAndACancelledClaimantGivesUp() throws {
+        let dir = try TempDir()
+        let store = try Store.create(at: dir.path)
+        let d = try sha([1, 2, 3])
+        let held = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), secondDone = DispatchSemaphore(value: 0)
+        let log = LogBox()
+        Thread {
+            try? store.withClaim(on: d) { held.signal(); release.wait(); log.add("first done") }
+        }.start()
+        held.wait()
+        Thread {
+            try? store.withClaim(on: d, waiting: { log.add("waiting") }) { log.add("second ran") }
+            secondDone.signal()
+        }.start()
+        #expect(try store.withClaim(on: try sha([4])) { "other digest" } == "other digest")
+        #expect(throws: CASError.self) { try store.withClaim(on: d, cancelled: { true }) { log.add("cancelled ran") } }
+        usleep(200_000)
+        #expect(log.items == ["waiting"])
+        release.signal()
+        secondDone.wait()
+        #expect(log.items == ["waiting", "first done", "second ran"])
+    }
 }
 
 /// Thread-safe collector for the concurrency test.
@@ -270,4 +295,12 @@ final class Results: @unchecked Sendable {
     private var items: [Result<BlobRecord, any Error>] = []
     func add(_ r: Result<BlobRecord, any Error>) { lock.lock(); items.append(r); lock.unlock() }
     var all: [Result<BlobRecord, any Error>] { lock.lock(); defer { lock.unlock() }; return items }
+}
+
+/// Thread-safe event log for the claim test.
+final class LogBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+    var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }

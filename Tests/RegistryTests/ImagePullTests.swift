@@ -192,8 +192,8 @@ final class EventLog: @unchecked Sendable {
     }
 
     @Test func concurrentPullsOfOneImageIntoOneStoreKeepOneCopy() throws {
-        // Each puller opens the store itself, as separate processes would; all stream-unpack the same
-        // layers at once, and the first to adopt a layer wins.
+        // Each puller opens the store itself, as separate processes would. The store's claim on each
+        // layer lets one of them download and unpack it; the others wait and find it in the store.
         let s = try SharedRegistry.get()
         let t = try TempStore()
         let root = t.store.layout.root
@@ -216,6 +216,7 @@ final class EventLog: @unchecked Sendable {
         #expect(Set(pulled.map(\.manifestDigest)).count == 1)
         let diffIDs = Set(pulled.flatMap { $0.layers.map(\.diffID.hex) })
         #expect(Set(t.layerDirs) == diffIDs, "one unpacked layer per diff_id")
+        #expect(pulled.map(\.layersDownloaded).reduce(0, +) == pulled[0].layers.count, "each layer downloaded once")
         let report = try t.store.verify(repair: false)
         #expect(report.problems.isEmpty, "\(report.problems)")
         #expect(((try? FileIO.listDirectory(t.store.layout.tmpDir)) ?? []).isEmpty, "no temp file left")

@@ -18,6 +18,8 @@ int ud_sha256_fd(int fd, unsigned char out[32], uint64_t *bytes);
 
 /* Open-file-description locks: exclusive or shared, blocking or not. Return 0 or -1 with errno. */
 int ud_ofd_lock(int fd, int exclusive, int wait);
+/* The same on the one byte at `offset` only: many independent locks in one file. */
+int ud_ofd_lock_byte(int fd, int exclusive, int wait, int64_t offset);
 int ud_ofd_unlock(int fd);
 
 /* statfs f_type of a path, or -1 with errno. */
