@@ -12,7 +12,9 @@ extension Store {
     ///
     /// A claim is one byte of STORE/locks/claims.lock, at an offset taken from the digest, so claims
     /// need no file per digest (which a member's umask could make unusable to the others) and a
-    /// killed holder's claim goes with its process.
+    /// killed holder's claim goes with its process. On a kernel without OFD locks (FileLock falls back
+    /// to POSIX locks) a claimant's close can drop another thread's claim of the same process: the
+    /// layer is then fetched twice, never lost.
     public func withClaim<T>(on digest: Digest, waiting: (() -> Void)? = nil, cancelled: () -> Bool = { false },
                              _ body: () throws -> T) throws -> T {
         let path = layout.claimsLock
