@@ -112,11 +112,6 @@ best() {
 }
 
 disk_kb() { du -sk "$1" | cut -f1; }
-# fs_used_kb: KB in use on the filesystem measured (df, after sync). Meaningful on a loop image only,
-# which holds nothing but this benchmark's repositories. du does not see inodes or other metadata,
-# which XFS and btrfs allocate as they go (btrfs keeps directories and links there), and it counts
-# reflinked blocks in full.
-fs_used_kb() { sync; df -k --output=used "$REPOS" | tail -1 | tr -d ' '; }
 
 # reflink_note: whether a large file of a copy-mode container shares its blocks with the store.
 reflink_note() {
@@ -174,17 +169,17 @@ measure() {
   local d0 d1 d2 d3 d4 old_one old_many our_one link_many t_old t_link
   OLD_REPO=$REPOS/old2 OUR_REPO=$REPOS/ours2
   if [ "$COUNT" -gt 0 ]; then
-  d0=$(fs_used_kb)
+  d0=$(fs_used_kb "$REPOS")
   old pull --registry="$REG" bench/big:latest >/dev/null 2>&1
-  old create --name=one bench/big:latest >/dev/null 2>&1; old_one=$(disk_kb "$OLD_REPO"); d1=$(fs_used_kb)
+  old create --name=one bench/big:latest >/dev/null 2>&1; old_one=$(disk_kb "$OLD_REPO"); d1=$(fs_used_kb "$REPOS")
   old rm one >/dev/null 2>&1
   t_old=$(timed old-many many old create bench/big:latest)
-  old_many=$(disk_kb "$OLD_REPO"); d2=$(fs_used_kb)
+  old_many=$(disk_kb "$OLD_REPO"); d2=$(fs_used_kb "$REPOS")
   ours -q pull --registry="$REG" bench/big:latest
-  ours -q create --name=one --materialize=link bench/big:latest >/dev/null; our_one=$(disk_kb "$OUR_REPO"); d3=$(fs_used_kb)
+  ours -q create --name=one --materialize=link bench/big:latest >/dev/null; our_one=$(disk_kb "$OUR_REPO"); d3=$(fs_used_kb "$REPOS")
   ours -q rm one
   t_link=$(timed our-many-link many ours create --materialize=link bench/big:latest)
-  link_many=$(disk_kb "$OUR_REPO"); d4=$(fs_used_kb)
+  link_many=$(disk_kb "$OUR_REPO"); d4=$(fs_used_kb "$REPOS")
   fi
 
   {

@@ -86,23 +86,22 @@ stored_layers=$(du_bytes "$S/layers")
 # a group's project filesystem would hold them): private copies share the layers' blocks there. df,
 # not du, measures it: du counts reflinked blocks in full. udocker 1.3.17's one container is measured
 # on it the same way.
-used_kb() { sync; df -k --output=used "$LOOP_MNT" | tail -1 | tr -d ' '; }
 if xfs_why=$(loop_fs_setup xfs); then
   X=$LOOP_MNT
   chmod 755 "$X"
   install -d -m 2775 -g "$GROUP" "$X/group"
   for u in "${USERS[@]}"; do install -d -o "$u" -g "$u" "$X/$u"; done
-  x0=$(used_kb)
+  x0=$(fs_used_kb "$LOOP_MNT")
   for u in "${USERS[@]}"; do
     as "$u" "$UD" -q mkrepo --store="$X/group/store" --group="$GROUP" "$X/$u/ours"
     as "$u" "$UD" -q --repo="$X/$u/ours" pull --registry="$REG" "$IMAGE"
     for i in $(seq 10); do as "$u" "$UD" -q --repo="$X/$u/ours" create --name="c$i" "$IMAGE" >/dev/null; done
   done
-  x1=$(used_kb)
+  x1=$(fs_used_kb "$LOOP_MNT")
   as udocker-test env UDOCKER_DIR="$X/udocker-test/old" "$OLD" pull --registry="$REG" "$IMAGE" >/dev/null 2>&1
-  x2=$(used_kb)
+  x2=$(fs_used_kb "$LOOP_MNT")
   as udocker-test env UDOCKER_DIR="$X/udocker-test/old" "$OLD" create --name=c1 "$IMAGE" >/dev/null 2>&1
-  x3=$(used_kb)
+  x3=$(fs_used_kb "$LOOP_MNT")
   xfs_ours=$(( (x1 - x0) * 1024 )) xfs_one_old=$(( (x3 - x2) * 1024 ))
   loop_fs_cleanup
 else

@@ -182,6 +182,11 @@ build_host_tree() {
 # --- Filesystems on loop images (containers.sh, group.sh): the caller sets WORK (where the sparse
 # image may grow), LOOP_SIZE (e.g. 32G), LOOP_IMAGE and LOOP_MNT, and calls loop_fs_cleanup at exit.
 is_root() { [ "$(id -u)" -eq 0 ]; }
+# fs_used_kb DIR: KB in use on DIR's filesystem (df, after sync). Meaningful on a loop image only,
+# which holds nothing but the benchmark's trees. du does not see inodes or other metadata, which XFS
+# and btrfs allocate as they go (btrfs keeps directories and links there), and it counts reflinked
+# blocks in full.
+fs_used_kb() { sync; df -k --output=used "$1" | tail -1 | tr -d ' '; }
 # loop_fs_mkfs TYPE: the mkfs command line for TYPE (reflink made explicit where it is an option).
 loop_fs_mkfs() {
   case $1 in

@@ -42,8 +42,7 @@ extension Store {
     /// the index (its record checked against layer.json's mtime) without reading its manifest back,
     /// which for a large layer is most of the work of pulling an image the store has.
     public func unpackLayerID(blob: Digest, maxExpansion: UInt64? = nil) throws -> Digest {
-        let viaIndex = try index.read { t in try t.get(.blobLayers, blob.rawBytes).flatMap { IndexCodec.digest($0, at: 0) } }
-        if let d = viaIndex, let r = try layerRecord(diffID: d), r.blobs.contains(blob) { return d }
+        if let d = try indexedLayer(forBlob: blob), let r = try layerRecord(diffID: d), r.blobs.contains(blob) { return d }
         return try unpackLayer(blob: blob, maxExpansion: maxExpansion).diffID
     }
 
@@ -105,8 +104,7 @@ extension Store {
     /// Finds the layer a blob unpacks to: through the index, else by reading the layer.json files
     /// the index does not know in their current version (new from another host, or after a crash).
     func unpackedLayer(forBlob blob: Digest) throws -> LayerManifest? {
-        let viaIndex = try index.read { t in try t.get(.blobLayers, blob.rawBytes).flatMap { IndexCodec.digest($0, at: 0) } }
-        if let d = viaIndex, let m = try? files.layerManifest(d), m.blobs.contains(blob) { return m }
+        if let d = try indexedLayer(forBlob: blob), let m = try? files.layerManifest(d), m.blobs.contains(blob) { return m }
         var indexed = [Digest: LayerRecord]()
         try index.read { t in
             try t.forEach(.layers) { k, v in
@@ -124,6 +122,11 @@ extension Store {
             return m
         }
         return nil
+    }
+
+    /// The diff_id the index gives for a blob (to be checked against the layer's files by the caller).
+    private func indexedLayer(forBlob blob: Digest) throws -> Digest? {
+        try index.read { t in try t.get(.blobLayers, blob.rawBytes).flatMap { IndexCodec.digest($0, at: 0) } }
     }
 
     static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
