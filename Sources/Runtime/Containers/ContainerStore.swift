@@ -85,9 +85,7 @@ public struct MaterializeInfo: Codable, Sendable, Equatable {
         self.mode = mode.rawValue
         self.linkDirs = mode == .auto ? linkDirs : []
         self.layers = layers
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        self.created = f.string(from: created)
+        self.created = Timestamp.utc(created)
         linked = report.linked
         copied = report.copied
         protection = sealed ? Self.sealed : Self.detect

@@ -162,11 +162,9 @@ public struct ElfPatcher: Sendable {
                                interpreter: c.elf.interpreter, rpath: c.elf.rpath, runpath: c.elf.runpath))
             done.append(c)
         }
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
         let record = ElfPatchRecord(mode: mode.rawValue, root: tree.root, loader: loader,
                                     libraryDirs: libraryDirs.compactMap { tree.containerPath(ofHost: $0) },
-                                    date: f.string(from: Date()), files: files)
+                                    date: Timestamp.utc(Date()), files: files)
         // The record first: a crash between here and the last rename leaves files that `restore`
         // recognises as original or patched.
         try writeRecord(record)

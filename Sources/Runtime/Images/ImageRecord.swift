@@ -66,8 +66,6 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     public var digests: [Digest] { Array(Set(blobs + layers.map(\.diffID))).sorted() }
 
     static func timestamp(_ d: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: d)
+        Timestamp.utc(d)
     }
 }
