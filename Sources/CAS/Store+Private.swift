@@ -133,7 +133,9 @@ extension Store {
                 defer { _ = close(dst) }
                 try copyContent(from: src, to: dst, path: path, buffer: &buffer)
                 if fchmod(dst, LayerTreeWriter.storeFileMode(e.mode) | 0o044) != 0 { throw CASError.io("chmod", path, errno) }
-                var times = [timespec(tv_sec: 0, tv_nsec: LayerTreeWriter.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
+                // Both times given: with UTIME_OMIT for the atime some FUSE filesystems (bindfs) leave
+                // the mtime "now", and the copy would no longer match layer.json.
+                var times = [timespec(tv_sec: Int(e.mtime), tv_nsec: 0), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
                 if futimens(dst, &times) != 0 { throw CASError.io("utimens", path, errno) }
             case .hardlink:
                 guard let target = e.target else { continue }

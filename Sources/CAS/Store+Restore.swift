@@ -61,8 +61,12 @@ extension Store {
             if let buf, size > 0, pwrite(fd, buf, size, off_t(offset)) != size { return false }
         }
         if let n = e.size, ftruncate(fd, off_t(n)) != 0 { return false }
+        // The data reaches the file before its mtime is set: on a network filesystem (NFS, FUSE) data
+        // written back after the mtime would move the mtime again.
+        _ = fsync(fd)
         _ = fchmod(fd, storeMode)
-        var times = [timespec(tv_sec: 0, tv_nsec: LayerTreeWriter.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
+        // The atime as it was, not UTIME_OMIT: some FUSE filesystems (bindfs) then leave the mtime "now".
+        var times = [st.st_atim, timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
         _ = futimens(fd, &times)
         guard lseek(fd, 0, SEEK_SET) == 0, let (d, _) = try? SHA256Hasher.hash(fd: fd, path: path) else { return false }
         return d == e.digest

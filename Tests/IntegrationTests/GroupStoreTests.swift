@@ -296,6 +296,45 @@ struct GroupStoreTests {
         #expect(r.status == 0 && r.stdout.contains("fuse"), "\(r.stderr)")
     }
 
+    /// Through FUSE (a network filesystem, whose server decides ownership), the member who unpacked a
+    /// layer writes in place into a file its container links (the repository on the same mount, so it
+    /// links): whether or not the store could seal it, the other member's container (its private copy)
+    /// does not change, and a change of the store's file is reported.
+    @Test(.enabled(if: GroupFixture.shared?.fuse != nil && ExecutionModeSupport.unavailableReason("P1") == nil,
+                   "needs the FUSE mount of scripts/setup-host.sh and proot"))
+    func throughFUSEAWriteIntoALinkedFileReachesNoOtherMembersContainer() throws {
+        let g = try GroupRepos(throughFUSE: true)
+        let peer = g.fixture.peer
+        let repo = g.store + ".repo"
+        defer { _ = try? FileIO.removeTree(g.otherStore + ".repo") }
+        let here = ["UDOCKER_DIR": repo]
+        try #require(g.run(["mkrepo", "--store=" + g.store, "--group=" + g.fixture.group, repo]).status == 0)
+        try #require(g.run(["pull", "test/busybox:oci"], here).status == 0)
+        let mine = g.run(["create", "--materialize=link", "--name=mine", "test/busybox:oci"], here)
+        try #require(mine.status == 0 && !mine.stderr.contains("copied instead of linked"), "\(mine.stderr)")
+        let storeFile = try #require(try FileIO.listDirectory(g.otherStore + "/layers/sha256").first
+            .map { g.otherStore + "/layers/sha256/" + $0 + "/root/bin/busybox" })
+        let stored = try SHA256Hasher.hash(fileAt: storeFile).0
+        try #require(try g.on(peer, ["pull", "test/busybox:oci"]).status == 0)
+        let theirs = try g.on(peer, ["create", "--materialize=link", "--name=theirs", "test/busybox:oci"])
+        try #require(theirs.status == 0, "\(theirs.output)")
+        let hash = "sha256sum $HOME/group-tests/\(g.name)/repo/containers/*/ROOT/bin/busybox | cut -d' ' -f1"
+        let before = try peer.run(hash).output
+        let w = g.run(["run", "--user=root", "mine", "/bin/sh", "-c", "chmod u+w /bin/busybox; echo X >> /bin/busybox; echo done"], here)
+        #expect(w.stdout.contains("done"), "\(w.stdout)\(w.stderr)")
+        let changed = try SHA256Hasher.hash(fileAt: storeFile).0 != stored
+        #expect(!changed || w.stderr.contains("this run changed"), "an unreported change of the store's file: \(w.stderr)")
+        #expect(try peer.run(hash).output == before, "the test user's write reached the peer's container")
+        let r = try g.on(peer, ["run", "theirs", "/bin/busybox", "true"])
+        #expect(r.status == 0, "\(r.output)")
+        if changed {
+            let repair = g.run(["store", "verify", "--repair"], here)
+            #expect(try SHA256Hasher.hash(fileAt: storeFile).0 == stored, "\(repair.stdout)\(repair.stderr)")
+        }
+        let v = try g.on(peer, ["store", "verify"])
+        #expect(v.status == 0 && v.output.contains("healthy"), "\(v.output)")
+    }
+
     @Test func withoutLocksGCIsRefusedAndPullsGoOn() throws {
         let g = try GroupRepos()
         let noLocks = ["UDOCKER_FAILPOINT": "no-locks"]
