@@ -315,6 +315,18 @@ struct GroupStoreTests {
         let storeFile = try #require(try FileIO.listDirectory(g.otherStore + "/layers/sha256").first
             .map { g.otherStore + "/layers/sha256/" + $0 + "/root/bin/busybox" })
         let stored = try SHA256Hasher.hash(fileAt: storeFile).0
+        // A copy-mode container on the mount has the image's mtimes too (files and directories).
+        let copy = g.run(["create", "--materialize=copy", "--name=copied", "test/busybox:oci"], here)
+        try #require(copy.status == 0, "\(copy.stderr)")
+        let copyRoot = g.run(["inspect", "-p", "copied"], here).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let layerJSON = FileIO.parent(of: FileIO.parent(of: FileIO.parent(of: storeFile))) + "/layer.json"
+        let manifest = try JSONDecoder().decode(LayerManifest.self, from: Data(try FileIO.readFile(layerJSON)))
+        for p in ["bin/busybox", "bin"] {
+            var st = stat()
+            let e = try #require(manifest.entries.first { $0.path == p })
+            try #require(lstat(copyRoot + "/" + p, &st) == 0)
+            #expect(Int64(st.st_mtim.tv_sec) == e.mtime, "/\(p): \(st.st_mtim.tv_sec) in the copy, \(e.mtime) in the image")
+        }
         try #require(try g.on(peer, ["pull", "test/busybox:oci"]).status == 0)
         let theirs = try g.on(peer, ["create", "--materialize=link", "--name=theirs", "test/busybox:oci"])
         try #require(theirs.status == 0, "\(theirs.output)")

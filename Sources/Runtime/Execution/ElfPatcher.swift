@@ -155,7 +155,7 @@ public struct ElfPatcher: Sendable {
                 continue
             }
             _ = chmod(c.temp, c.mode)
-            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), c.mtime]
+            var times = AtFile.times(c.mtime)
             _ = utimensat(AT_FDCWD, c.temp, &times, AT_SYMLINK_NOFOLLOW)
             let patched = try ContainerStore.io { try SHA256Hasher.hash(fileAt: c.temp) }.0.hex
             files.append(.init(path: c.path, original: c.original, patched: patched, aside: c.aside,

@@ -35,7 +35,7 @@ enum ContainerTree {
         var st = stat()
         if fstat(src, &st) == 0 {
             _ = fchmodat(AT_FDCWD, dstRoot, (st.st_mode & 0o7777) | 0o700, 0)
-            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
+            var times = AtFile.times(st.st_mtim)
             _ = utimensat(AT_FDCWD, dstRoot, &times, AT_SYMLINK_NOFOLLOW)
         }
         return report
@@ -154,7 +154,7 @@ enum ContainerTree {
                     parent = (dir, fd)
                 }
                 guard let fd = parent?.fd else { continue }
-                var t = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), mtime]
+                var t = AtFile.times(mtime)
                 _ = utimensat(fd, name, &t, AT_SYMLINK_NOFOLLOW)
             }
         }
@@ -199,7 +199,7 @@ enum ContainerTree {
                         if n < 0 { throw RuntimeError.io("readlink", "/" + childPath, errno) }
                         buf[n] = 0
                         if symlinkat(buf, dst, name) != 0 { throw RuntimeError.io("symlink", dstRoot + "/" + childPath, errno) }
-                        var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), st.st_mtim]
+                        var times = AtFile.times(st.st_mtim)
                         _ = utimensat(dst, name, &times, AT_SYMLINK_NOFOLLOW)
                         w.report.symlinks += 1
                     case S_IFREG:

@@ -137,8 +137,10 @@ final class FileCopier {
 enum AtFile {
     /// O_PATH (Linux ABI value; Glibc's Swift module does not export it).
     static let oPath: Int32 = 0o10000000
-    /// UTIME_OMIT (Linux ABI value).
-    static let utimeOmit = (1 << 30) - 2
+    /// The times to give a file whose mtime is set: atime and mtime both `mtime`. Not UTIME_OMIT for
+    /// the atime: some FUSE filesystems (bindfs) then set the mtime to now.
+    static func times(_ mtime: timespec) -> [timespec] { [mtime, mtime] }
+    static func times(seconds: Int64) -> [timespec] { times(timespec(tv_sec: Int(seconds), tv_nsec: 0)) }
 
     /// Opens directory `name` under `dirFD` without following a symlink (O_PATH: usable as the
     /// directory of *at() calls).
@@ -166,15 +168,15 @@ enum AtFile {
         return cur
     }
 
-    /// Sets the mtime of `name` under `dirFD` (atime left alone), not following a symlink.
+    /// Sets the mtime of `name` under `dirFD` (see `times`), not following a symlink.
     static func setMtime(_ dirFD: Int32, _ name: String, _ mtime: Int64) {
-        var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), timespec(tv_sec: Int(mtime), tv_nsec: 0)]
-        _ = utimensat(dirFD, name, &times, AT_SYMLINK_NOFOLLOW)
+        var t = times(seconds: mtime)
+        _ = utimensat(dirFD, name, &t, AT_SYMLINK_NOFOLLOW)
     }
 
     static func setMtime(fd: Int32, _ mtime: timespec) {
-        var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), mtime]
-        _ = futimens(fd, &times)
+        var t = times(mtime)
+        _ = futimens(fd, &t)
     }
 
     /// Bits the process umask would clear, from /proc/self/status (calling umask() to read it would

@@ -254,7 +254,7 @@ final class MaterializeRun: @unchecked Sendable {
         }
         if let e = root.entry {
             _ = fchmod(rootFD, mode_t(e.mode & 0o7777) | 0o700)
-            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
+            var times = AtFile.times(seconds: e.mtime)
             _ = futimens(rootFD, &times)
         }
     }

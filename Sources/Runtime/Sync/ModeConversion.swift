@@ -195,7 +195,7 @@ public enum ModeConversion {
         guard let imageTree else { return }
         for d in dirs {
             guard let n = imageTree.node(at: d), n.kind == .directory, let e = n.entry else { continue }
-            var times = [timespec(tv_sec: 0, tv_nsec: AtFile.utimeOmit), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
+            var times = AtFile.times(seconds: e.mtime)
             _ = utimensat(AT_FDCWD, d.isEmpty ? root : root + "/" + d, &times, AT_SYMLINK_NOFOLLOW)
         }
     }
