@@ -191,6 +191,52 @@ final class TravelRepos {
         #expect(try String(decoding: FileIO.readFile(f.root(f.b, fourth.container.id) + "/etc/keep.txt"), as: UTF8.self) == "same\nx")
     }
 
+    /// An update of a copy-mode container takes over the old tree's copies of the files neither delta
+    /// touches (hardlinked into the new tree, the old one removed): same inode, one link, same tree as
+    /// the source; a file the target's copy no longer has as the image had it is copied again.
+    @Test func anUpdateTakesOverTheOldCopiesOfFilesNeitherDeltaTouches() throws {
+        let f = try TravelRepos()
+        try f.create(f.a, "c", materialize: "copy")
+        try f.change(f.a, "c")
+        sleep(1)
+        let repoA = try f.repository(f.a), repoB = try f.repository(f.b)
+        let first = try ContainerDelta.prepare(repository: repoA, container: "c")
+        try f.carryDelta(first)
+        #expect(try ContainerArrival.land(repository: repoB, container: first, options: SyncArrivalOptions()) == .created)
+        let rootB = f.root(f.b, first.id)
+        func inode(_ p: String) -> (ino: UInt64, links: UInt64) {
+            var st = stat()
+            return lstat(rootB + p, &st) == 0 ? (UInt64(st.st_ino), UInt64(st.st_nlink)) : (0, 0)
+        }
+        let untouched = inode("/usr/bin/true"), added = inode("/etc/added.txt")
+        #expect(untouched.ino != 0 && untouched.links == 1)
+        // On B, a file of the image is changed with its size and mtime kept (its ctime moves, which the
+        // stat cache sees): it is not what the image has, so the update must not take it over.
+        let cat = rootB + "/usr/bin/cat"
+        var st = stat()
+        try #require(lstat(cat, &st) == 0)
+        let mtime = st.st_mtim
+        let fd = open(cat, O_WRONLY)
+        try #require(fd >= 0)
+        _ = pwrite(fd, "X", 1, 0)
+        _ = close(fd)
+        var times = [mtime, mtime]
+        _ = utimensat(AT_FDCWD, cat, &times, AT_SYMLINK_NOFOLLOW)
+
+        let keep = open(f.root(f.a, first.id) + "/etc/keep.txt", O_WRONLY | O_APPEND)
+        try #require(keep >= 0)
+        _ = write(keep, "x", 1)
+        _ = close(keep)
+        let second = try ContainerDelta.prepare(repository: repoA, container: "c")
+        try f.carryDelta(second)
+        #expect(try ContainerArrival.land(repository: repoB, container: second, options: SyncArrivalOptions()) == .updated)
+        let after = inode("/usr/bin/true")
+        #expect(after.ino == untouched.ino && after.links == 1, "taken over, and the old tree's link is gone")
+        #expect(inode("/etc/added.txt").ino != added.ino, "a file of a delta is made again")
+        #expect(try f.snapshot(rootB) == f.snapshot(f.root(f.a, first.id)))
+        #expect(try SHA256Hasher.hash(fileAt: cat).0 == SHA256Hasher.hash(fileAt: f.root(f.a, first.id) + "/usr/bin/cat").0)
+    }
+
     @Test func aNameTakenOnTheTargetIsRefusedAndForceReplacesIt() throws {
         let f = try TravelRepos()
         try f.create(f.a, "job", materialize: "auto")

@@ -23,6 +23,9 @@ public struct MaterializeReport: Sendable, Equatable {
     public var fifos = 0
     /// Files that were to be linked but were copied because the filesystem refused the link.
     public var linkFallbacks = 0
+    /// Copies taken over from the tree being replaced (`MaterializePolicy.reuse`) instead of made;
+    /// counted in `copied` too.
+    public var reused = 0
     public var bytesCopied: UInt64 = 0
     /// Entries skipped (devices outside /dev, paths under symlinks), one sentence each.
     public var notes: [String] = []
@@ -60,6 +63,7 @@ class TreeWorker {
             r.symlinks += w.report.symlinks
             r.fifos += w.report.fifos
             r.linkFallbacks += w.report.linkFallbacks
+            r.reused += w.report.reused
             r.bytesCopied += w.copier.bytesCopied
             notes += w.notes
             r.devicesNotCreated += w.devices
@@ -78,6 +82,8 @@ public struct MaterializePolicy: Sendable, Equatable {
     /// Layers from this index up are always copied (an arriving container's delta: its files are the
     /// container's own, not shared image files).
     var copyFromLayer = Int.max
+    /// A container tree this one replaces, whose own copies may be taken over (see `ReusableTree`).
+    var reuse: ReusableTree?
 
     /// The read-mostly trees of an ostree-style split.
     public static let defaultLinkDirs = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"]
@@ -91,6 +97,26 @@ public struct MaterializePolicy: Sendable, Equatable {
     var relativeLinkDirs: [String] {
         linkDirs.map { $0.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/") }
             .filter { !$0.isEmpty && !$0.split(separator: "/").contains("..") }
+    }
+}
+
+/// The tree of a container being replaced by a new one made from the same image (a sync's update):
+/// a regular file the new tree would copy from the store may be hardlinked from the old tree instead,
+/// where neither container's delta names the path, and the old file is the old container's own copy
+/// (one link) with the image entry's size, mtime and mode. The old tree is removed once the new one
+/// is in place, so the taken-over file becomes the new container's own copy.
+struct ReusableTree: Sendable, Equatable {
+    /// The old container's ROOT.
+    var root: String
+    /// Paths (relative, as in layer.json) that either delta adds, changes or removes.
+    var excluded: Set<String>
+    /// Directories that either delta makes opaque: nothing under them is reused.
+    var excludedDirectories: [String]
+
+    func allows(_ path: String) -> Bool {
+        if excluded.contains(path) { return false }
+        for d in excludedDirectories where d.isEmpty || path.hasPrefix(d + "/") { return false }
+        return true
     }
 }
 
@@ -209,6 +235,13 @@ final class MaterializeRun: @unchecked Sendable {
     private final class Worker: TreeWorker {
         var refusedLinkErrno: Int32 = 0
         var deferred = DeferredLinks<MergedNode>()
+        /// The directory of the replaced tree last looked in (`policy.reuse`).
+        var reuseDir: (path: String, fd: Int32)?
+
+        func closeReuseDir() {
+            if let d = reuseDir { _ = Glibc.close(d.fd) }
+            reuseDir = nil
+        }
     }
 
     init(store: Store, layers: [Digest], root: String, policy: MaterializePolicy,
@@ -222,16 +255,22 @@ final class MaterializeRun: @unchecked Sendable {
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw RuntimeError.io("open", root, errno) }
         rootFD = fd
+        // Without the old tree nothing is reused: every file is made as usual.
+        reuseRootFD = policy.reuse.map { open($0.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } ?? -1
     }
+
+    /// The replaced tree's ROOT (`policy.reuse`), or -1.
+    private let reuseRootFD: Int32
 
     func close() {
         _ = Glibc.close(rootFD)
+        if reuseRootFD >= 0 { _ = Glibc.close(reuseRootFD) }
     }
 
     /// Creates the children of the merged root, then gives ROOT the image's root metadata.
     func populate(_ root: MergedNode) throws {
         let workers = (0..<walk.threads).map { _ in Worker(store: store, layers: layers) }
-        defer { for w in workers { w.sources.close() } }
+        defer { for w in workers { w.sources.close(); w.closeReuseDir() } }
         // A copy-mode tree links nothing: no namespace to make.
         let session = policy.mode == .copy ? nil : DeferredLinks<MergedNode>.session(for: store)
         let rootFD = rootFD
@@ -365,7 +404,31 @@ final class MaterializeRun: @unchecked Sendable {
             }
             try linkFailed(errno, layer: node.layer, entryPath: e.path, path: path, w)
         }
+        if takeOver(e, name: name, dirFD: dirFD, parentPath: parentPath, path: path, mode: mode, w) { return }
         try copyFile(node, name: name, srcDir: src, dirFD: dirFD, path: path, mode: mode, w)
+    }
+
+    /// Hardlinks the replaced tree's copy of `path` here instead of copying the store's file, where
+    /// `policy.reuse` allows the path and that copy is still what the image has (see `ReusableTree`).
+    /// Its directory is opened beneath the old ROOT without following a symlink.
+    private func takeOver(_ e: TreeEntry, name: String, dirFD: Int32, parentPath: String, path: String, mode: mode_t,
+                          _ w: Worker) -> Bool {
+        guard reuseRootFD >= 0, let reuse = policy.reuse, reuse.allows(path) else { return false }
+        if w.reuseDir?.path != parentPath {
+            w.closeReuseDir()
+            let fd = AtFile.openBeneath(reuseRootFD, parentPath)
+            guard fd >= 0 else { return false }
+            w.reuseDir = (parentPath, fd)
+        }
+        guard let old = w.reuseDir?.fd else { return false }
+        var st = stat()
+        guard fstatat(old, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1,
+              st.st_uid == getuid(), UInt64(st.st_size) == e.size, Int64(st.st_mtim.tv_sec) == e.mtime,
+              mode_t(st.st_mode & 0o7777) == mode,
+              linkat(old, name, dirFD, name, 0) == 0 else { return false }
+        w.report.copied += 1
+        w.report.reused += 1
+        return true
     }
 
     /// The mode of a container's own copy of a file: the image's, readable by its owner.

@@ -40,7 +40,9 @@ public enum ContainerArrival {
                 if !displaced.contains(other) { displaced.append(other) }
             }
         }
-        if let existing, displaced.isEmpty, try isUnchanged(repository: repository, containers: containers, id: existing, c) {
+        // The container here as it is now: its own delta (stat cached, so usually nothing is read).
+        let current = existing.flatMap { try? ContainerDelta.prepare(repository: repository, container: $0) }
+        if let existing, let current, displaced.isEmpty, isUnchanged(containers: containers, id: existing, current: current, c) {
             return .unchanged
         }
 
@@ -72,6 +74,10 @@ public enum ContainerArrival {
             if c.protected { try ContainerStore.writeFile(tmp + "/" + ContainerStore.protectFile, []) }
             var policy = MaterializePolicy(mode: mode, linkDirs: linkDirs)
             policy.copyFromLayer = diffIDs.count
+            if let existing, let current {
+                policy.reuse = reusableTree(store: store, containers: containers, id: existing, current: current,
+                                            arriving: deltaLayer, image: c.imageManifest)
+            }
             let unsealed = mode == .copy ? [] : store.prepareLinkTrees(diffIDs)
             var report = try Materializer(store: store).materialize(layers: diffIDs + [deltaLayer.diffID],
                                                                     into: tmp + "/" + ContainerStore.rootDir, policy: policy)
@@ -116,16 +122,35 @@ public enum ContainerArrival {
         throw RuntimeError.syncArrivalImageMissing(container: c.id, image: c.image, manifest: c.imageManifest.description)
     }
 
-    /// Whether container `id` here already is what arrives: same metadata, and its own delta (stat
-    /// cached, so usually nothing is read) has the same digest.
-    static func isUnchanged(repository: Repository, containers: ContainerStore, id: String, _ c: SyncContainer) throws -> Bool {
+    /// Whether container `id` here already is what arrives: same metadata, and its own delta
+    /// (`current`) has the same digest.
+    static func isUnchanged(containers: ContainerStore, id: String, current: SyncContainer, _ c: SyncContainer) -> Bool {
         let dir = containers.directory(id)
         guard containers.execMode(id) == c.execmode, containers.isProtected(id) == c.protected,
               (try? containers.configJSON(id)) == Array(c.containerJSON),
               ContainerStore.readText(dir + "/" + ContainerStore.imageFile) == c.image,
               Set(c.names).isSubset(of: Set(ContainerStore.names(of: id, containersdir: containers.containersdir))) else { return false }
-        guard let mine = try? ContainerDelta.prepare(repository: repository, container: id) else { return false }
-        return mine.delta.digest == c.delta.digest
+        return current.delta.digest == c.delta.digest
+    }
+
+    /// What of container `id` (being replaced) the new tree may take over: its own copies of the
+    /// image's files that neither its delta (`current`) nor the arriving one touches. Only for a
+    /// container of the same image in a P mode (in F and R modes files differ from what the delta
+    /// describes: patched programs, runc's files); nil when there is nothing to take.
+    static func reusableTree(store: Store, containers: ContainerStore, id: String, current: SyncContainer,
+                             arriving: LayerManifest, image: Digest) -> ReusableTree? {
+        guard current.imageManifest == image, let mode = containers.execMode(id), mode.hasPrefix("P"),
+              let old = try? ContainerStore.io({ try store.unpackLayer(blob: current.delta.digest, maxExpansion: 1000) }),
+              let info = try? containers.require(id) else { return nil }
+        var excluded = Set<String>()
+        var opaque: [String] = []
+        for m in [old, arriving] {
+            for e in m.entries { excluded.insert(e.path) }
+            // A removed directory takes what was under it: nothing below a whiteout is taken either.
+            excluded.formUnion(m.whiteouts)
+            opaque += m.opaqueDirs + m.whiteouts
+        }
+        return ReusableTree(root: info.root, excluded: excluded, excludedDirectories: opaque)
     }
 
     /// Sets mode `mode` up for an arrived container with the existing setup code.
