@@ -23,9 +23,6 @@ public struct MaterializeReport: Sendable, Equatable {
     public var fifos = 0
     /// Files that were to be linked but were copied because the filesystem refused the link.
     public var linkFallbacks = 0
-    /// Copies taken over from the tree being replaced (`MaterializePolicy.reuse`) instead of made;
-    /// counted in `copied` too.
-    public var reused = 0
     public var bytesCopied: UInt64 = 0
     /// Entries skipped (devices outside /dev, paths under symlinks), one sentence each.
     public var notes: [String] = []
@@ -63,7 +60,6 @@ class TreeWorker {
             r.symlinks += w.report.symlinks
             r.fifos += w.report.fifos
             r.linkFallbacks += w.report.linkFallbacks
-            r.reused += w.report.reused
             r.bytesCopied += w.copier.bytesCopied
             notes += w.notes
             r.devicesNotCreated += w.devices
@@ -235,11 +231,12 @@ final class MaterializeRun: @unchecked Sendable {
     private final class Worker: TreeWorker {
         var refusedLinkErrno: Int32 = 0
         var deferred = DeferredLinks<MergedNode>()
-        /// The directory of the replaced tree last looked in (`policy.reuse`).
+        /// The directory of the replaced tree last looked in (`policy.reuse`); fd -1 where the old
+        /// tree has no such directory, so it is not looked for again for each of its files.
         var reuseDir: (path: String, fd: Int32)?
 
         func closeReuseDir() {
-            if let d = reuseDir { _ = Glibc.close(d.fd) }
+            if let d = reuseDir, d.fd >= 0 { _ = Glibc.close(d.fd) }
             reuseDir = nil
         }
     }
@@ -416,18 +413,15 @@ final class MaterializeRun: @unchecked Sendable {
         guard reuseRootFD >= 0, let reuse = policy.reuse, reuse.allows(path) else { return false }
         if w.reuseDir?.path != parentPath {
             w.closeReuseDir()
-            let fd = AtFile.openBeneath(reuseRootFD, parentPath)
-            guard fd >= 0 else { return false }
-            w.reuseDir = (parentPath, fd)
+            w.reuseDir = (parentPath, AtFile.openBeneath(reuseRootFD, parentPath))
         }
-        guard let old = w.reuseDir?.fd else { return false }
+        guard let old = w.reuseDir?.fd, old >= 0 else { return false }
         var st = stat()
         guard fstatat(old, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1,
               st.st_uid == getuid(), UInt64(st.st_size) == e.size, Int64(st.st_mtim.tv_sec) == e.mtime,
               mode_t(st.st_mode & 0o7777) == mode,
               linkat(old, name, dirFD, name, 0) == 0 else { return false }
         w.report.copied += 1
-        w.report.reused += 1
         return true
     }
 
